@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh Debian 12 machine: Mesa's Vulkan driver (lavapipe,
+# a CPU WebGPU adapter; Mesa 25 from bookworm-backports when it can be had) and Deno 2.9.6 from
+# the npm registry. Safe to run more than once.
+set -euo pipefail
+DENO_VERSION=2.9.6
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+if ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1; then
+  if [ -r /etc/debian_version ] && grep -q '^12' /etc/debian_version; then
+    $SUDO tee /etc/apt/sources.list.d/backports.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null \
+    || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+fi
+
+if ! command -v deno >/dev/null 2>&1 || ! deno --version | grep -q "deno $DENO_VERSION"; then
+  npx -y "deno@$DENO_VERSION" --version >/dev/null
+fi

@@ -1,0 +1,41 @@
+import { STEP_WGSL } from "./step.ts";
+
+function embedding(f16: boolean): string {
+  return /* wgsl */ `
+// Token + position embedding for the rows of one step, from one vocabulary chunk of the
+// (transposed) token embedding. One invocation writes x[m, c] when token m's id is in the chunk.
+// binding 0 (uniform) p: C, first id of the chunk, ids in the chunk, row stride of the chunk
+// binding 1 (uniform) st: the step
+// binding 2 (read) tokens: u32 ids, [B, L]
+// binding 3 (read) wte: the chunk, [C, ldw] ${f16 ? "as packed half pairs" : "f32"}
+// binding 4 (read) wpe: [context_length, C] f32
+// binding 5 (write) x: [rows, C] f32
+${STEP_WGSL}
+struct Params { C: u32, v0: u32, vn: u32, ldw: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> tokens: array<u32>;
+@group(0) @binding(3) var<storage, read> wte: array<${f16 ? "u32" : "f32"}>;
+@group(0) @binding(4) var<storage, read> wpe: array<f32>;
+@group(0) @binding(5) var<storage, read_write> x: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  let m = gid.y;
+  if (c >= p.C || m >= st.rows) { return; }
+  let b = m / st.T;
+  let t = m % st.T;
+  let id = tokens[b * st.L + st.start + t];
+  if (id < p.v0 || id >= p.v0 + p.vn) { return; }
+  let j = c * p.ldw + (id - p.v0);
+  ${f16 ? "let w = unpack2x16float(wte[j >> 1u])[j & 1u];" : "let w = wte[j];"}
+  x[m * p.C + c] = w + wpe[(st.pos0 + t) * p.C + c];
+}
+`;
+}
+
+/** Token + position embedding, float32 weights. */
+export const EMBEDDING_WGSL: string = embedding(false);
+/** Token + position embedding, 16-bit weights packed two to a u32. */
+export const EMBEDDING_F16_WGSL: string = embedding(true);

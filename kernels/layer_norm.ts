@@ -1,0 +1,56 @@
+import { STEP_WGSL } from "./step.ts";
+
+/**
+ * LayerNorm over the last dimension (biased variance, eps from the config), then scale and shift.
+ * One workgroup of 64 normalises one row. With `last_only`, workgroup b reads the last token of
+ * batch row b and writes row b (the output head then runs on B rows only).
+ *
+ * binding 0 (uniform) p: C, last_only, eps; binding 1 (uniform) st: the step;
+ * binding 2 (read) x: [rows, C]; binding 3 (read) w: scale then shift, [2C];
+ * binding 4 (write) y: [rows or B, C].
+ */
+export const LAYER_NORM_WGSL: string = /* wgsl */ `
+${STEP_WGSL}
+struct Params { C: u32, last_only: u32, eps: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+var<workgroup> red: array<f32, 64>;
+
+fn reduce_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let r = wg.x;
+  let n_out = select(st.rows, st.batch, p.last_only != 0u);
+  if (r >= n_out) { return; }
+  let in_row = select(r, r * st.T + st.T - 1u, p.last_only != 0u);
+  let base = in_row * p.C;
+  var s = 0.0;
+  for (var c = lid; c < p.C; c += 64u) { s += x[base + c]; }
+  let mean = reduce_sum(s, lid) / f32(p.C);
+  var s2 = 0.0;
+  for (var c = lid; c < p.C; c += 64u) {
+    let d = x[base + c] - mean;
+    s2 += d * d;
+  }
+  let rstd = 1.0 / sqrt(reduce_sum(s2, lid) / f32(p.C) + p.eps);
+  let ob = r * p.C;
+  for (var c = lid; c < p.C; c += 64u) {
+    y[ob + c] = (x[base + c] - mean) * rstd * w[c] + w[p.C + c];
+  }
+}
+`;

@@ -1,0 +1,56 @@
+/**
+ * The WGSL kernels with the kinds of their bindings, as the model dispatches them.
+ *
+ * @module
+ */
+import type { KernelSpec } from "../src/gpu/pipelines.ts";
+import { ARGMAX_WGSL } from "./argmax.ts";
+import { ATTENTION_WGSL } from "./attention.ts";
+import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
+import { KV_STORE_WGSL } from "./kv_store.ts";
+import { LAYER_NORM_WGSL } from "./layer_norm.ts";
+import { MATMUL_F16_WGSL, MATMUL_WGSL } from "./matmul.ts";
+
+export { MM_ADD, MM_BIAS, MM_GELU } from "./matmul.ts";
+export { STEP_BYTES } from "./step.ts";
+
+/** Token + position embedding (f32 weights). */
+export const EMBEDDING: KernelSpec = {
+  name: "embedding",
+  code: EMBEDDING_WGSL,
+  bindings: ["uniform", "uniform", "read", "read", "read", "write"],
+};
+/** Token + position embedding (16-bit weights). */
+export const EMBEDDING_F16: KernelSpec = { ...EMBEDDING, name: "embedding_f16", code: EMBEDDING_F16_WGSL };
+/** LayerNorm. */
+export const LAYER_NORM: KernelSpec = {
+  name: "layer_norm",
+  code: LAYER_NORM_WGSL,
+  bindings: ["uniform", "uniform", "read", "read", "write"],
+};
+/** Linear layer (f32 weights). */
+export const MATMUL: KernelSpec = {
+  name: "matmul",
+  code: MATMUL_WGSL,
+  bindings: ["uniform", "uniform", "read", "read", "read", "write"],
+};
+/** Linear layer (16-bit weights). */
+export const MATMUL_F16: KernelSpec = { ...MATMUL, name: "matmul_f16", code: MATMUL_F16_WGSL };
+/** Key/value cache store. */
+export const KV_STORE: KernelSpec = {
+  name: "kv_store",
+  code: KV_STORE_WGSL,
+  bindings: ["uniform", "uniform", "read", "write", "write"],
+};
+/** Causal attention over the cache. */
+export const ATTENTION: KernelSpec = {
+  name: "attention",
+  code: ATTENTION_WGSL,
+  bindings: ["uniform", "uniform", "read", "read", "read", "write"],
+};
+/** Greedy argmax into the token buffer. */
+export const ARGMAX: KernelSpec = {
+  name: "argmax",
+  code: ARGMAX_WGSL,
+  bindings: ["uniform", "uniform", "read", "write"],
+};

@@ -1,0 +1,109 @@
+/**
+ * The WebGPU adapter and device: one shared device per process, asked for the adapter's limits.
+ *
+ * @module
+ */
+
+/** Thrown when no WebGPU adapter or device can be had. */
+export class WebGPUUnavailableError extends Error {
+  /** @param message What is missing and how to get it. */
+  constructor(message: string) {
+    super(message);
+    this.name = "WebGPUUnavailableError";
+  }
+}
+
+/** Thrown when the GPU device was lost while a model used it. */
+export class DeviceLostError extends Error {
+  /** @param message The reason and the driver's message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DeviceLostError";
+  }
+}
+
+const HOW_TO_GET_ONE =
+  "install a GPU driver with Vulkan support, or on a headless Linux machine Mesa's CPU driver (apt-get install mesa-vulkan-drivers)";
+
+/** A device with what the model code needs to know about it. */
+export interface GpuContext {
+  /** The device. */
+  device: GPUDevice;
+  /** The adapter's description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
+  description: string;
+  /** True for a CPU adapter (llvmpipe, SwiftShader, WARP). */
+  isCpu: boolean;
+  /** Whether `timestamp-query` was enabled. */
+  timestamps: boolean;
+  /** Set when the device is lost: the reason and message. */
+  lost?: string;
+}
+
+let shared: Promise<GpuContext> | undefined;
+
+/**
+ * Returns the process's shared WebGPU device, requesting it on first use.
+ *
+ * @returns The device and facts about its adapter.
+ * @throws {WebGPUUnavailableError} When WebGPU or an adapter is missing.
+ */
+export function getGpu(): Promise<GpuContext> {
+  if (!shared) {
+    shared = requestGpu();
+    shared.catch(() => shared = undefined);
+  }
+  return shared;
+}
+
+async function requestGpu(): Promise<GpuContext> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu) {
+    throw new WebGPUUnavailableError(
+      `Cannot run the model: this runtime has no WebGPU (navigator.gpu), use Deno 2 or another runtime with WebGPU`,
+    );
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) {
+    throw new WebGPUUnavailableError(
+      `Cannot run the model: no WebGPU adapter was found, ${HOW_TO_GET_ONE}`,
+    );
+  }
+  const a = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
+    maxBufferSize: a.maxBufferSize,
+    maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeY: a.maxComputeWorkgroupSizeY,
+    maxStorageBuffersPerShaderStage: Math.min(a.maxStorageBuffersPerShaderStage, 10),
+  };
+  const timestamps = adapter.features.has("timestamp-query");
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({
+      requiredLimits,
+      requiredFeatures: timestamps ? ["timestamp-query"] : [],
+    });
+  } catch (e) {
+    throw new WebGPUUnavailableError(
+      `Cannot run the model: the WebGPU adapter refused a device (${(e as Error).message}), ${HOW_TO_GET_ONE}`,
+    );
+  }
+  const info = adapter.info;
+  const description = info?.description || info?.device || "unknown adapter";
+  const ctx: GpuContext = {
+    device,
+    description,
+    isCpu: Boolean(info?.isFallbackAdapter) || /llvmpipe|lavapipe|swiftshader|warp/i.test(description),
+    timestamps,
+  };
+  device.lost.then((lost) => {
+    ctx.lost = `${lost.reason ?? "unknown"}: ${lost.message || "no message"}`;
+    if (shared) {
+      shared.then((c) => {
+        if (c === ctx) shared = undefined;
+      }, () => {});
+    }
+  });
+  return ctx;
+}

@@ -1,0 +1,71 @@
+/**
+ * The book's `GPTModel` parameters drawn as `torch.manual_seed(seed); GPTModel(cfg)` draws them,
+ * one tensor at a time, in creation order.
+ *
+ * @module
+ */
+
+import type { GPTConfig } from "./config.ts";
+import { linearBiasBound, linearWeightBound, TorchGenerator } from "./torch_random.ts";
+
+/** One named parameter in PyTorch's layout (`nn.Linear` weights are `[out, in]`). */
+export interface NamedTensor {
+  /** The `state_dict` name, e.g. `trf_blocks.0.att.W_query.weight`. */
+  name: string;
+  /** The shape, outermost first. */
+  shape: number[];
+  /** The values, row-major. */
+  data: Float32Array;
+}
+
+/**
+ * Yields every parameter of the book's `GPTModel` in the order PyTorch creates it, drawing each
+ * from a generator seeded like `torch.manual_seed(seed)`. LayerNorm parameters (ones and zeros)
+ * come after the draws of their block, as they draw nothing.
+ *
+ * @param cfg The model configuration.
+ * @param seed The seed given to `torch.manual_seed`.
+ * @returns An iterator over the parameters; each tensor is freshly allocated.
+ */
+export function* seededParameters(cfg: Required<GPTConfig>, seed: number): Generator<NamedTensor> {
+  const g = new TorchGenerator(seed);
+  const C = cfg.emb_dim;
+  const V = cfg.vocab_size;
+  const embedding = (name: string, rows: number): NamedTensor => {
+    const data = new Float32Array(rows * C);
+    g.normal(data, 0, 1);
+    return { name, shape: [rows, C], data };
+  };
+  function* linear(name: string, inF: number, outF: number, bias: boolean): Generator<NamedTensor> {
+    const w = new Float32Array(outF * inF);
+    const wb = linearWeightBound(inF);
+    g.uniform(w, -wb, wb);
+    yield { name: `${name}.weight`, shape: [outF, inF], data: w };
+    if (bias) {
+      const b = new Float32Array(outF);
+      const bb = linearBiasBound(inF);
+      g.uniform(b, -bb, bb);
+      yield { name: `${name}.bias`, shape: [outF], data: b };
+    }
+  }
+  const norm = (name: string): NamedTensor[] => [
+    { name: `${name}.scale`, shape: [C], data: new Float32Array(C).fill(1) },
+    { name: `${name}.shift`, shape: [C], data: new Float32Array(C) },
+  ];
+
+  yield embedding("tok_emb.weight", V);
+  yield embedding("pos_emb.weight", cfg.context_length);
+  for (let l = 0; l < cfg.n_layers; l++) {
+    const p = `trf_blocks.${l}`;
+    yield* linear(`${p}.att.W_query`, C, C, cfg.qkv_bias);
+    yield* linear(`${p}.att.W_key`, C, C, cfg.qkv_bias);
+    yield* linear(`${p}.att.W_value`, C, C, cfg.qkv_bias);
+    yield* linear(`${p}.att.out_proj`, C, C, true);
+    yield* linear(`${p}.ff.layers.0`, C, 4 * C, true);
+    yield* linear(`${p}.ff.layers.2`, 4 * C, C, true);
+    yield* norm(`${p}.norm1`);
+    yield* norm(`${p}.norm2`);
+  }
+  yield* norm("final_norm");
+  yield* linear("out_head", C, V, false);
+}

@@ -1,0 +1,696 @@
+/**
+ * `GPTModel`: the book's GPT model with its weights and activations in WebGPU buffers.
+ *
+ * @module
+ */
+
+import { type GPTConfig, validateConfig } from "./config.ts";
+import { seededParameters } from "./init.ts";
+import { DeviceLostError, getGpu, type GpuContext } from "./gpu/device.ts";
+import { layoutOf, pipelineOf, type KernelSpec } from "./gpu/pipelines.ts";
+import { roundUp, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
+import { type InputTensor, type ModelWeights, WeightBuilder } from "./model_weights.ts";
+import {
+  ARGMAX,
+  ATTENTION,
+  EMBEDDING,
+  EMBEDDING_F16,
+  KV_STORE,
+  LAYER_NORM,
+  MATMUL,
+  MATMUL_F16,
+  MM_ADD,
+  MM_BIAS,
+  MM_GELU,
+  STEP_BYTES,
+} from "../kernels/mod.ts";
+
+/** Options for {@linkcode GPTModel.create}. */
+export interface CreateOptions {
+  /** Seed for `torch.manual_seed` (default 123). */
+  seed?: number;
+  /** Weight storage: `"f32"` (default, exact) or `"f16"` (half the memory and bandwidth). */
+  dtype?: WeightDType;
+  /** Largest storage binding to use, in bytes (default: the adapter's limit). */
+  maxBindingBytes?: number;
+}
+
+/** One step of a generation plan: which window of the token rows to run. */
+export interface StepPlan {
+  /** Tokens per row in this step. */
+  T: number;
+  /** Index in the token row of the first token. */
+  start: number;
+  /** Position (and cache slot) of the first token: 0 re-runs the window, more continues the cache. */
+  pos0: number;
+}
+
+interface Workspace {
+  B: number;
+  rows: number;
+  L: number;
+  cap: number;
+  buffers: GPUBuffer[];
+  tokens: GPUBuffer;
+  step: GPUBuffer;
+  logits: GPUBuffer;
+  groups: {
+    embed: GPUBindGroup[];
+    layers: {
+      ln1: GPUBindGroup;
+      qkv: GPUBindGroup;
+      kv: GPUBindGroup;
+      attn: GPUBindGroup;
+      proj: GPUBindGroup;
+      ln2: GPUBindGroup;
+      fc: GPUBindGroup;
+      fc2: GPUBindGroup;
+    }[];
+    lnfLast: GPUBindGroup;
+    lnfAll: GPUBindGroup;
+    head: GPUBindGroup[];
+    argmax: GPUBindGroup;
+  };
+}
+
+interface Statics {
+  embed: GPUBuffer[];
+  ln: GPUBuffer;
+  lnLast: GPUBuffer;
+  qkv: GPUBuffer;
+  proj: GPUBuffer;
+  fc: GPUBuffer;
+  fc2: GPUBuffer;
+  head: GPUBuffer[];
+  argmax: GPUBuffer;
+}
+
+const TMS = [1, 2, 4, 8];
+
+/** Picks rows per workgroup for a matrix product over `M` rows. */
+function tmFor(M: number): number {
+  return TMS.find((t) => t >= M) ?? 8;
+}
+
+/** Validates a batch of token rows and returns it as `[B, T]` plus a flat copy. */
+export function checkBatch(
+  idx: unknown,
+  vocab: number,
+  what: string,
+): { B: number; T: number; flat: Uint32Array } {
+  if (!Array.isArray(idx) || idx.length === 0) {
+    throw new TypeError(`Cannot ${what}: idx must be a non-empty array of token rows, got ${JSON.stringify(idx)?.slice(0, 40)}`);
+  }
+  const B = idx.length;
+  const first = idx[0];
+  if (!Array.isArray(first)) {
+    throw new TypeError(`Cannot ${what}: idx[0] is not an array of token ids, pass a batch like [[15496, 11]]`);
+  }
+  const T = first.length;
+  if (T === 0) throw new RangeError(`Cannot ${what}: prompt has 0 tokens`);
+  const flat = new Uint32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    const row = idx[b];
+    if (!Array.isArray(row) || row.length !== T) {
+      throw new TypeError(
+        `Cannot ${what}: row ${b} has ${Array.isArray(row) ? row.length : "no"} tokens but row 0 has ${T}, pad or split the batch so every row has the same length`,
+      );
+    }
+    for (let t = 0; t < T; t++) {
+      const id = row[t];
+      if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= vocab) {
+        throw new RangeError(
+          `Cannot ${what}: token id '${id}' at [${b}][${t}] is outside [0, ${vocab}), use ids from the model's tokenizer`,
+        );
+      }
+      flat[b * T + t] = id;
+    }
+  }
+  return { B, T, flat };
+}
+
+/**
+ * The book's `GPTModel` on WebGPU: token and position embeddings, `n_layers` pre-LayerNorm
+ * blocks of causal multi-head attention and a GELU feed-forward network, a final LayerNorm and
+ * the output head. Weights are uploaded once; activations stay on the GPU.
+ *
+ * @example
+ * ```ts ignore
+ * import { GPT_CONFIG_124M, GPTModel } from "./mod.ts";
+ * using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123 });
+ * const logits = await model.forward([[15496, 11, 314, 716]]); // [1, 4, 50257]
+ * ```
+ */
+export class GPTModel {
+  /** The configuration, with defaults filled in. */
+  readonly config: Readonly<Required<GPTConfig>>;
+  /** How the weight matrices are stored. */
+  readonly dtype: WeightDType;
+  #gpu: GpuContext;
+  #weights: ModelWeights;
+  #owned: GPUBuffer[];
+  #statics!: Statics;
+  #ws?: Workspace;
+  #destroyed = false;
+  #queue: Promise<unknown> = Promise.resolve();
+  #vp: number;
+
+  private constructor(
+    cfg: Required<GPTConfig>,
+    dtype: WeightDType,
+    gpu: GpuContext,
+    weights: ModelWeights,
+    owned: GPUBuffer[],
+  ) {
+    this.config = Object.freeze({ ...cfg });
+    this.dtype = dtype;
+    this.#gpu = gpu;
+    this.#weights = weights;
+    this.#owned = owned;
+    this.#vp = roundUp(cfg.vocab_size, 64);
+  }
+
+  /**
+   * Creates a model initialised exactly like `torch.manual_seed(seed); GPTModel(config)`.
+   *
+   * @param config The configuration (the book's keys).
+   * @param options Seed (default 123) and weight storage type.
+   * @returns The model, its weights on the GPU.
+   * @throws {RangeError} On an invalid configuration.
+   * @throws {WebGPUUnavailableError} When there is no WebGPU adapter.
+   * @example
+   * ```ts ignore
+   * const model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123 });
+   * ```
+   */
+  static async create(config: GPTConfig, options: CreateOptions = {}): Promise<GPTModel> {
+    const cfg = validateConfig(config);
+    const seed = options.seed ?? 123;
+    if (!Number.isSafeInteger(seed) || seed < 0) {
+      throw new RangeError(`Cannot create the model: seed '${seed}' is not a non-negative integer`);
+    }
+    return await GPTModel.fromTensors(cfg, seededParameters(cfg, seed), options, false);
+  }
+
+  /**
+   * Builds a model from named tensors (the book's `state_dict` names), uploading each as it
+   * arrives. Frees everything on failure.
+   *
+   * @param config The configuration.
+   * @param tensors The parameters, in any order.
+   * @param options Storage options.
+   * @param tiedHead Use the token embedding as the output head if `out_head.weight` is absent.
+   * @returns The model.
+   */
+  static async fromTensors(
+    config: GPTConfig,
+    tensors: Iterable<InputTensor> | AsyncIterable<InputTensor>,
+    options: Pick<CreateOptions, "dtype" | "maxBindingBytes"> = {},
+    tiedHead = false,
+  ): Promise<GPTModel> {
+    const cfg = validateConfig(config);
+    const dtype = options.dtype ?? "f32";
+    if (dtype !== "f32" && dtype !== "f16") {
+      throw new RangeError(`Cannot create the model: dtype '${dtype}' is not "f32" or "f16"`);
+    }
+    const hd = cfg.emb_dim / cfg.n_heads;
+    if (hd > 256) {
+      throw new RangeError(`Cannot create the model: head size ${hd} is over 256, use more heads`);
+    }
+    const gpu = await getGpu();
+    const limits = gpu.device.limits;
+    const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, limits.maxStorageBufferBindingSize);
+    const chunkRows = vocabChunkRows(cfg.emb_dim, dtype, maxBinding);
+    const need = [
+      ["feed-forward weight", cfg.emb_dim * 4 * cfg.emb_dim * (dtype === "f16" ? 2 : 4)],
+      ["position embedding", cfg.context_length * cfg.emb_dim * 4],
+    ] as const;
+    for (const [what, bytes] of need) {
+      if (bytes > maxBinding) {
+        throw new RangeError(
+          `Cannot create the model: its ${what} needs ${bytes} bytes in one binding, ${bytes - maxBinding} over the adapter's limit of ${maxBinding}`,
+        );
+      }
+    }
+    const owned: GPUBuffer[] = [];
+    const track = (b: GPUBuffer) => owned.push(b);
+    gpu.device.pushErrorScope("out-of-memory");
+    gpu.device.pushErrorScope("validation");
+    let model: GPTModel;
+    try {
+      const builder = new WeightBuilder(gpu.device, cfg, dtype, chunkRows, track);
+      for await (const t of tensors) builder.add(t);
+      const weights = builder.finish(tiedHead);
+      model = new GPTModel(cfg, dtype, gpu, weights, owned);
+      model.#makeStatics(chunkRows);
+    } catch (e) {
+      await gpu.device.popErrorScope();
+      await gpu.device.popErrorScope();
+      for (const b of owned) b.destroy();
+      throw e;
+    }
+    const validation = await gpu.device.popErrorScope();
+    const oom = await gpu.device.popErrorScope();
+    if (validation || oom) {
+      for (const b of owned) b.destroy();
+      const total = owned.reduce((s, b) => s + b.size, 0);
+      throw new RangeError(
+        `Cannot create the model: the GPU refused its ${total} bytes of weights (${(oom ?? validation)!.message})`,
+      );
+    }
+    await model.#compile();
+    return model;
+  }
+
+  /** Bytes of GPU memory the weights take. */
+  get weightBytes(): number {
+    return this.#owned.reduce((s, b) => s + b.size, 0);
+  }
+
+  /** The adapter the model runs on. */
+  get adapter(): string {
+    return this.#gpu.description;
+  }
+
+  #check(what: string): void {
+    if (this.#destroyed) {
+      throw new Error(`Cannot ${what}: the model was destroyed, create a new one`);
+    }
+    if (this.#gpu.lost) {
+      throw new DeviceLostError(`Cannot ${what}: the GPU device was lost (${this.#gpu.lost}), create a new model`);
+    }
+  }
+
+  #uniform(label: string, words: number[]): GPUBuffer {
+    const data = new Uint32Array(roundUp(Math.max(words.length, 4), 4));
+    words.forEach((w, i) => data[i] = w);
+    const b = this.#gpu.device.createBuffer({
+      label,
+      size: data.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      mappedAtCreation: true,
+    });
+    new Uint32Array(b.getMappedRange()).set(data);
+    b.unmap();
+    this.#owned.push(b);
+    return b;
+  }
+
+  #makeStatics(chunkRows: number): void {
+    const { emb_dim: C, vocab_size: V, layer_norm_epsilon: eps } = this.config;
+    const f = new Float32Array(1);
+    const fbits = (x: number) => {
+      f[0] = x;
+      return new Uint32Array(f.buffer)[0];
+    };
+    // matmul params: M, K, N, ldw, ldy, y_off, m_mode, flags, x_row0
+    const mm = (label: string, K: number, N: number, ldw: number, flags: number, ldy = N, yOff = 0, mMode = 0) =>
+      this.#uniform(label, [0, K, N, this.#ldwWords(ldw), ldy, yOff, mMode, flags, 0]);
+    void chunkRows;
+    this.#statics = {
+      embed: this.#weights.tok.map((c) => this.#uniform("embed.params", [C, c.v0, c.N, c.ldw])),
+      ln: this.#uniform("ln.params", [C, 0, fbits(eps)]),
+      lnLast: this.#uniform("ln_last.params", [C, 1, fbits(eps)]),
+      qkv: mm("qkv.params", C, 3 * C, roundUp(3 * C, 4), MM_BIAS),
+      proj: mm("proj.params", C, C, roundUp(C, 4), MM_BIAS | MM_ADD),
+      fc: mm("fc.params", C, 4 * C, roundUp(4 * C, 4), MM_BIAS | MM_GELU),
+      fc2: mm("fc2.params", 4 * C, C, roundUp(C, 4), MM_BIAS | MM_ADD),
+      head: this.#weights.head.map((c) => mm("head.params", C, c.N, c.ldw, 0, this.#vp, c.v0, 1)),
+      argmax: this.#uniform("argmax.params", [V, this.#vp]),
+    };
+  }
+
+  /** Row stride of a weight matrix in the units the kernel indexes (u32 pairs for f16). */
+  #ldwWords(ldw: number): number {
+    return this.dtype === "f16" ? ldw / 2 : ldw;
+  }
+
+  get #mm(): KernelSpec {
+    return this.dtype === "f16" ? MATMUL_F16 : MATMUL;
+  }
+
+  get #ks(): number {
+    return this.#gpu.isCpu ? 1 : 4;
+  }
+
+  #pipes = new Map<string, GPUComputePipeline>();
+
+  async #compile(): Promise<void> {
+    const d = this.#gpu.device;
+    const emb = this.dtype === "f16" ? EMBEDDING_F16 : EMBEDDING;
+    const jobs: [string, KernelSpec, Record<string, number>][] = [
+      ["embed", emb, {}],
+      ["ln", LAYER_NORM, {}],
+      ["kv", KV_STORE, {}],
+      ["attn", ATTENTION, {}],
+      ["argmax", ARGMAX, {}],
+      ...TMS.map((tm) => [`mm${tm}`, this.#mm, { TM: tm, KS: this.#ks }] as [string, KernelSpec, Record<string, number>]),
+    ];
+    await Promise.all(jobs.map(async ([key, spec, c]) => this.#pipes.set(key, await pipelineOf(d, spec, c))));
+  }
+
+  #pipe(key: string): GPUComputePipeline {
+    return this.#pipes.get(key)!;
+  }
+
+  #workspace(B: number, rows: number, L: number, cap: number): Workspace {
+    const old = this.#ws;
+    if (old && old.B >= B && old.rows >= rows && old.L >= L && old.cap >= cap) return old;
+    if (old) {
+      B = Math.max(B, old.B);
+      rows = Math.max(rows, old.rows);
+      L = Math.max(L, old.L);
+      cap = Math.max(cap, old.cap);
+      for (const b of old.buffers) b.destroy();
+      this.#ws = undefined;
+    }
+    L = roundUp(L, 64);
+    const d = this.#gpu.device;
+    const { emb_dim: C, n_heads: H, n_layers } = this.config;
+    const hd = C / H;
+    const maxBinding = d.limits.maxStorageBufferBindingSize;
+    const buffers: GPUBuffer[] = [];
+    const storage = (label: string, bytes: number, extra = 0) => {
+      if (bytes > maxBinding) {
+        throw new RangeError(
+          `Cannot run the model: its ${label} buffer needs ${bytes} bytes, ${bytes - maxBinding} over the adapter's binding limit of ${maxBinding}, use a smaller batch or context`,
+        );
+      }
+      const b = d.createBuffer({
+        label,
+        size: roundUp(Math.max(bytes, 16), 16),
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extra,
+      });
+      buffers.push(b);
+      return b;
+    };
+    const uni = (label: string, words: number[]) => {
+      const b = d.createBuffer({ label, size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      d.queue.writeBuffer(b, 0, new Uint32Array([...words, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 8)));
+      buffers.push(b);
+      return b;
+    };
+    const f = new Float32Array([1 / Math.sqrt(hd)]);
+    const tokens = storage("tokens", B * L * 4);
+    const step = d.createBuffer({ label: "step", size: STEP_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    buffers.push(step);
+    const x = storage("x", rows * C * 4);
+    const h = storage("h", rows * C * 4);
+    const qkv = storage("qkv", rows * 3 * C * 4);
+    const ctx = storage("ctx", rows * C * 4);
+    const ff = storage("ff", rows * 4 * C * 4);
+    const last = storage("last", B * C * 4);
+    const logits = storage("logits", B * this.#vp * 4);
+    const kvParams = uni("kv.params", [C, cap]);
+    const attnParams = uni("attn.params", [C, H, hd, cap, new Uint32Array(f.buffer)[0]]);
+    const s = this.#statics;
+    const w = this.#weights;
+    const bg = (spec: KernelSpec, label: string, res: GPUBuffer[]) =>
+      d.createBindGroup({
+        label,
+        layout: layoutOf(d, spec),
+        entries: res.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      });
+    const mm = this.#mm;
+    const emb = this.dtype === "f16" ? EMBEDDING_F16 : EMBEDDING;
+    const layers = w.layers.map((lw, l) => {
+      const kc = storage(`k_cache${l}`, B * cap * C * 4);
+      const vc = storage(`v_cache${l}`, B * cap * C * 4);
+      return {
+        ln1: bg(LAYER_NORM, `ln1.${l}`, [s.ln, step, x, lw.ln1, h]),
+        qkv: bg(mm, `qkv.${l}`, [s.qkv, step, h, lw.qkv.buffer, lw.qkvB, qkv]),
+        kv: bg(KV_STORE, `kv.${l}`, [kvParams, step, qkv, kc, vc]),
+        attn: bg(ATTENTION, `attn.${l}`, [attnParams, step, qkv, kc, vc, ctx]),
+        proj: bg(mm, `proj.${l}`, [s.proj, step, ctx, lw.proj.buffer, lw.projB, x]),
+        ln2: bg(LAYER_NORM, `ln2.${l}`, [s.ln, step, x, lw.ln2, h]),
+        fc: bg(mm, `fc.${l}`, [s.fc, step, h, lw.fc.buffer, lw.fcB, ff]),
+        fc2: bg(mm, `fc2.${l}`, [s.fc2, step, ff, lw.fc2.buffer, lw.fc2B, x]),
+      };
+    });
+    void n_layers;
+    const ws: Workspace = {
+      B,
+      rows,
+      L,
+      cap,
+      buffers,
+      tokens,
+      step,
+      logits,
+      groups: {
+        embed: w.tok.map((c, i) => bg(emb, "embed", [s.embed[i], step, tokens, c.buffer, w.pos, x])),
+        layers,
+        lnfLast: bg(LAYER_NORM, "lnf_last", [s.lnLast, step, x, w.lnf, last]),
+        lnfAll: bg(LAYER_NORM, "lnf_all", [s.ln, step, x, w.lnf, h]),
+        head: w.head.map((c, i) => bg(mm, "head", [s.head[i], step, last, c.buffer, w.lnf, logits])),
+        argmax: bg(ARGMAX, "argmax", [s.argmax, step, logits, tokens]),
+      },
+    };
+    this.#ws = ws;
+    return ws;
+  }
+
+  /** Encodes the transformer blocks for one step (embedding through the last block). */
+  #encodeBody(pass: GPUComputePassEncoder, ws: Workspace, B: number, T: number): void {
+    const { emb_dim: C, n_heads: H } = this.config;
+    const rows = B * T;
+    const g = ws.groups;
+    const wx = (n: number) => Math.ceil(n / 64);
+    const cols = this.dtype === "f16" ? 2 : 1;
+    const tm = tmFor(rows);
+    const mmPipe = this.#pipe(`mm${tm}`);
+    const mmDispatch = (group: GPUBindGroup, N: number) => {
+      pass.setPipeline(mmPipe);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(Math.ceil(N / (64 * cols)), Math.ceil(rows / tm));
+    };
+    pass.setPipeline(this.#pipe("embed"));
+    for (const e of g.embed) {
+      pass.setBindGroup(0, e);
+      pass.dispatchWorkgroups(wx(C), rows);
+    }
+    for (const lg of g.layers) {
+      pass.setPipeline(this.#pipe("ln"));
+      pass.setBindGroup(0, lg.ln1);
+      pass.dispatchWorkgroups(rows);
+      mmDispatch(lg.qkv, 3 * C);
+      pass.setPipeline(this.#pipe("kv"));
+      pass.setBindGroup(0, lg.kv);
+      pass.dispatchWorkgroups(wx(C), rows);
+      pass.setPipeline(this.#pipe("attn"));
+      pass.setBindGroup(0, lg.attn);
+      pass.dispatchWorkgroups(T, H, B);
+      mmDispatch(lg.proj, C);
+      pass.setPipeline(this.#pipe("ln"));
+      pass.setBindGroup(0, lg.ln2);
+      pass.dispatchWorkgroups(rows);
+      mmDispatch(lg.fc, 4 * C);
+      mmDispatch(lg.fc2, C);
+    }
+  }
+
+  /** Encodes the final norm of each row's last token, the head and the argmax. */
+  #encodeNext(pass: GPUComputePassEncoder, ws: Workspace, B: number): void {
+    const g = ws.groups;
+    const cols = this.dtype === "f16" ? 2 : 1;
+    pass.setPipeline(this.#pipe("ln"));
+    pass.setBindGroup(0, g.lnfLast);
+    pass.dispatchWorkgroups(B);
+    const tm = tmFor(B);
+    pass.setPipeline(this.#pipe(`mm${tm}`));
+    this.#weights.head.forEach((c, i) => {
+      pass.setBindGroup(0, g.head[i]);
+      pass.dispatchWorkgroups(Math.ceil(c.N / (64 * cols)), Math.ceil(B / tm));
+    });
+    pass.setPipeline(this.#pipe("argmax"));
+    pass.setBindGroup(0, g.argmax);
+    pass.dispatchWorkgroups(B);
+  }
+
+  /** Runs `fn` after every earlier call on this model has finished (calls are queued). */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #readback(src: GPUBuffer, bytes: number, enc: GPUCommandEncoder): Promise<ArrayBuffer> {
+    const d = this.#gpu.device;
+    const staging = d.createBuffer({ label: "readback", size: roundUp(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      enc.copyBufferToBuffer(src, 0, staging, 0, roundUp(bytes, 4));
+      d.queue.submit([enc.finish()]);
+      await this.#await(staging.mapAsync(GPUMapMode.READ));
+      return staging.getMappedRange().slice(0, bytes);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Waits for a GPU promise, or rejects when the device is lost first. */
+  async #await<T>(p: Promise<T>): Promise<T> {
+    const lost = this.#gpu.device.lost.then((info) => {
+      throw new DeviceLostError(
+        `The GPU device was lost while the model ran (${info.reason ?? "unknown"}: ${info.message || "no message"}), create a new model`,
+      );
+    });
+    return await Promise.race([p, lost]);
+  }
+
+  /**
+   * Runs a plan of steps on token rows and returns the rows with each step's greedy choice
+   * written after its window. All steps go to the GPU in submissions of up to `chunk` steps,
+   * with one readback at the end.
+   *
+   * @param flat The prompt rows, `[B, T0]`.
+   * @param B Batch rows.
+   * @param L Final row length (prompt plus one token per step).
+   * @param plan The steps.
+   * @returns The token rows, `[B, L]`.
+   */
+  runPlan(flat: Uint32Array, B: number, L: number, plan: StepPlan[]): Promise<Uint32Array> {
+    this.#check("generate");
+    return this.#serial(async () => {
+      this.#check("generate");
+      const T0 = flat.length / B;
+      const maxT = Math.max(1, ...plan.map((p) => p.T));
+      const cap = Math.max(1, ...plan.map((p) => p.pos0 + p.T));
+      if (B * maxT > 65535) {
+        throw new RangeError(`Cannot generate: ${B} rows x ${maxT} tokens is over 65535 rows per step, use a smaller batch`);
+      }
+      const ws = this.#workspace(B, B * maxT, L, cap);
+      const d = this.#gpu.device;
+      const init = new Uint32Array(B * ws.L);
+      for (let b = 0; b < B; b++) init.set(flat.subarray(b * T0, (b + 1) * T0), b * ws.L);
+      d.queue.writeBuffer(ws.tokens, 0, init);
+      const table = d.createBuffer({
+        label: "step_table",
+        size: Math.max(1, plan.length) * STEP_BYTES,
+        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      try {
+        const steps = new Uint32Array(Math.max(1, plan.length) * 8);
+        plan.forEach((p, i) => steps.set([B, p.T, B * p.T, p.start, p.pos0, ws.L, 0, 0], i * 8));
+        d.queue.writeBuffer(table, 0, steps);
+        const CHUNK = 32;
+        let enc = d.createCommandEncoder({ label: "generate" });
+        for (let i = 0; i < plan.length; i++) {
+          enc.copyBufferToBuffer(table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
+          const pass = enc.beginComputePass({ label: `step ${i}` });
+          this.#encodeBody(pass, ws, B, plan[i].T);
+          this.#encodeNext(pass, ws, B);
+          pass.end();
+          if ((i + 1) % CHUNK === 0 && i + 1 < plan.length) {
+            d.queue.submit([enc.finish()]);
+            enc = d.createCommandEncoder({ label: "generate" });
+          }
+        }
+        const out = new Uint32Array(await this.#readback(ws.tokens, B * ws.L * 4, enc));
+        const res = new Uint32Array(B * L);
+        for (let b = 0; b < B; b++) res.set(out.subarray(b * ws.L, b * ws.L + L), b * L);
+        return res;
+      } finally {
+        table.destroy();
+      }
+    });
+  }
+
+  /**
+   * Runs the model on a batch of token rows, like `model(idx)` in the book.
+   *
+   * @param idx Token ids, `[batch, tokens]`, all rows the same length, at most `context_length` tokens.
+   * @returns The logits, `[batch, tokens, vocab_size]`, row-major.
+   * @throws {TypeError} On a ragged or malformed batch.
+   * @throws {RangeError} On an id outside the vocabulary or more tokens than the context.
+   * @example
+   * ```ts ignore
+   * const logits = await model.forward([[15496, 11, 314, 716]]);
+   * ```
+   */
+  forward(idx: number[][]): Promise<Float32Array> {
+    this.#check("run the model");
+    const { B, T, flat } = checkBatch(idx, this.config.vocab_size, "run the model");
+    if (T > this.config.context_length) {
+      throw new RangeError(
+        `Cannot run the model: ${T} tokens exceed the context length ${this.config.context_length}, crop the input`,
+      );
+    }
+    return this.#serial(async () => {
+      this.#check("run the model");
+      const d = this.#gpu.device;
+      const V = this.config.vocab_size;
+      const C = this.config.emb_dim;
+      const rows = B * T;
+      const ws = this.#workspace(B, rows, T, T);
+      const init = new Uint32Array(B * ws.L);
+      for (let b = 0; b < B; b++) init.set(flat.subarray(b * T, (b + 1) * T), b * ws.L);
+      d.queue.writeBuffer(ws.tokens, 0, init);
+      d.queue.writeBuffer(ws.step, 0, new Uint32Array([B, T, rows, 0, 0, ws.L, 0, 0]));
+      // logits for every row: [rows, vp], bound in groups of rows that fit one binding
+      const vp = this.#vp;
+      const maxBinding = d.limits.maxStorageBufferBindingSize;
+      const groupRows = Math.max(1, Math.min(rows, Math.floor(maxBinding / (vp * 4))));
+      const temp: GPUBuffer[] = [];
+      try {
+        const logits = d.createBuffer({
+          label: "forward.logits",
+          size: rows * vp * 4,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+        });
+        temp.push(logits);
+        const enc = d.createCommandEncoder({ label: "forward" });
+        const pass = enc.beginComputePass({ label: "forward" });
+        this.#encodeBody(pass, ws, B, T);
+        pass.setPipeline(this.#pipe("ln"));
+        pass.setBindGroup(0, ws.groups.lnfAll);
+        pass.dispatchWorkgroups(rows);
+        const cols = this.dtype === "f16" ? 2 : 1;
+        for (let r0 = 0; r0 < rows; r0 += groupRows) {
+          const n = Math.min(groupRows, rows - r0);
+          const tm = tmFor(n);
+          pass.setPipeline(this.#pipe(`mm${tm}`));
+          for (const c of this.#weights.head) {
+            const params = d.createBuffer({ label: "head.params", size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+            temp.push(params);
+            d.queue.writeBuffer(params, 0, new Uint32Array([n, C, c.N, this.#ldwWords(c.ldw), vp, c.v0, 2, 0, r0, 0, 0, 0]));
+            const group = d.createBindGroup({
+              layout: layoutOf(d, this.#mm),
+              entries: [
+                { binding: 0, resource: { buffer: params } },
+                { binding: 1, resource: { buffer: ws.step } },
+                { binding: 2, resource: { buffer: ws.buffers.find((b) => b.label === "h")! } },
+                { binding: 3, resource: { buffer: c.buffer } },
+                { binding: 4, resource: { buffer: this.#weights.lnf } },
+                { binding: 5, resource: { buffer: logits, offset: r0 * vp * 4, size: n * vp * 4 } },
+              ],
+            });
+            pass.setBindGroup(0, group);
+            pass.dispatchWorkgroups(Math.ceil(c.N / (64 * cols)), Math.ceil(n / tm));
+          }
+        }
+        pass.end();
+        const raw = new Float32Array(await this.#readback(logits, rows * vp * 4, enc));
+        const out = new Float32Array(rows * V);
+        for (let r = 0; r < rows; r++) out.set(raw.subarray(r * vp, r * vp + V), r * V);
+        return out;
+      } finally {
+        for (const b of temp) b.destroy();
+      }
+    });
+  }
+
+  /** Frees every GPU buffer of the model. Later calls throw. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    for (const b of this.#owned) b.destroy();
+    if (this.#ws) for (const b of this.#ws.buffers) b.destroy();
+    this.#ws = undefined;
+    this.#owned = [];
+  }
+
+  /** Same as {@linkcode GPTModel.destroy}, for `using`. */
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+}

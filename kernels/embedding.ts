@@ -4,14 +4,15 @@ function embedding(f16: boolean): string {
   return /* wgsl */ `
 // Token + position embedding for the rows of one step, from one vocabulary chunk of the
 // (transposed) token embedding. One invocation writes x[m, c] when token m's id is in the chunk.
-// binding 0 (uniform) p: C, first id of the chunk, ids in the chunk, row stride of the chunk
+// binding 0 (uniform) p: C, first id of the chunk, ids in the chunk
 // binding 1 (uniform) st: the step
 // binding 2 (read) tokens: u32 ids, [B, L]
-// binding 3 (read) wte: the chunk, [C, ldw] ${f16 ? "as packed half pairs" : "f32"}
+// binding 3 (read) wte: the chunk, stored like a matmul weight with K = C (blocks of 256 ids),
+//   ${f16 ? "halves packed two to a u32" : "f32"}
 // binding 4 (read) wpe: [context_length, C] f32
 // binding 5 (write) x: [rows, C] f32
 ${STEP_WGSL}
-struct Params { C: u32, v0: u32, vn: u32, ldw: u32 }
+struct Params { C: u32, v0: u32, vn: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> st: Step;
 @group(0) @binding(2) var<storage, read> tokens: array<u32>;
@@ -28,7 +29,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let t = m % st.T;
   let id = tokens[b * st.L + st.start + t];
   if (id < p.v0 || id >= p.v0 + p.vn) { return; }
-  let j = c * p.ldw + (id - p.v0);
+  let v = id - p.v0;
+  let j = ((v >> 8u) * p.C + c) * 256u + (v & 255u);
   ${f16 ? "let w = unpack2x16float(wte[j >> 1u])[j & 1u];" : "let w = wte[j];"}
   x[m * p.C + c] = w + wpe[(st.pos0 + t) * p.C + c];
 }

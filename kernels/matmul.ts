@@ -1,23 +1,22 @@
 import { STEP_WGSL } from "./step.ts";
 
 function matmul(f16: boolean): string {
-  const cols = f16 ? 2 : 1; // output columns per invocation
-  const vt = f16 ? "vec2f" : "f32";
   return /* wgsl */ `
 // y[m, y_off + n] (=|+=) act(sum_k x[x_row0 + m, k] * w[k, n] + bias[n]) for m < M, n < N.
-// The weight is stored transposed, [K, ldw] (input-major, like GPT-2's Conv1D), so the
-// invocations of a workgroup read consecutive columns of one weight row at a time.
-// A workgroup computes TM rows x ${64 * cols} columns: invocation (lx, ly) owns ${cols} column(s)
-// and the k with k % KS == ly; with KS > 1 the partial sums meet in workgroup memory.
+// The weight is stored input-major in blocks of 256 columns: element (k, n) sits at
+// ((n / 256) * K + k) * 256 + n % 256, so a workgroup streams one contiguous block and its 64
+// invocations read consecutive columns (4 each) of one weight row at a time.
+// A workgroup computes TM rows x 256 columns; invocation (lx, ly) owns columns 4lx..4lx+3 of
+// its block and the k-quads with index % KS == ly; with KS > 1 partial sums meet in workgroup memory.
 // binding 0 (uniform) p: shapes and flags (1 bias, 2 GELU, 4 add into y)
 // binding 1 (uniform) st: the step (M is st.rows, st.batch or p.M, by p.m_mode)
-// binding 2 (read) x: [*, K] f32
-// binding 3 (read) w: [K, ldw] ${f16 ? "halves, two per u32 (ldw counts u32)" : "f32"}
+// binding 2 (read) x: [*, K] f32, K a multiple of 4
+// binding 3 (read) w: the blocked weight, ${f16 ? "halves packed two to a u32" : "f32"}
 // binding 4 (read) bias: [N] f32
 // binding 5 (read_write) y: [M, ldy] f32
 ${STEP_WGSL}
 struct Params {
-  M: u32, K: u32, N: u32, ldw: u32,
+  M: u32, K: u32, N: u32, pad3: u32,
   ldy: u32, y_off: u32, m_mode: u32, flags: u32,
   x_row0: u32, pad0: u32, pad1: u32, pad2: u32,
 }
@@ -25,12 +24,12 @@ override TM: u32 = 8u;
 override KS: u32 = 1u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> w: array<${f16 ? "u32" : "f32"}>;
+@group(0) @binding(2) var<storage, read> x: array<vec4f>;
+@group(0) @binding(3) var<storage, read> w: array<${f16 ? "vec2<u32>" : "vec4f"}>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
-var<workgroup> part: array<${vt}, 1024>;
+var<workgroup> part: array<vec4f, 1024>;
 
 fn gelu(v: f32) -> f32 {
   // 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), with a tanh that cannot overflow
@@ -39,38 +38,55 @@ fn gelu(v: f32) -> f32 {
   return 0.5 * v * (1.0 + (e - 1.0) / (e + 1.0));
 }
 
+fn wload(i: u32) -> vec4f {
+  ${f16 ? "let q = w[i];\n  return vec4f(unpack2x16float(q.x), unpack2x16float(q.y));" : "return w[i];"}
+}
+
 @compute @workgroup_size(64, KS)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   var M = p.M;
   if (p.m_mode == 0u) { M = st.rows; } else if (p.m_mode == 1u) { M = st.batch; }
   let m0 = wg.y * TM;
   if (m0 >= M) { return; }
-  let n = wg.x * 64u + lid.x; // column ${f16 ? "pair" : ""} index
-  let nw = min(n, (p.N - 1u) / ${cols}u);
+  let K4 = p.K / 4u;
   var rowb: array<u32, 8>;
-  for (var r = 0u; r < TM; r++) { rowb[r] = (p.x_row0 + min(m0 + r, M - 1u)) * p.K; }
-  var acc: array<${vt}, 8>;
-  for (var k = lid.y; k < p.K; k += KS) {
-    let wv = ${f16 ? "unpack2x16float(w[k * p.ldw + nw])" : "w[k * p.ldw + nw]"};
-    for (var r = 0u; r < TM; r++) { acc[r] = fma(${vt}(x[rowb[r] + k]), wv, acc[r]); }
+  for (var r = 0u; r < TM; r++) { rowb[r] = (p.x_row0 + min(m0 + r, M - 1u)) * K4; }
+  let wb = wg.x * p.K * 64u + lid.x;
+  var acc: array<vec4f, 8>;
+  for (var k4 = lid.y; k4 < K4; k4 += KS) {
+    let i = wb + k4 * 256u;
+    let w0 = wload(i);
+    let w1 = wload(i + 64u);
+    let w2 = wload(i + 128u);
+    let w3 = wload(i + 192u);
+    for (var r = 0u; r < TM; r++) {
+      let xv = x[rowb[r] + k4];
+      var a = acc[r];
+      a = fma(vec4f(xv.x), w0, a);
+      a = fma(vec4f(xv.y), w1, a);
+      a = fma(vec4f(xv.z), w2, a);
+      a = fma(vec4f(xv.w), w3, a);
+      acc[r] = a;
+    }
   }
   if (KS > 1u) {
     for (var r = 0u; r < TM; r++) { part[(lid.y * TM + r) * 64u + lid.x] = acc[r]; }
     workgroupBarrier();
     if (lid.y != 0u) { return; }
     for (var r = 0u; r < TM; r++) {
-      var s = ${vt}(0.0);
+      var s = vec4f(0.0);
       for (var j = 0u; j < KS; j++) { s += part[(j * TM + r) * 64u + lid.x]; }
       acc[r] = s;
     }
   }
+  let n0 = wg.x * 256u + lid.x * 4u;
   for (var r = 0u; r < TM; r++) {
     let m = m0 + r;
     if (m >= M) { break; }
-    for (var i = 0u; i < ${cols}u; i++) {
-      let col = n * ${cols}u + i;
+    for (var i = 0u; i < 4u; i++) {
+      let col = n0 + i;
       if (col >= p.N) { break; }
-      var v = acc[r]${f16 ? "[i]" : ""};
+      var v = acc[r][i];
       if ((p.flags & 1u) != 0u) { v += bias[col]; }
       if ((p.flags & 2u) != 0u) { v = gelu(v); }
       let o = m * p.ldy + p.y_off + col;
@@ -87,6 +103,8 @@ export const MATMUL_WGSL: string = matmul(false);
 /** Linear layer with 16-bit weights packed two to a u32 (`unpack2x16float`, no `shader-f16`). */
 export const MATMUL_F16_WGSL: string = matmul(true);
 
+/** Columns of one weight block (and of one workgroup's output). */
+export const MM_BLOCK = 256;
 /** Flag: add `bias[n]`. */
 export const MM_BIAS = 1;
 /** Flag: apply GELU (tanh approximation). */

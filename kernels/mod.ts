@@ -11,7 +11,7 @@ import { KV_STORE_WGSL } from "./kv_store.ts";
 import { LAYER_NORM_WGSL } from "./layer_norm.ts";
 import { MATMUL_F16_WGSL, MATMUL_WGSL } from "./matmul.ts";
 
-export { MM_ADD, MM_BIAS, MM_GELU } from "./matmul.ts";
+export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU } from "./matmul.ts";
 export { STEP_BYTES } from "./step.ts";
 
 /** Token + position embedding (f32 weights). */

@@ -21,6 +21,7 @@ import {
   MATMUL_F16,
   MM_ADD,
   MM_BIAS,
+  MM_BLOCK,
   MM_GELU,
   STEP_BYTES,
 } from "../kernels/mod.ts";
@@ -85,11 +86,84 @@ interface Statics {
   argmax: GPUBuffer;
 }
 
-const TMS = [1, 2, 4, 8];
 
-/** Picks rows per workgroup for a matrix product over `M` rows. */
+/** Where dispatches go: one compute pass, or one timed pass each. */
+interface Recorder {
+  dispatch(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y?: number, z?: number): void;
+}
+
+class PassRecorder implements Recorder {
+  #pass: GPUComputePassEncoder;
+  #pipe?: GPUComputePipeline;
+  constructor(pass: GPUComputePassEncoder) {
+    this.#pass = pass;
+  }
+  dispatch(_name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1, z = 1): void {
+    if (pipe !== this.#pipe) this.#pass.setPipeline(this.#pipe = pipe);
+    this.#pass.setBindGroup(0, group);
+    this.#pass.dispatchWorkgroups(x, y, z);
+  }
+}
+
+interface Call {
+  name: string;
+  pipe: GPUComputePipeline;
+  group: GPUBindGroup;
+  x: number;
+  y: number;
+  z: number;
+}
+
+class ListRecorder implements Recorder {
+  calls: Call[] = [];
+  dispatch(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1, z = 1): void {
+    this.calls.push({ name, pipe, group, x, y, z });
+  }
+}
+
+class TimedRecorder implements Recorder {
+  names: string[] = [];
+  #enc: GPUCommandEncoder;
+  #qs: GPUQuerySet;
+  #dev: GPUDevice;
+  constructor(dev: GPUDevice, enc: GPUCommandEncoder, max: number) {
+    this.#dev = dev;
+    this.#enc = enc;
+    this.#qs = dev.createQuerySet({ type: "timestamp", count: 2 * max });
+  }
+  dispatch(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1, z = 1): void {
+    const i = this.names.length;
+    this.names.push(name);
+    const pass = this.#enc.beginComputePass({
+      timestampWrites: { querySet: this.#qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+    });
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+  }
+  async read(wait: (p: Promise<void>) => Promise<void>): Promise<number[]> {
+    const n = this.names.length * 2;
+    const res = this.#dev.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const out = this.#dev.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      this.#enc.resolveQuerySet(this.#qs, 0, n, res, 0);
+      this.#enc.copyBufferToBuffer(res, 0, out, 0, n * 8);
+      this.#dev.queue.submit([this.#enc.finish()]);
+      await wait(out.mapAsync(GPUMapMode.READ));
+      const t = new BigInt64Array(out.getMappedRange());
+      return this.names.map((_, i) => Number(t[2 * i + 1] - t[2 * i]) / 1e6);
+    } finally {
+      res.destroy();
+      out.destroy();
+      this.#qs.destroy();
+    }
+  }
+}
+
+/** Rows per workgroup for a matrix product over `M` rows: at most 8, in as few tiles as possible, wasting fewest rows. */
 function tmFor(M: number): number {
-  return TMS.find((t) => t >= M) ?? 8;
+  return Math.ceil(M / Math.ceil(M / 8));
 }
 
 /** Validates a batch of token rows and returns it as `[B, T]` plus a flat copy. */
@@ -303,34 +377,31 @@ export class GPTModel {
       f[0] = x;
       return new Uint32Array(f.buffer)[0];
     };
-    // matmul params: M, K, N, ldw, ldy, y_off, m_mode, flags, x_row0
-    const mm = (label: string, K: number, N: number, ldw: number, flags: number, ldy = N, yOff = 0, mMode = 0) =>
-      this.#uniform(label, [0, K, N, this.#ldwWords(ldw), ldy, yOff, mMode, flags, 0]);
+    // matmul params: M, K, N, -, ldy, y_off, m_mode, flags, x_row0
+    const mm = (label: string, K: number, N: number, flags: number, ldy = N, yOff = 0, mMode = 0) =>
+      this.#uniform(label, [0, K, N, 0, ldy, yOff, mMode, flags, 0]);
     void chunkRows;
     this.#statics = {
-      embed: this.#weights.tok.map((c) => this.#uniform("embed.params", [C, c.v0, c.N, c.ldw])),
+      embed: this.#weights.tok.map((c) => this.#uniform("embed.params", [C, c.v0, c.N, 0])),
       ln: this.#uniform("ln.params", [C, 0, fbits(eps)]),
       lnLast: this.#uniform("ln_last.params", [C, 1, fbits(eps)]),
-      qkv: mm("qkv.params", C, 3 * C, roundUp(3 * C, 4), MM_BIAS),
-      proj: mm("proj.params", C, C, roundUp(C, 4), MM_BIAS | MM_ADD),
-      fc: mm("fc.params", C, 4 * C, roundUp(4 * C, 4), MM_BIAS | MM_GELU),
-      fc2: mm("fc2.params", 4 * C, C, roundUp(C, 4), MM_BIAS | MM_ADD),
-      head: this.#weights.head.map((c) => mm("head.params", C, c.N, c.ldw, 0, this.#vp, c.v0, 1)),
+      qkv: mm("qkv.params", C, 3 * C, MM_BIAS),
+      proj: mm("proj.params", C, C, MM_BIAS | MM_ADD),
+      fc: mm("fc.params", C, 4 * C, MM_BIAS | MM_GELU),
+      fc2: mm("fc2.params", 4 * C, C, MM_BIAS | MM_ADD),
+      head: this.#weights.head.map((c) => mm("head.params", C, c.N, 0, this.#vp, c.v0, 1)),
       argmax: this.#uniform("argmax.params", [V, this.#vp]),
     };
-  }
-
-  /** Row stride of a weight matrix in the units the kernel indexes (u32 pairs for f16). */
-  #ldwWords(ldw: number): number {
-    return this.dtype === "f16" ? ldw / 2 : ldw;
   }
 
   get #mm(): KernelSpec {
     return this.dtype === "f16" ? MATMUL_F16 : MATMUL;
   }
 
-  get #ks(): number {
-    return this.#gpu.isCpu ? 1 : 4;
+  /** k-slices per workgroup: 1 on a CPU adapter, more on a GPU to keep its cores busy (shared memory holds TM * KS * 64). */
+  #ks(tm: number): number {
+    const byLimit = Math.floor(this.#gpu.device.limits.maxComputeInvocationsPerWorkgroup / 64);
+    return this.#gpu.isCpu ? 1 : Math.max(1, Math.min(8, byLimit, Math.floor(16 / tm)));
   }
 
   #pipes = new Map<string, GPUComputePipeline>();
@@ -344,13 +415,24 @@ export class GPTModel {
       ["kv", KV_STORE, {}],
       ["attn", ATTENTION, {}],
       ["argmax", ARGMAX, {}],
-      ...TMS.map((tm) => [`mm${tm}`, this.#mm, { TM: tm, KS: this.#ks }] as [string, KernelSpec, Record<string, number>]),
     ];
     await Promise.all(jobs.map(async ([key, spec, c]) => this.#pipes.set(key, await pipelineOf(d, spec, c))));
   }
 
+  /** Compiles the matrix kernels a set of row counts needs (once each). */
+  async #compileRows(rowCounts: Iterable<number>): Promise<void> {
+    const tms = new Set([...rowCounts].map(tmFor));
+    await Promise.all([...tms].map(async (tm) => {
+      if (!this.#pipes.has(`mm${tm}`)) {
+        this.#pipes.set(`mm${tm}`, await pipelineOf(this.#gpu.device, this.#mm, { TM: tm, KS: this.#ks(tm) }));
+      }
+    }));
+  }
+
   #pipe(key: string): GPUComputePipeline {
-    return this.#pipes.get(key)!;
+    const p = this.#pipes.get(key);
+    if (!p) throw new Error(`Pipeline '${key}' was not compiled`);
+    return p;
   }
 
   #workspace(B: number, rows: number, L: number, cap: number): Workspace {
@@ -451,60 +533,100 @@ export class GPTModel {
   }
 
   /** Encodes the transformer blocks for one step (embedding through the last block). */
-  #encodeBody(pass: GPUComputePassEncoder, ws: Workspace, B: number, T: number): void {
+  #encodeBody(rec: Recorder, ws: Workspace, B: number, T: number): void {
     const { emb_dim: C, n_heads: H } = this.config;
     const rows = B * T;
     const g = ws.groups;
     const wx = (n: number) => Math.ceil(n / 64);
-    const cols = this.dtype === "f16" ? 2 : 1;
     const tm = tmFor(rows);
-    const mmPipe = this.#pipe(`mm${tm}`);
-    const mmDispatch = (group: GPUBindGroup, N: number) => {
-      pass.setPipeline(mmPipe);
-      pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(Math.ceil(N / (64 * cols)), Math.ceil(rows / tm));
-    };
-    pass.setPipeline(this.#pipe("embed"));
-    for (const e of g.embed) {
-      pass.setBindGroup(0, e);
-      pass.dispatchWorkgroups(wx(C), rows);
-    }
+    const mm = this.#pipe(`mm${tm}`);
+    const my = Math.ceil(rows / tm);
+    const embed = this.#pipe("embed");
+    const ln = this.#pipe("ln");
+    const kv = this.#pipe("kv");
+    const attn = this.#pipe("attn");
+    for (const e of g.embed) rec.dispatch("embedding", embed, e, wx(C), rows);
     for (const lg of g.layers) {
-      pass.setPipeline(this.#pipe("ln"));
-      pass.setBindGroup(0, lg.ln1);
-      pass.dispatchWorkgroups(rows);
-      mmDispatch(lg.qkv, 3 * C);
-      pass.setPipeline(this.#pipe("kv"));
-      pass.setBindGroup(0, lg.kv);
-      pass.dispatchWorkgroups(wx(C), rows);
-      pass.setPipeline(this.#pipe("attn"));
-      pass.setBindGroup(0, lg.attn);
-      pass.dispatchWorkgroups(T, H, B);
-      mmDispatch(lg.proj, C);
-      pass.setPipeline(this.#pipe("ln"));
-      pass.setBindGroup(0, lg.ln2);
-      pass.dispatchWorkgroups(rows);
-      mmDispatch(lg.fc, 4 * C);
-      mmDispatch(lg.fc2, C);
+      rec.dispatch("layer_norm", ln, lg.ln1, rows);
+      rec.dispatch("matmul qkv", mm, lg.qkv, Math.ceil(3 * C / MM_BLOCK), my);
+      rec.dispatch("kv_store", kv, lg.kv, wx(C), rows);
+      rec.dispatch("attention", attn, lg.attn, T, H, B);
+      rec.dispatch("matmul out_proj+residual", mm, lg.proj, Math.ceil(C / MM_BLOCK), my);
+      rec.dispatch("layer_norm", ln, lg.ln2, rows);
+      rec.dispatch("matmul fc+gelu", mm, lg.fc, Math.ceil(4 * C / MM_BLOCK), my);
+      rec.dispatch("matmul fc2+residual", mm, lg.fc2, Math.ceil(C / MM_BLOCK), my);
     }
   }
 
   /** Encodes the final norm of each row's last token, the head and the argmax. */
-  #encodeNext(pass: GPUComputePassEncoder, ws: Workspace, B: number): void {
+  #encodeNext(rec: Recorder, ws: Workspace, B: number): void {
     const g = ws.groups;
-    const cols = this.dtype === "f16" ? 2 : 1;
-    pass.setPipeline(this.#pipe("ln"));
-    pass.setBindGroup(0, g.lnfLast);
-    pass.dispatchWorkgroups(B);
+    rec.dispatch("layer_norm", this.#pipe("ln"), g.lnfLast, B);
     const tm = tmFor(B);
-    pass.setPipeline(this.#pipe(`mm${tm}`));
+    const mm = this.#pipe(`mm${tm}`);
     this.#weights.head.forEach((c, i) => {
-      pass.setBindGroup(0, g.head[i]);
-      pass.dispatchWorkgroups(Math.ceil(c.N / (64 * cols)), Math.ceil(B / tm));
+      rec.dispatch("matmul head", mm, g.head[i], Math.ceil(c.N / MM_BLOCK), Math.ceil(B / tm));
     });
-    pass.setPipeline(this.#pipe("argmax"));
-    pass.setBindGroup(0, g.argmax);
-    pass.dispatchWorkgroups(B);
+    rec.dispatch("argmax", this.#pipe("argmax"), g.argmax, B);
+  }
+
+  /**
+   * Times each kernel of one step with `timestamp-query`, on a prompt of `T` tokens per row.
+   *
+   * @param B Batch rows.
+   * @param T Tokens per row in the step.
+   * @param pos0 Cache position of the first token (0: a full pass; T = 1 and pos0 > 0: a decode step).
+   * @returns Milliseconds per kernel name, summed over the step, and the weight bytes the step reads.
+   */
+  profileStep(
+    B: number,
+    T: number,
+    pos0 = 0,
+  ): Promise<{ method: string; kernels: Record<string, number>; count: Record<string, number> }> {
+    this.#check("profile");
+    return this.#serial(async () => {
+      const d = this.#gpu.device;
+      await this.#compileRows([B, B * T]);
+      const ws = this.#workspace(B, B * T, pos0 + T + 1, pos0 + T);
+      d.queue.writeBuffer(ws.step, 0, new Uint32Array([B, T, B * T, 0, pos0, ws.L, 0, 0]));
+      const list = new ListRecorder();
+      this.#encodeBody(list, ws, B, T);
+      this.#encodeNext(list, ws, B);
+      const kernels: Record<string, number> = {};
+      const count: Record<string, number> = {};
+      for (const c of list.calls) count[c.name] = (count[c.name] ?? 0) + 1;
+      if (this.#gpu.timestamps) {
+        const enc = d.createCommandEncoder({ label: "profile" });
+        const rec = new TimedRecorder(d, enc, list.calls.length);
+        for (const c of list.calls) rec.dispatch(c.name, c.pipe, c.group, c.x, c.y, c.z);
+        const times = await rec.read((p) => this.#await(p));
+        list.calls.forEach((c, i) => kernels[c.name] = (kernels[c.name] ?? 0) + times[i]);
+        if (times.some((t) => t > 0)) return { method: "timestamp-query", kernels, count };
+      }
+      // No usable timestamps: replay each kernel's dispatches of the step R times in one pass and
+      // time the submission, less the time of an empty one.
+      const wall = async (enc: GPUCommandEncoder) => {
+        const t = performance.now();
+        d.queue.submit([enc.finish()]);
+        await this.#await(d.queue.onSubmittedWorkDone());
+        return performance.now() - t;
+      };
+      const empty: number[] = [];
+      for (let i = 0; i < 3; i++) empty.push(await wall(d.createCommandEncoder()));
+      const base = empty.sort((a, b) => a - b)[1];
+      const R = 8;
+      for (const name of Object.keys(count)) {
+        const enc = d.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        const rec = new PassRecorder(pass);
+        for (let r = 0; r < R; r++) {
+          for (const c of list.calls) if (c.name === name) rec.dispatch(c.name, c.pipe, c.group, c.x, c.y, c.z);
+        }
+        pass.end();
+        kernels[name] = Math.max(0, (await wall(enc)) - base) / R;
+      }
+      return { method: "replay", kernels, count };
+    });
   }
 
   /** Runs `fn` after every earlier call on this model has finished (calls are queued). */
@@ -558,6 +680,7 @@ export class GPTModel {
       if (B * maxT > 65535) {
         throw new RangeError(`Cannot generate: ${B} rows x ${maxT} tokens is over 65535 rows per step, use a smaller batch`);
       }
+      await this.#compileRows([B, ...plan.map((p) => B * p.T)]);
       const ws = this.#workspace(B, B * maxT, L, cap);
       const d = this.#gpu.device;
       const init = new Uint32Array(B * ws.L);
@@ -577,8 +700,9 @@ export class GPTModel {
         for (let i = 0; i < plan.length; i++) {
           enc.copyBufferToBuffer(table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
           const pass = enc.beginComputePass({ label: `step ${i}` });
-          this.#encodeBody(pass, ws, B, plan[i].T);
-          this.#encodeNext(pass, ws, B);
+          const rec = new PassRecorder(pass);
+          this.#encodeBody(rec, ws, B, plan[i].T);
+          this.#encodeNext(rec, ws, B);
           pass.end();
           if ((i + 1) % CHUNK === 0 && i + 1 < plan.length) {
             d.queue.submit([enc.finish()]);
@@ -621,6 +745,8 @@ export class GPTModel {
       const V = this.config.vocab_size;
       const C = this.config.emb_dim;
       const rows = B * T;
+      const groupRowsEst = Math.max(1, Math.min(rows, Math.floor(d.limits.maxStorageBufferBindingSize / (this.#vp * 4))));
+      await this.#compileRows([rows, groupRowsEst, rows % groupRowsEst || groupRowsEst]);
       const ws = this.#workspace(B, rows, T, T);
       const init = new Uint32Array(B * ws.L);
       for (let b = 0; b < B; b++) init.set(flat.subarray(b * T, (b + 1) * T), b * ws.L);
@@ -640,19 +766,18 @@ export class GPTModel {
         temp.push(logits);
         const enc = d.createCommandEncoder({ label: "forward" });
         const pass = enc.beginComputePass({ label: "forward" });
-        this.#encodeBody(pass, ws, B, T);
+        this.#encodeBody(new PassRecorder(pass), ws, B, T);
         pass.setPipeline(this.#pipe("ln"));
         pass.setBindGroup(0, ws.groups.lnfAll);
         pass.dispatchWorkgroups(rows);
-        const cols = this.dtype === "f16" ? 2 : 1;
-        for (let r0 = 0; r0 < rows; r0 += groupRows) {
+            for (let r0 = 0; r0 < rows; r0 += groupRows) {
           const n = Math.min(groupRows, rows - r0);
           const tm = tmFor(n);
           pass.setPipeline(this.#pipe(`mm${tm}`));
           for (const c of this.#weights.head) {
             const params = d.createBuffer({ label: "head.params", size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
             temp.push(params);
-            d.queue.writeBuffer(params, 0, new Uint32Array([n, C, c.N, this.#ldwWords(c.ldw), vp, c.v0, 2, 0, r0, 0, 0, 0]));
+            d.queue.writeBuffer(params, 0, new Uint32Array([n, C, c.N, 0, vp, c.v0, 2, 0, r0, 0, 0, 0]));
             const group = d.createBindGroup({
               layout: layoutOf(d, this.#mm),
               entries: [
@@ -665,7 +790,7 @@ export class GPTModel {
               ],
             });
             pass.setBindGroup(0, group);
-            pass.dispatchWorkgroups(Math.ceil(c.N / (64 * cols)), Math.ceil(n / tm));
+            pass.dispatchWorkgroups(Math.ceil(c.N / MM_BLOCK), Math.ceil(n / tm));
           }
         }
         pass.end();

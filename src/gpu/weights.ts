@@ -2,8 +2,9 @@
  * Model weights in GPU buffers: the layouts the kernels read, and the conversions from
  * PyTorch's layout (`nn.Linear` weight `[out, in]`) or Conv1D's (`[in, out]`).
  *
- * Matrices are stored input-major, `[K, ldw]` with `ldw` the output count rounded up to 4, as
- * float32 or as 16-bit halves (two to a u32). The token embedding and the output head are split
+ * Matrices are stored input-major in blocks of 256 output columns (element `(k, n)` at
+ * `((n / 256) * K + k) * 256 + n % 256`), as float32 or as 16-bit halves (two to a u32), so that
+ * one workgroup of the matrix kernel streams one contiguous block. The token embedding and the output head are split
  * by vocabulary rows into chunks that each fit one storage binding; the embedding kernel
  * gathers its rows from the same transposed chunks, so a tied head needs no second copy.
  *
@@ -15,17 +16,17 @@ export type WeightDType = "f32" | "f16";
 
 /** One matrix on the GPU. */
 export interface GpuMatrix {
-  /** The buffer, `[K, ldw]` elements. */
+  /** The buffer, `K * ldw` elements in blocks of 256 columns. */
   buffer: GPUBuffer;
   /** Input features (rows). */
   K: number;
   /** Output features (real columns). */
   N: number;
-  /** Row stride in elements (N rounded up to 4). */
+  /** Padded column count (N rounded up to 256). */
   ldw: number;
 }
 
-/** A vocabulary chunk of a `[vocab, C]` table, stored transposed as `[C, ldw]`. */
+/** A vocabulary chunk of a `[vocab, C]` table, stored transposed (K = C, N = ids in the chunk). */
 export interface VocabChunk extends GpuMatrix {
   /** First token id of the chunk. */
   v0: number;
@@ -36,15 +37,19 @@ export function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;
 }
 
+/** Columns in one block of a stored matrix. */
+export const BLOCK = 256;
+
 /**
  * Creates a storage buffer holding a `[K, N]` input-major matrix, filled by `fill`, which writes
- * float32 values into a `[K, ldw]` array (padding left zero).
+ * float32 values into a plain `[K, ldw]` array (padding left zero); the values are then laid out
+ * in blocks of 256 columns and converted to the storage type.
  *
  * @param device The device.
  * @param label The buffer's label.
  * @param dtype Storage type.
- * @param K Rows.
- * @param N Columns.
+ * @param K Rows (input features).
+ * @param N Columns (output features).
  * @param fill Writes the values.
  * @param track Receives the buffer (so that a failure later can free it).
  * @returns The matrix.
@@ -58,8 +63,10 @@ export function createMatrix(
   fill: (dst: Float32Array, ldw: number) => void,
   track: (b: GPUBuffer) => void,
 ): GpuMatrix {
-  const ldw = roundUp(N, 4);
+  const ldw = roundUp(N, BLOCK);
   const bytes = K * ldw * (dtype === "f16" ? 2 : 4);
+  const plain = new Float32Array(K * ldw);
+  fill(plain, ldw);
   const buffer = device.createBuffer({
     label,
     size: bytes,
@@ -68,12 +75,12 @@ export function createMatrix(
   });
   track(buffer);
   const range = buffer.getMappedRange();
-  if (dtype === "f32") {
-    fill(new Float32Array(range), ldw);
-  } else {
-    const tmp = new Float32Array(K * ldw);
-    fill(tmp, ldw);
-    new Float16Array(range).set(tmp);
+  const dst = dtype === "f32" ? new Float32Array(range) : new Float16Array(range);
+  for (let nb = 0; nb < ldw / BLOCK; nb++) {
+    for (let k = 0; k < K; k++) {
+      const s = k * ldw + nb * BLOCK;
+      dst.set(plain.subarray(s, s + BLOCK), (nb * K + k) * BLOCK);
+    }
   }
   buffer.unmap();
   return { buffer, K, N, ldw };
@@ -121,10 +128,10 @@ export function copyInto(
  */
 export function vocabChunkRows(C: number, dtype: WeightDType, maxBindingBytes: number): number {
   const per = C * (dtype === "f16" ? 2 : 4);
-  const rows = Math.floor(maxBindingBytes / per / 64) * 64;
-  if (rows < 64) {
+  const rows = Math.floor(maxBindingBytes / per / BLOCK) * BLOCK;
+  if (rows < BLOCK) {
     throw new RangeError(
-      `Cannot fit the model: one embedding chunk of 64 rows needs ${64 * per} bytes, over the adapter's storage binding limit of ${maxBindingBytes}`,
+      `Cannot fit the model: one embedding chunk of ${BLOCK} rows needs ${BLOCK * per} bytes, over the adapter's storage binding limit of ${maxBindingBytes}`,
     );
   }
   return rows;

@@ -10,6 +10,7 @@ import { DeviceLostError, getGpu, type GpuContext } from "./gpu/device.ts";
 import { layoutOf, pipelineOf, type KernelSpec } from "./gpu/pipelines.ts";
 import { roundUp, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
 import { type InputTensor, type ModelWeights, WeightBuilder } from "./model_weights.ts";
+import { openWeights } from "./loader.ts";
 import {
   ARGMAX,
   ATTENTION,
@@ -34,6 +35,14 @@ export interface CreateOptions {
   dtype?: WeightDType;
   /** Largest storage binding to use, in bytes (default: the adapter's limit). */
   maxBindingBytes?: number;
+}
+
+/** Options for {@linkcode GPTModel.load}. */
+export interface LoadOptions extends Pick<CreateOptions, "dtype" | "maxBindingBytes"> {
+  /** A configuration to use instead of the file's `config.json` or `__metadata__.config`. */
+  config?: GPTConfig;
+  /** Called after each tensor is read, with bytes read so far and in all. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** One step of a generation plan: which window of the token rows to run. */
@@ -264,6 +273,32 @@ export class GPTModel {
       throw new RangeError(`Cannot create the model: seed '${seed}' is not a non-negative integer`);
     }
     return await GPTModel.fromTensors(cfg, seededParameters(cfg, seed), options, false);
+  }
+
+  /**
+   * Loads weights from a safetensors file or directory: the book's `state_dict` names (config from
+   * `__metadata__.config`) or Hugging Face GPT-2 (`model.safetensors` + `config.json`; the head is
+   * tied to `wte` unless `lm_head.weight` is present). F32, F16 and BF16 tensors are read one at a
+   * time and uploaded as they are read.
+   *
+   * @param path A `.safetensors` file, or a directory with `model.safetensors`.
+   * @param options Storage type, a configuration, and a progress callback.
+   * @returns The model.
+   * @throws {Deno.errors.NotFound} When the path does not exist.
+   * @throws {SafetensorsError} When the file is not a valid safetensors file.
+   * @throws {WeightsError} On a missing or misshapen tensor.
+   * @example
+   * ```ts ignore
+   * using model = await GPTModel.load("./gpt2"); // Hugging Face's gpt2 directory
+   * ```
+   */
+  static async load(path: string, options: LoadOptions = {}): Promise<GPTModel> {
+    const src = await openWeights(path, options.config);
+    try {
+      return await GPTModel.fromTensors(src.config, src.tensors(options.onProgress), options, src.tiedHead);
+    } finally {
+      src.close();
+    }
   }
 
   /**

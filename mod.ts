@@ -1,0 +1,38 @@
+/**
+ * A GPT text generator for Deno on WebGPU: the `GPTModel` of "Build a Large Language Model
+ * (From Scratch)", with hand-written WGSL kernels, seed-exact with PyTorch.
+ *
+ * ```ts ignore
+ * import { GPT_CONFIG_124M, GPTModel, generateTextSimple, encode, decode } from "./mod.ts";
+ * using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123 });
+ * const out = await generateTextSimple(model, [encode("Hello, I am")], 6, GPT_CONFIG_124M.context_length);
+ * console.log(decode(out[0])); // Hello, I am Featureiman Byeswickattribute argue
+ * ```
+ *
+ * Run it: `deno run -A mod.ts "Hello, I am"`.
+ *
+ * @module
+ */
+
+export {
+  GPT_CONFIG_124M,
+  GPT_CONFIG_1558M,
+  GPT_CONFIG_355M,
+  GPT_CONFIG_774M,
+  type GPTConfig,
+  validateConfig,
+} from "./src/config.ts";
+export { type CreateOptions, GPTModel, type LoadOptions } from "./src/model.ts";
+export { generateTextSimple } from "./src/generate.ts";
+export { decode, encode, END_OF_TEXT } from "./src/tokenizer.ts";
+export { TorchGenerator } from "./src/torch_random.ts";
+export { DeviceLostError, WebGPUUnavailableError } from "./src/gpu/device.ts";
+export { WeightsError } from "./src/model_weights.ts";
+export { SafetensorsError, SafetensorsFile, writeSafetensors } from "./src/safetensors.ts";
+export { main, VERSION } from "./src/cli.ts";
+
+import { main } from "./src/cli.ts";
+
+if (import.meta.main) {
+  Deno.exitCode = await main();
+}

@@ -23,7 +23,7 @@ export {
   validateConfig,
 } from "./src/config.ts";
 export { type CreateOptions, GPTModel, type LoadOptions } from "./src/model.ts";
-export { generateTextSimple } from "./src/generate.ts";
+export { cachedPlan, generate, type GenerateOptions, generateTextSimple } from "./src/generate.ts";
 export { decode, encode, END_OF_TEXT } from "./src/tokenizer.ts";
 export { TorchGenerator } from "./src/torch_random.ts";
 export { DeviceLostError, WebGPUUnavailableError } from "./src/gpu/device.ts";

@@ -1,0 +1,78 @@
+// Shared helpers for the tests: fixtures, tolerances, small random models.
+import assert from "node:assert/strict";
+import { type GPTConfig, validateConfig } from "../src/config.ts";
+import { seededParameters } from "../src/init.ts";
+import { TorchGenerator } from "../src/torch_random.ts";
+import type { ParamMap } from "../src/reference.ts";
+
+export const TESTDATA: string = new URL("./testdata/", import.meta.url).pathname;
+
+export function fixture<T = Record<string, unknown>>(name: string): T {
+  return JSON.parse(Deno.readTextFileSync(TESTDATA + name));
+}
+
+export function f32File(name: string): Float32Array {
+  const b = Deno.readFileSync(TESTDATA + name);
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+}
+
+/** Asserts |a - b| <= atol + rtol * |b| everywhere and returns the largest difference. */
+export function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol = 0, what = ""): number {
+  assert.equal(a.length, b.length, `${what}: length ${a.length} != ${b.length}`);
+  let worst = 0;
+  for (let i = 0; i < b.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    worst = Math.max(worst, d);
+    if (!(d <= atol + rtol * Math.abs(b[i]))) {
+      assert.fail(`${what}: element ${i} is ${a[i]}, expected ${b[i]} (diff ${d}, allowed ${atol + rtol * Math.abs(b[i])})`);
+    }
+  }
+  return worst;
+}
+
+/** Random uniform values in [lo, hi). */
+export function randomArray(g: TorchGenerator, n: number, lo = -1, hi = 1): Float32Array {
+  const a = new Float32Array(n);
+  g.uniform(a, lo, hi);
+  return a;
+}
+
+/**
+ * A model's parameters drawn like PyTorch's initialisation, then LayerNorms and biases randomised
+ * and weights scaled, so that every parameter matters (as in the tiny fixtures).
+ */
+export function randomParams(config: GPTConfig, seed: number, scale = 3): ParamMap {
+  const cfg = validateConfig(config);
+  const g = new TorchGenerator(seed + 1000);
+  const p: ParamMap = new Map();
+  for (const t of seededParameters(cfg, seed)) {
+    if (/norm\d?\.scale$/.test(t.name)) t.data = randomArray(g, t.data.length, 0.5, 1.5);
+    else if (/norm\d?\.shift$|\.bias$/.test(t.name)) t.data = randomArray(g, t.data.length, -0.2, 0.2);
+    else if (/\.weight$/.test(t.name) && !/emb/.test(t.name)) t.data = t.data.map((v) => v * scale);
+    p.set(t.name, t.data);
+  }
+  return p;
+}
+
+/** The shapes of the book's parameters, by name. */
+export function shapes(config: GPTConfig): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const t of seededParameters(validateConfig({ ...config, vocab_size: config.vocab_size }), 0)) m.set(t.name, t.shape);
+  return m;
+}
+
+/** Tensors for GPTModel.fromTensors from a ParamMap. */
+export function* tensorsOf(config: GPTConfig, p: ParamMap): Generator<{ name: string; shape: number[]; data: Float32Array }> {
+  const s = shapes(config);
+  for (const [name, data] of p) yield { name, shape: s.get(name)!, data };
+}
+
+/** Rounds values to float16 and back. */
+export function toHalf(a: Float32Array): Float32Array {
+  return Float32Array.from(Float16Array.from(a));
+}
+
+/** Rows of random token ids. */
+export function randomIds(g: TorchGenerator, B: number, T: number, vocab: number): number[][] {
+  return Array.from({ length: B }, () => Array.from({ length: T }, () => g.nextUint32() % vocab));
+}

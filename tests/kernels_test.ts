@@ -1,0 +1,181 @@
+// Every kernel on its own against the plain CPU reference, on odd shapes.
+import assert from "node:assert/strict";
+import { ARGMAX, ATTENTION, EMBEDDING, EMBEDDING_F16, KV_STORE, LAYER_NORM, MATMUL, MATMUL_F16 } from "../kernels/mod.ts";
+import { MM_ADD, MM_BIAS, MM_GELU } from "../kernels/matmul.ts";
+import { getGpu } from "../src/gpu/device.ts";
+import { createMatrix, transposeInto } from "../src/gpu/weights.ts";
+import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
+import { TorchGenerator } from "../src/torch_random.ts";
+import { assertClose, randomArray, toHalf } from "./_helpers.ts";
+import { f32bits, runKernel, stepWords } from "./_harness.ts";
+
+const g = new TorchGenerator(7);
+
+Deno.test("layer_norm kernel matches the CPU reference (C = 37, 768; all rows and last rows only)", async () => {
+  for (const [rows, C] of [[3, 37], [1, 768], [5, 1]]) {
+    const x = randomArray(g, rows * C, -3, 3);
+    const w = randomArray(g, 2 * C, -1, 1);
+    const eps = 1e-5;
+    const [y] = await runKernel(
+      LAYER_NORM,
+      [{ uniform: new Uint32Array([C, 0, f32bits(eps), 0]) }, { uniform: stepWords({ B: 1, T: rows }) }, x, w, new Float32Array(rows * C)],
+      [rows],
+      [4],
+    );
+    const ref = layerNormRef(x, rows, C, w.subarray(0, C), w.subarray(C), eps);
+    assertClose(y, ref, 1e-5, 1e-5, `layer_norm ${rows}x${C}`);
+  }
+  // last_only: batch of 2 rows of T = 3, normalise token 2 of each
+  const C = 20, T = 3, B = 2;
+  const x = randomArray(g, B * T * C, -2, 2);
+  const w = randomArray(g, 2 * C);
+  const [y] = await runKernel(
+    LAYER_NORM,
+    [{ uniform: new Uint32Array([C, 1, f32bits(1e-5), 0]) }, { uniform: stepWords({ B, T }) }, x, w, new Float32Array(B * C)],
+    [B],
+    [4],
+  );
+  const lastRows = new Float32Array(B * C);
+  for (let b = 0; b < B; b++) lastRows.set(x.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
+  assertClose(y, layerNormRef(lastRows, B, C, w.subarray(0, C), w.subarray(C)), 1e-5, 1e-5, "layer_norm last_only");
+});
+
+async function matmulCase(M: number, K: number, N: number, flags: number, f16: boolean, tm: number, ks = 1) {
+  const { device } = await getGpu();
+  const x = randomArray(g, M * K);
+  let wt = randomArray(g, N * K); // PyTorch layout [N, K]
+  const bias = randomArray(g, N);
+  const y0 = randomArray(g, M * N);
+  if (f16) wt = toHalf(wt);
+  const owned: GPUBuffer[] = [];
+  const mat = createMatrix(device, "w", f16 ? "f16" : "f32", K, N, (dst, ldw) => transposeInto(wt, N, K, dst, ldw), (b) => owned.push(b));
+  const params = new Uint32Array([M, K, N, 0, N, 0, 2, flags, 0, 0, 0, 0]);
+  const [y] = await runKernel(
+    f16 ? MATMUL_F16 : MATMUL,
+    [{ uniform: params }, { uniform: stepWords({ B: 1, T: M }) }, x, mat.buffer, bias, y0.slice()],
+    [Math.ceil(N / 256), Math.ceil(M / tm)],
+    [5],
+    { TM: tm, KS: ks },
+  );
+  let ref = linearRef(x, M, K, wt, N, flags & MM_BIAS ? bias : undefined);
+  if (flags & MM_GELU) ref = ref.map(geluRef);
+  if (flags & MM_ADD) ref = ref.map((v, i) => v + y0[i]);
+  for (const b of owned) b.destroy();
+  assertClose(y, ref, 2e-5 * Math.sqrt(K), 1e-5, `matmul M=${M} K=${K} N=${N} flags=${flags} f16=${f16} TM=${tm} KS=${ks}`);
+}
+
+Deno.test("matmul kernel matches the CPU reference (odd N, several blocks, 1 to 9 rows, bias, GELU, residual)", async () => {
+  await matmulCase(1, 12, 37, MM_BIAS, false, 1);
+  await matmulCase(3, 20, 300, MM_BIAS | MM_GELU, false, 3);
+  await matmulCase(9, 48, 257, MM_BIAS | MM_ADD, false, 5);
+  await matmulCase(9, 48, 257, 0, false, 8);
+  await matmulCase(2, 768, 5, MM_ADD, false, 2);
+  await matmulCase(4, 64, 513, MM_BIAS, false, 4, 4);
+});
+
+Deno.test("matmul kernel with 16-bit weights matches the reference on half-rounded weights", async () => {
+  await matmulCase(1, 12, 37, MM_BIAS, true, 1);
+  await matmulCase(7, 40, 301, MM_BIAS | MM_GELU | MM_ADD, true, 7);
+  await matmulCase(3, 256, 1, 0, true, 3, 2);
+});
+
+Deno.test("embedding kernel gathers token + position rows from vocabulary chunks", async () => {
+  const { device } = await getGpu();
+  for (const f16 of [false, true]) {
+    const V = 600, C = 12, ctx = 9, B = 2, T = 4, L = 7, start = 2, pos0 = 3;
+    let wte = randomArray(g, V * C); // [V, C]
+    if (f16) wte = toHalf(wte);
+    const wpe = randomArray(g, ctx * C);
+    const tokens = new Uint32Array(B * L).map(() => g.nextUint32() % V);
+    tokens[start] = 0;
+    tokens[L + start + 1] = V - 1;
+    tokens[start + 1] = 256; // first id of the second chunk
+    const x = new Float32Array(B * T * C);
+    const owned: GPUBuffer[] = [];
+    const chunk = 256;
+    for (let v0 = 0; v0 < V; v0 += chunk) {
+      const vn = Math.min(chunk, V - v0);
+      const mat = createMatrix(device, "wte", f16 ? "f16" : "f32", C, vn, (dst, ldw) => transposeInto(wte.subarray(v0 * C, (v0 + vn) * C), vn, C, dst, ldw), (b) => owned.push(b));
+      const [out] = await runKernel(
+        f16 ? EMBEDDING_F16 : EMBEDDING,
+        [{ uniform: new Uint32Array([C, v0, vn, 0]) }, { uniform: stepWords({ B, T, start, pos0, L }) }, tokens, mat.buffer, wpe, x],
+        [1, B * T],
+        [5],
+      );
+      x.set(out);
+    }
+    const ref = new Float32Array(B * T * C);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const id = tokens[b * L + start + t];
+        for (let c = 0; c < C; c++) ref[(b * T + t) * C + c] = wte[id * C + c] + wpe[(pos0 + t) * C + c];
+      }
+    }
+    for (const b of owned) b.destroy();
+    assertClose(x, ref, 1e-6, 0, `embedding f16=${f16}`);
+  }
+});
+
+Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, cache, a full context over several key blocks)", async () => {
+  const C = 24, H = 2, hd = 12;
+  for (const [B, T, pos0, cap] of [[1, 1, 0, 1], [2, 5, 0, 5], [1, 1, 70, 71], [2, 130, 0, 130], [1, 3, 61, 80]]) {
+    const q = randomArray(g, B * T * 3 * C, -2, 2); // qkv rows; only q is read
+    const kc = randomArray(g, B * cap * C, -2, 2);
+    const vc = randomArray(g, B * cap * C, -2, 2);
+    const [out] = await runKernel(
+      ATTENTION,
+      [{ uniform: new Uint32Array([C, H, hd, cap, f32bits(1 / Math.sqrt(hd)), 0, 0, 0]) }, { uniform: stepWords({ B, T, pos0 }) }, q, kc, vc, new Float32Array(B * T * C)],
+      [T, H, B],
+      [5],
+    );
+    for (let b = 0; b < B; b++) {
+      const qb = new Float32Array(T * C);
+      for (let t = 0; t < T; t++) qb.set(q.subarray((b * T + t) * 3 * C, (b * T + t) * 3 * C + C), t * C);
+      const n = pos0 + T;
+      const ref = attentionRef(qb, kc.subarray(b * cap * C, (b * cap + n) * C), vc.subarray(b * cap * C, (b * cap + n) * C), T, pos0, C, H);
+      assertClose(out.subarray(b * T * C, (b + 1) * T * C), ref, 1e-5, 1e-5, `attention B=${B} T=${T} pos0=${pos0} row ${b}`);
+    }
+  }
+});
+
+Deno.test("kv_store kernel writes keys and values at positions pos0 + t", async () => {
+  const C = 8, B = 2, T = 3, pos0 = 2, cap = 6;
+  const qkv = randomArray(g, B * T * 3 * C);
+  const [kc, vc] = await runKernel(
+    KV_STORE,
+    [{ uniform: new Uint32Array([C, cap, 0, 0]) }, { uniform: stepWords({ B, T, pos0 }) }, qkv, new Float32Array(B * cap * C), new Float32Array(B * cap * C)],
+    [1, B * T],
+    [3, 4],
+  );
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const src = (b * T + t) * 3 * C;
+      const dst = (b * cap + pos0 + t) * C;
+      assert.deepEqual([...kc.subarray(dst, dst + C)], [...qkv.subarray(src + C, src + 2 * C)]);
+      assert.deepEqual([...vc.subarray(dst, dst + C)], [...qkv.subarray(src + 2 * C, src + 3 * C)]);
+    }
+  }
+  assert.ok(kc.subarray(0, 2 * C).every((v) => v === 0), "slots before pos0 untouched");
+});
+
+Deno.test("argmax kernel picks the first largest logit and writes it after the window", async () => {
+  for (const V of [37, 1000, 50257]) {
+    const B = 3, ldl = Math.ceil(V / 64) * 64, L = 10, start = 1, T = 4;
+    const logits = randomArray(g, B * ldl, -5, 5);
+    logits[0 * ldl + V - 1] = 9; // last id wins
+    logits[1 * ldl + 3] = 7; // a tie: the first index wins
+    logits[1 * ldl + V - 2] = 7;
+    logits[2 * ldl + V] = 100; // padding is never read
+    const [tokens] = await runKernel(
+      ARGMAX,
+      [{ uniform: new Uint32Array([V, ldl, 0, 0]) }, { uniform: stepWords({ B, T, start, L }) }, logits, new Uint32Array(B * L)],
+      [B],
+      [3],
+    );
+    for (let b = 0; b < B; b++) {
+      let best = 0;
+      for (let v = 1; v < V; v++) if (logits[b * ldl + v] > logits[b * ldl + best]) best = v;
+      assert.equal(tokens[b * L + start + T], best, `V=${V} row ${b}`);
+    }
+  }
+});

@@ -1,0 +1,87 @@
+// The whole model on the GPU against the CPU reference, on small random models with odd shapes.
+import assert from "node:assert/strict";
+import { type GPTConfig, validateConfig } from "../src/config.ts";
+import { GPTModel } from "../src/model.ts";
+import { generate, generateTextSimple } from "../src/generate.ts";
+import { forwardRef, generateRef } from "../src/reference.ts";
+import { TorchGenerator } from "../src/torch_random.ts";
+import { assertClose, randomIds, randomParams, tensorsOf, toHalf } from "./_helpers.ts";
+
+const ODD: GPTConfig = {
+  vocab_size: 601, // not a multiple of 4, 64 or 256; three vocabulary chunks below
+  context_length: 70, // more than one 64-key attention block
+  emb_dim: 24, // head_dim 12
+  n_heads: 2,
+  n_layers: 2,
+  drop_rate: 0.1,
+  qkv_bias: true,
+};
+
+async function oddModel(dtype: "f32" | "f16" = "f32", seed = 5, cfg = ODD) {
+  const p = randomParams(cfg, seed);
+  // 256 vocabulary rows of 24 floats per chunk
+  const model = await GPTModel.fromTensors(cfg, tensorsOf(cfg, p), { dtype, maxBindingBytes: 256 * 24 * 4 }, false);
+  return { model, p, cfg: validateConfig(cfg) };
+}
+
+Deno.test("GPTModel.forward() matches the CPU reference: one token, odd vocab in chunks, head_dim 12, batch 2, full context", async () => {
+  const { model, p, cfg } = await oddModel();
+  using _ = model;
+  const g = new TorchGenerator(11);
+  for (const [B, T] of [[1, 1], [2, 9], [1, 70]]) {
+    const ids = randomIds(g, B, T, cfg.vocab_size);
+    ids[0][0] = cfg.vocab_size - 1;
+    const logits = await model.forward(ids);
+    assert.equal(logits.length, B * T * cfg.vocab_size);
+    for (let b = 0; b < B; b++) {
+      const ref = forwardRef(cfg, p, ids[b]);
+      assertClose(logits.subarray(b * T * cfg.vocab_size, (b + 1) * T * cfg.vocab_size), ref, 2e-4, 2e-4, `B=${B} T=${T} row ${b}`);
+    }
+  }
+});
+
+Deno.test("generateTextSimple() matches generate_text_simple on the CPU, past the context and with a smaller contextSize", async () => {
+  const { model, p, cfg } = await oddModel("f32", 9, { ...ODD, context_length: 12 });
+  using _ = model;
+  const g = new TorchGenerator(3);
+  const ids = randomIds(g, 2, 5, cfg.vocab_size);
+  for (const ctx of [12, 4]) {
+    const out = await generateTextSimple(model, ids, 10, ctx);
+    for (let b = 0; b < 2; b++) assert.deepEqual(out[b], generateRef(cfg, p, ids[b], 10, ctx), `row ${b} contextSize ${ctx}`);
+  }
+  // a prompt longer than the context is cropped
+  const long = randomIds(g, 1, 20, cfg.vocab_size);
+  assert.deepEqual((await generateTextSimple(model, long, 3, 12))[0], generateRef(cfg, p, long[0], 3, 12));
+});
+
+Deno.test("generate() with the key/value cache returns the ids of generateTextSimple(), f32 and f16, past the context", async () => {
+  for (const dtype of ["f32", "f16"] as const) {
+    const { model, cfg } = await oddModel(dtype, 21, { ...ODD, context_length: 10 });
+    using _ = model;
+    const g = new TorchGenerator(4);
+    for (const [B, T, n, ctx] of [[1, 1, 25, 10], [2, 4, 15, 10], [3, 3, 12, 5], [1, 12, 4, 10]]) {
+      const ids = randomIds(g, B, T, cfg.vocab_size);
+      const a = await generate(model, ids, { maxNewTokens: n, contextSize: ctx });
+      const b = await generateTextSimple(model, ids, n, ctx);
+      assert.deepEqual(a, b, `${dtype} B=${B} T=${T} new=${n} ctx=${ctx}`);
+    }
+  }
+});
+
+Deno.test("GPTModel with 16-bit weights stays within half-precision error of the f32 model", async () => {
+  const { model: m32, p, cfg } = await oddModel("f32", 13);
+  const { model: m16 } = await oddModel("f16", 13);
+  using _a = m32;
+  using _b = m16;
+  const ids = randomIds(new TorchGenerator(8), 1, 16, cfg.vocab_size);
+  // the f16 model equals the f32 reference on half-rounded matrices (embeddings and head included)
+  const half = new Map([...p].map(([k, v]) => [k, /weight$/.test(k) && !/pos_emb/.test(k) ? toHalf(v) : v]));
+  const ref = forwardRef(cfg, half, ids[0]);
+  assertClose(await m16.forward(ids), ref, 5e-4, 5e-4, "f16 vs reference on rounded weights");
+  // and differs from the f32 model by what 16-bit rounding of weights gives: 2^-11 relative per weight
+  const l32 = await m32.forward(ids);
+  const l16 = await m16.forward(ids);
+  let maxRef = 0;
+  for (const v of l32) maxRef = Math.max(maxRef, Math.abs(v));
+  assertClose(l16, l32, 0.02 * maxRef, 0, "f16 vs f32");
+});

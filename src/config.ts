@@ -87,6 +87,11 @@ export function validateConfig(config: GPTConfig): Required<GPTConfig> {
       `Invalid config: emb_dim ${config.emb_dim} is not divisible by n_heads ${config.n_heads}, pick sizes where it is`,
     );
   }
+  if (config.emb_dim % 4 !== 0) {
+    throw new RangeError(
+      `Invalid config: emb_dim ${config.emb_dim} is not a multiple of 4, which the GPU kernels read in groups of 4`,
+    );
+  }
   const eps = config.layer_norm_epsilon ?? 1e-5;
   if (!(eps > 0 && Number.isFinite(eps))) {
     throw new RangeError(`Invalid config: layer_norm_epsilon '${eps}' must be a positive number`);

@@ -766,7 +766,7 @@ export class GPTModel {
    * const logits = await model.forward([[15496, 11, 314, 716]]);
    * ```
    */
-  forward(idx: number[][]): Promise<Float32Array> {
+  async forward(idx: number[][]): Promise<Float32Array> {
     this.#check("run the model");
     const { B, T, flat } = checkBatch(idx, this.config.vocab_size, "run the model");
     if (T > this.config.context_length) {
@@ -774,7 +774,7 @@ export class GPTModel {
         `Cannot run the model: ${T} tokens exceed the context length ${this.config.context_length}, crop the input`,
       );
     }
-    return this.#serial(async () => {
+    return await this.#serial(async () => {
       this.#check("run the model");
       const d = this.#gpu.device;
       const V = this.config.vocab_size;

@@ -22,13 +22,14 @@ export {
   type GPTConfig,
   validateConfig,
 } from "./src/config.ts";
-export { type CreateOptions, GPTModel, type LoadOptions } from "./src/model.ts";
+export { type CreateOptions, GPTModel, type LoadOptions, type StepPlan } from "./src/model.ts";
+export type { WeightDType } from "./src/gpu/weights.ts";
 export { cachedPlan, generate, type GenerateOptions, generateTextSimple } from "./src/generate.ts";
 export { decode, encode, END_OF_TEXT } from "./src/tokenizer.ts";
 export { TorchGenerator } from "./src/torch_random.ts";
 export { DeviceLostError, WebGPUUnavailableError } from "./src/gpu/device.ts";
 export { WeightsError } from "./src/model_weights.ts";
-export { SafetensorsError, SafetensorsFile, writeSafetensors } from "./src/safetensors.ts";
+export { SafetensorsError, SafetensorsFile, type TensorInfo, writeSafetensors } from "./src/safetensors.ts";
 export { main, VERSION } from "./src/cli.ts";
 
 import { main } from "./src/cli.ts";

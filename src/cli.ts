@@ -27,7 +27,11 @@ Options:
 
 /** A usage error: the CLI prints it with the usage line and exits with code 2. */
 export class UsageError extends Error {
-  /** @param message What is wrong with the arguments. */
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong with the arguments.
+   */
   constructor(message: string) {
     super(message);
     this.name = "UsageError";

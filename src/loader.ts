@@ -108,7 +108,9 @@ export async function openWeights(path: string, config?: GPTConfig): Promise<Wei
     stat = await Deno.stat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(`Cannot load weights: '${path}' does not exist, pass a .safetensors file or a directory holding model.safetensors`);
+      throw new Deno.errors.NotFound(
+        `Cannot load weights: '${path}' does not exist, pass a .safetensors file or a directory holding model.safetensors`,
+      );
     }
     throw e;
   }

@@ -7,7 +7,7 @@
 import { type GPTConfig, validateConfig } from "./config.ts";
 import { seededParameters } from "./init.ts";
 import { DeviceLostError, getGpu, type GpuContext } from "./gpu/device.ts";
-import { layoutOf, pipelineOf, type KernelSpec } from "./gpu/pipelines.ts";
+import { type KernelSpec, layoutOf, pipelineOf } from "./gpu/pipelines.ts";
 import { roundUp, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
 import { type InputTensor, type ModelWeights, WeightBuilder } from "./model_weights.ts";
 import { openWeights } from "./loader.ts";
@@ -95,7 +95,6 @@ interface Statics {
   argmax: GPUBuffer;
 }
 
-
 /** Where dispatches go: one compute pass, or one timed pass each. */
 interface Recorder {
   dispatch(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y?: number, z?: number): void;
@@ -182,7 +181,9 @@ export function checkBatch(
   what: string,
 ): { B: number; T: number; flat: Uint32Array } {
   if (!Array.isArray(idx) || idx.length === 0) {
-    throw new TypeError(`Cannot ${what}: idx must be a non-empty array of token rows, got ${JSON.stringify(idx)?.slice(0, 40)}`);
+    throw new TypeError(
+      `Cannot ${what}: idx must be a non-empty array of token rows, got ${JSON.stringify(idx)?.slice(0, 40)}`,
+    );
   }
   const B = idx.length;
   const first = idx[0];
@@ -196,7 +197,9 @@ export function checkBatch(
     const row = idx[b];
     if (!Array.isArray(row) || row.length !== T) {
       throw new TypeError(
-        `Cannot ${what}: row ${b} has ${Array.isArray(row) ? row.length : "no"} tokens but row 0 has ${T}, pad or split the batch so every row has the same length`,
+        `Cannot ${what}: row ${b} has ${
+          Array.isArray(row) ? row.length : "no"
+        } tokens but row 0 has ${T}, pad or split the batch so every row has the same length`,
       );
     }
     for (let t = 0; t < T; t++) {
@@ -337,7 +340,9 @@ export class GPTModel {
     for (const [what, bytes] of need) {
       if (bytes > maxBinding) {
         throw new RangeError(
-          `Cannot create the model: its ${what} needs ${bytes} bytes in one binding, ${bytes - maxBinding} over the adapter's limit of ${maxBinding}`,
+          `Cannot create the model: its ${what} needs ${bytes} bytes in one binding, ${
+            bytes - maxBinding
+          } over the adapter's limit of ${maxBinding}`,
         );
       }
     }
@@ -490,7 +495,9 @@ export class GPTModel {
     const storage = (label: string, bytes: number, extra = 0) => {
       if (bytes > maxBinding) {
         throw new RangeError(
-          `Cannot run the model: its ${label} buffer needs ${bytes} bytes, ${bytes - maxBinding} over the adapter's binding limit of ${maxBinding}, use a smaller batch or context`,
+          `Cannot run the model: its ${label} buffer needs ${bytes} bytes, ${
+            bytes - maxBinding
+          } over the adapter's binding limit of ${maxBinding}, use a smaller batch or context`,
         );
       }
       const b = d.createBuffer({
@@ -509,7 +516,11 @@ export class GPTModel {
     };
     const f = new Float32Array([1 / Math.sqrt(hd)]);
     const tokens = storage("tokens", B * L * 4);
-    const step = d.createBuffer({ label: "step", size: STEP_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const step = d.createBuffer({
+      label: "step",
+      size: STEP_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
     buffers.push(step);
     const x = storage("x", rows * C * 4);
     const h = storage("h", rows * C * 4);
@@ -673,7 +684,11 @@ export class GPTModel {
 
   async #readback(src: GPUBuffer, bytes: number, enc: GPUCommandEncoder): Promise<ArrayBuffer> {
     const d = this.#gpu.device;
-    const staging = d.createBuffer({ label: "readback", size: roundUp(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = d.createBuffer({
+      label: "readback",
+      size: roundUp(bytes, 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     try {
       enc.copyBufferToBuffer(src, 0, staging, 0, roundUp(bytes, 4));
       d.queue.submit([enc.finish()]);
@@ -688,7 +703,9 @@ export class GPTModel {
   async #await<T>(p: Promise<T>): Promise<T> {
     const lost = this.#gpu.device.lost.then((info) => {
       throw new DeviceLostError(
-        `The GPU device was lost while the model ran (${info.reason ?? "unknown"}: ${info.message || "no message"}), create a new model`,
+        `The GPU device was lost while the model ran (${info.reason ?? "unknown"}: ${
+          info.message || "no message"
+        }), create a new model`,
       );
     });
     return await Promise.race([p, lost]);
@@ -713,7 +730,9 @@ export class GPTModel {
       const maxT = Math.max(1, ...plan.map((p) => p.T));
       const cap = Math.max(1, ...plan.map((p) => p.pos0 + p.T));
       if (B * maxT > 65535) {
-        throw new RangeError(`Cannot generate: ${B} rows x ${maxT} tokens is over 65535 rows per step, use a smaller batch`);
+        throw new RangeError(
+          `Cannot generate: ${B} rows x ${maxT} tokens is over 65535 rows per step, use a smaller batch`,
+        );
       }
       await this.#compileRows([B, ...plan.map((p) => B * p.T)]);
       const ws = this.#workspace(B, B * maxT, L, cap);
@@ -780,7 +799,10 @@ export class GPTModel {
       const V = this.config.vocab_size;
       const C = this.config.emb_dim;
       const rows = B * T;
-      const groupRowsEst = Math.max(1, Math.min(rows, Math.floor(d.limits.maxStorageBufferBindingSize / (this.#vp * 4))));
+      const groupRowsEst = Math.max(
+        1,
+        Math.min(rows, Math.floor(d.limits.maxStorageBufferBindingSize / (this.#vp * 4))),
+      );
       await this.#compileRows([rows, groupRowsEst, rows % groupRowsEst || groupRowsEst]);
       const ws = this.#workspace(B, rows, T, T);
       const init = new Uint32Array(B * ws.L);
@@ -805,12 +827,16 @@ export class GPTModel {
         pass.setPipeline(this.#pipe("ln"));
         pass.setBindGroup(0, ws.groups.lnfAll);
         pass.dispatchWorkgroups(rows);
-            for (let r0 = 0; r0 < rows; r0 += groupRows) {
+        for (let r0 = 0; r0 < rows; r0 += groupRows) {
           const n = Math.min(groupRows, rows - r0);
           const tm = tmFor(n);
           pass.setPipeline(this.#pipe(`mm${tm}`));
           for (const c of this.#weights.head) {
-            const params = d.createBuffer({ label: "head.params", size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+            const params = d.createBuffer({
+              label: "head.params",
+              size: 48,
+              usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+            });
             temp.push(params);
             d.queue.writeBuffer(params, 0, new Uint32Array([n, C, c.N, 0, vp, c.v0, 2, 0, r0, 0, 0, 0]));
             const group = d.createBindGroup({
@@ -844,7 +870,7 @@ export class GPTModel {
     if (this.#destroyed) return;
     this.#destroyed = true;
     for (const b of this.#owned) b.destroy();
-    if (this.#ws) for (const b of this.#ws.buffers) b.destroy();
+    if (this.#ws) { for (const b of this.#ws.buffers) b.destroy(); }
     this.#ws = undefined;
     this.#owned = [];
   }

@@ -20,7 +20,11 @@ import {
 
 /** Thrown when a weights file does not fit the model: a missing, unknown or misshapen tensor. */
 export class WeightsError extends Error {
-  /** @param message What is wrong, naming the tensor. */
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, naming the tensor.
+   */
   constructor(message: string) {
     super(message);
     this.name = "WeightsError";

@@ -8,7 +8,11 @@
 
 /** Thrown when a file is not a valid safetensors file, or holds what cannot be used. */
 export class SafetensorsError extends Error {
-  /** @param message What is wrong, naming the file and the tensor. */
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, naming the file and the tensor.
+   */
   constructor(message: string) {
     super(message);
     this.name = "SafetensorsError";
@@ -98,7 +102,11 @@ export class SafetensorsFile implements Disposable {
       const lenBytes = new Uint8Array(8);
       await readExactly(file, lenBytes, 0);
       const len = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
-      if (len > size - 8) bad(`the header length ${len} is larger than the file (${size} bytes); it is not a safetensors file or it is truncated`);
+      if (len > size - 8) {
+        bad(
+          `the header length ${len} is larger than the file (${size} bytes); it is not a safetensors file or it is truncated`,
+        );
+      }
       if (len > MAX_HEADER) bad(`the header length ${len} is over the 100 MB limit`);
       if (len < 2) bad(`the header length ${len} is too small`);
       const headerBytes = new Uint8Array(len);
@@ -109,7 +117,9 @@ export class SafetensorsFile implements Disposable {
       } catch (e) {
         bad(`the header is not valid JSON (${(e as Error).message})`);
       }
-      if (header === null || typeof header !== "object" || Array.isArray(header)) bad("the header is not a JSON object");
+      if (header === null || typeof header !== "object" || Array.isArray(header)) {
+        bad("the header is not a JSON object");
+      }
       const dataStart = 8 + len;
       const dataSize = size - dataStart;
       const tensors = new Map<string, TensorInfo>();
@@ -140,7 +150,11 @@ export class SafetensorsFile implements Disposable {
         let count = 1;
         for (const d of shape) count *= d;
         if (!Number.isSafeInteger(count) || count * ITEM_BYTES[dtype] !== end - begin) {
-          bad(`tensor '${name}' has shape [${shape.join(", ")}] of ${dtype} (${count * ITEM_BYTES[dtype]} bytes) but ${end - begin} bytes of data`);
+          bad(
+            `tensor '${name}' has shape [${shape.join(", ")}] of ${dtype} (${count * ITEM_BYTES[dtype]} bytes) but ${
+              end - begin
+            } bytes of data`,
+          );
         }
         tensors.set(name, { name, dtype, shape, begin, end });
       }
@@ -197,7 +211,9 @@ async function readExactly(file: Deno.FsFile, buf: Uint8Array, offset: number): 
   let got = 0;
   while (got < buf.length) {
     const n = await file.read(buf.subarray(got));
-    if (n === null) throw new SafetensorsError(`Cannot read: the file ended after ${offset + got} bytes, it is truncated`);
+    if (n === null) {
+      throw new SafetensorsError(`Cannot read: the file ended after ${offset + got} bytes, it is truncated`);
+    }
     got += n;
   }
 }

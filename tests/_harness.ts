@@ -1,6 +1,6 @@
 // Runs one kernel on its own, on buffers made from typed arrays, for the kernel tests.
 import { getGpu } from "../src/gpu/device.ts";
-import { layoutOf, pipelineOf, type KernelSpec } from "../src/gpu/pipelines.ts";
+import { type KernelSpec, layoutOf, pipelineOf } from "../src/gpu/pipelines.ts";
 
 export type Binding = Float32Array | Uint32Array | GPUBuffer | { uniform: Uint32Array };
 

@@ -24,7 +24,9 @@ export function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, atol: nu
     const d = Math.abs(a[i] - b[i]);
     worst = Math.max(worst, d);
     if (!(d <= atol + rtol * Math.abs(b[i]))) {
-      assert.fail(`${what}: element ${i} is ${a[i]}, expected ${b[i]} (diff ${d}, allowed ${atol + rtol * Math.abs(b[i])})`);
+      assert.fail(
+        `${what}: element ${i} is ${a[i]}, expected ${b[i]} (diff ${d}, allowed ${atol + rtol * Math.abs(b[i])})`,
+      );
     }
   }
   return worst;
@@ -57,12 +59,17 @@ export function randomParams(config: GPTConfig, seed: number, scale = 3): ParamM
 /** The shapes of the book's parameters, by name. */
 export function shapes(config: GPTConfig): Map<string, number[]> {
   const m = new Map<string, number[]>();
-  for (const t of seededParameters(validateConfig({ ...config, vocab_size: config.vocab_size }), 0)) m.set(t.name, t.shape);
+  for (const t of seededParameters(validateConfig({ ...config, vocab_size: config.vocab_size }), 0)) {
+    m.set(t.name, t.shape);
+  }
   return m;
 }
 
 /** Tensors for GPTModel.fromTensors from a ParamMap. */
-export function* tensorsOf(config: GPTConfig, p: ParamMap): Generator<{ name: string; shape: number[]; data: Float32Array }> {
+export function* tensorsOf(
+  config: GPTConfig,
+  p: ParamMap,
+): Generator<{ name: string; shape: number[]; data: Float32Array }> {
   const s = shapes(config);
   for (const [name, data] of p) yield { name, shape: s.get(name)!, data };
 }

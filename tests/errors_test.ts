@@ -13,7 +13,10 @@ async function tiny() {
 
 Deno.test("generateTextSimple() rejects an empty prompt, a ragged batch and ids outside the vocabulary", async () => {
   using m = await tiny();
-  await assert.rejects(generateTextSimple(m, [[]], 1, 8), { name: "RangeError", message: "Cannot generate: prompt has 0 tokens" });
+  await assert.rejects(generateTextSimple(m, [[]], 1, 8), {
+    name: "RangeError",
+    message: "Cannot generate: prompt has 0 tokens",
+  });
   await assert.rejects(generateTextSimple(m, [], 1, 8), TypeError);
   await assert.rejects(generateTextSimple(m, [[1, 2], [3]], 1, 8), /row 1 has 1 tokens but row 0 has 2/);
   await assert.rejects(generateTextSimple(m, [[1, 50]], 1, 8), /token id '50' at \[0\]\[1\] is outside \[0, 50\)/);
@@ -23,7 +26,10 @@ Deno.test("generateTextSimple() rejects an empty prompt, a ragged batch and ids 
 
 Deno.test("generateTextSimple() and generate() reject bad counts and context sizes", async () => {
   using m = await tiny();
-  await assert.rejects(generateTextSimple(m, [[1]], -1, 8), { name: "RangeError", message: /maxNewTokens '-1' must be a non-negative integer/ });
+  await assert.rejects(generateTextSimple(m, [[1]], -1, 8), {
+    name: "RangeError",
+    message: /maxNewTokens '-1' must be a non-negative integer/,
+  });
   await assert.rejects(generateTextSimple(m, [[1]], 1.5, 8), /maxNewTokens '1.5'/);
   await assert.rejects(generateTextSimple(m, [[1]], 1, 0), /contextSize '0' must be a positive integer/);
   await assert.rejects(generateTextSimple(m, [[1]], 20, 100), /more than the model's context_length 8/);
@@ -38,7 +44,10 @@ Deno.test("GPTModel.forward() rejects more tokens than the context", async () =>
 });
 
 Deno.test("validateConfig() rejects emb_dim not divisible by n_heads and bad sizes", async () => {
-  assert.throws(() => validateConfig({ ...CFG, n_heads: 3 }), { name: "RangeError", message: /emb_dim 16 is not divisible by n_heads 3/ });
+  assert.throws(() => validateConfig({ ...CFG, n_heads: 3 }), {
+    name: "RangeError",
+    message: /emb_dim 16 is not divisible by n_heads 3/,
+  });
   assert.throws(() => validateConfig({ ...CFG, n_layers: 0 }), /'n_layers' is 0/);
   assert.throws(() => validateConfig({ ...CFG, emb_dim: 18, n_heads: 3 }), /emb_dim 18 is not a multiple of 4/);
   await assert.rejects(GPTModel.create({ ...CFG, n_heads: 5 }), /not divisible/);

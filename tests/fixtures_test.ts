@@ -78,7 +78,9 @@ Deno.test("GPTModel.load() accepts a 'transformer.' prefix and an untied lm_head
   try {
     using f = await SafetensorsFile.open(`${TESTDATA}tiny_hf_gpt2/model.safetensors`);
     const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
-    for (const [name, info] of f.tensors) tensors[`transformer.${name}`] = { shape: info.shape, data: await f.read(name) };
+    for (const [name, info] of f.tensors) {
+      tensors[`transformer.${name}`] = { shape: info.shape, data: await f.read(name) };
+    }
     const wte = tensors["transformer.wte.weight"];
     tensors["lm_head.weight"] = { shape: wte.shape, data: wte.data.slice() };
     await Deno.copyFile(`${TESTDATA}tiny_hf_gpt2/config.json`, `${dir}/config.json`);

@@ -21,7 +21,14 @@ Deno.test("seededParameters() draws the seed-123 124M model exactly as PyTorch",
         sum += v;
         abs += Math.abs(v);
       }
-      yield { name: t.name, shape: t.shape, first: [...t.data.subarray(0, 4)], last: [...t.data.subarray(-4)], sum, abs };
+      yield {
+        name: t.name,
+        shape: t.shape,
+        first: [...t.data.subarray(0, 4)],
+        last: [...t.data.subarray(-4)],
+        sum,
+        abs,
+      };
     }
   })()];
   const byName = new Map(got.map((g) => [g.name, g]));

@@ -1,6 +1,15 @@
 // Every kernel on its own against the plain CPU reference, on odd shapes.
 import assert from "node:assert/strict";
-import { ARGMAX, ATTENTION, EMBEDDING, EMBEDDING_F16, KV_STORE, LAYER_NORM, MATMUL, MATMUL_F16 } from "../kernels/mod.ts";
+import {
+  ARGMAX,
+  ATTENTION,
+  EMBEDDING,
+  EMBEDDING_F16,
+  KV_STORE,
+  LAYER_NORM,
+  MATMUL,
+  MATMUL_F16,
+} from "../kernels/mod.ts";
 import { MM_ADD, MM_BIAS, MM_GELU } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { createMatrix, transposeInto } from "../src/gpu/weights.ts";
@@ -18,7 +27,13 @@ Deno.test("layer_norm kernel matches the CPU reference (C = 37, 768; all rows an
     const eps = 1e-5;
     const [y] = await runKernel(
       LAYER_NORM,
-      [{ uniform: new Uint32Array([C, 0, f32bits(eps), 0]) }, { uniform: stepWords({ B: 1, T: rows }) }, x, w, new Float32Array(rows * C)],
+      [
+        { uniform: new Uint32Array([C, 0, f32bits(eps), 0]) },
+        { uniform: stepWords({ B: 1, T: rows }) },
+        x,
+        w,
+        new Float32Array(rows * C),
+      ],
       [rows],
       [4],
     );
@@ -31,7 +46,13 @@ Deno.test("layer_norm kernel matches the CPU reference (C = 37, 768; all rows an
   const w = randomArray(g, 2 * C);
   const [y] = await runKernel(
     LAYER_NORM,
-    [{ uniform: new Uint32Array([C, 1, f32bits(1e-5), 0]) }, { uniform: stepWords({ B, T }) }, x, w, new Float32Array(B * C)],
+    [
+      { uniform: new Uint32Array([C, 1, f32bits(1e-5), 0]) },
+      { uniform: stepWords({ B, T }) },
+      x,
+      w,
+      new Float32Array(B * C),
+    ],
     [B],
     [4],
   );
@@ -48,7 +69,15 @@ async function matmulCase(M: number, K: number, N: number, flags: number, f16: b
   const y0 = randomArray(g, M * N);
   if (f16) wt = toHalf(wt);
   const owned: GPUBuffer[] = [];
-  const mat = createMatrix(device, "w", f16 ? "f16" : "f32", K, N, (dst, ldw) => transposeInto(wt, N, K, dst, ldw), (b) => owned.push(b));
+  const mat = createMatrix(
+    device,
+    "w",
+    f16 ? "f16" : "f32",
+    K,
+    N,
+    (dst, ldw) => transposeInto(wt, N, K, dst, ldw),
+    (b) => owned.push(b),
+  );
   const params = new Uint32Array([M, K, N, 0, N, 0, 2, flags, 0, 0, 0, 0]);
   const [y] = await runKernel(
     f16 ? MATMUL_F16 : MATMUL,
@@ -61,7 +90,13 @@ async function matmulCase(M: number, K: number, N: number, flags: number, f16: b
   if (flags & MM_GELU) ref = ref.map(geluRef);
   if (flags & MM_ADD) ref = ref.map((v, i) => v + y0[i]);
   for (const b of owned) b.destroy();
-  assertClose(y, ref, 2e-5 * Math.sqrt(K), 1e-5, `matmul M=${M} K=${K} N=${N} flags=${flags} f16=${f16} TM=${tm} KS=${ks}`);
+  assertClose(
+    y,
+    ref,
+    2e-5 * Math.sqrt(K),
+    1e-5,
+    `matmul M=${M} K=${K} N=${N} flags=${flags} f16=${f16} TM=${tm} KS=${ks}`,
+  );
 }
 
 Deno.test("matmul kernel matches the CPU reference (odd N, several blocks, 1 to 9 rows, bias, GELU, residual)", async () => {
@@ -95,10 +130,25 @@ Deno.test("embedding kernel gathers token + position rows from vocabulary chunks
     const chunk = 256;
     for (let v0 = 0; v0 < V; v0 += chunk) {
       const vn = Math.min(chunk, V - v0);
-      const mat = createMatrix(device, "wte", f16 ? "f16" : "f32", C, vn, (dst, ldw) => transposeInto(wte.subarray(v0 * C, (v0 + vn) * C), vn, C, dst, ldw), (b) => owned.push(b));
+      const mat = createMatrix(
+        device,
+        "wte",
+        f16 ? "f16" : "f32",
+        C,
+        vn,
+        (dst, ldw) => transposeInto(wte.subarray(v0 * C, (v0 + vn) * C), vn, C, dst, ldw),
+        (b) => owned.push(b),
+      );
       const [out] = await runKernel(
         f16 ? EMBEDDING_F16 : EMBEDDING,
-        [{ uniform: new Uint32Array([C, v0, vn, 0]) }, { uniform: stepWords({ B, T, start, pos0, L }) }, tokens, mat.buffer, wpe, x],
+        [
+          { uniform: new Uint32Array([C, v0, vn, 0]) },
+          { uniform: stepWords({ B, T, start, pos0, L }) },
+          tokens,
+          mat.buffer,
+          wpe,
+          x,
+        ],
         [1, B * T],
         [5],
       );
@@ -124,7 +174,14 @@ Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, c
     const vc = randomArray(g, B * cap * C, -2, 2);
     const [out] = await runKernel(
       ATTENTION,
-      [{ uniform: new Uint32Array([C, H, hd, cap, f32bits(1 / Math.sqrt(hd)), 0, 0, 0]) }, { uniform: stepWords({ B, T, pos0 }) }, q, kc, vc, new Float32Array(B * T * C)],
+      [
+        { uniform: new Uint32Array([C, H, hd, cap, f32bits(1 / Math.sqrt(hd)), 0, 0, 0]) },
+        { uniform: stepWords({ B, T, pos0 }) },
+        q,
+        kc,
+        vc,
+        new Float32Array(B * T * C),
+      ],
       [T, H, B],
       [5],
     );
@@ -132,8 +189,22 @@ Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, c
       const qb = new Float32Array(T * C);
       for (let t = 0; t < T; t++) qb.set(q.subarray((b * T + t) * 3 * C, (b * T + t) * 3 * C + C), t * C);
       const n = pos0 + T;
-      const ref = attentionRef(qb, kc.subarray(b * cap * C, (b * cap + n) * C), vc.subarray(b * cap * C, (b * cap + n) * C), T, pos0, C, H);
-      assertClose(out.subarray(b * T * C, (b + 1) * T * C), ref, 1e-5, 1e-5, `attention B=${B} T=${T} pos0=${pos0} row ${b}`);
+      const ref = attentionRef(
+        qb,
+        kc.subarray(b * cap * C, (b * cap + n) * C),
+        vc.subarray(b * cap * C, (b * cap + n) * C),
+        T,
+        pos0,
+        C,
+        H,
+      );
+      assertClose(
+        out.subarray(b * T * C, (b + 1) * T * C),
+        ref,
+        1e-5,
+        1e-5,
+        `attention B=${B} T=${T} pos0=${pos0} row ${b}`,
+      );
     }
   }
 });
@@ -143,7 +214,13 @@ Deno.test("kv_store kernel writes keys and values at positions pos0 + t", async 
   const qkv = randomArray(g, B * T * 3 * C);
   const [kc, vc] = await runKernel(
     KV_STORE,
-    [{ uniform: new Uint32Array([C, cap, 0, 0]) }, { uniform: stepWords({ B, T, pos0 }) }, qkv, new Float32Array(B * cap * C), new Float32Array(B * cap * C)],
+    [
+      { uniform: new Uint32Array([C, cap, 0, 0]) },
+      { uniform: stepWords({ B, T, pos0 }) },
+      qkv,
+      new Float32Array(B * cap * C),
+      new Float32Array(B * cap * C),
+    ],
     [1, B * T],
     [3, 4],
   );
@@ -168,7 +245,12 @@ Deno.test("argmax kernel picks the first largest logit and writes it after the w
     logits[2 * ldl + V] = 100; // padding is never read
     const [tokens] = await runKernel(
       ARGMAX,
-      [{ uniform: new Uint32Array([V, ldl, 0, 0]) }, { uniform: stepWords({ B, T, start, L }) }, logits, new Uint32Array(B * L)],
+      [
+        { uniform: new Uint32Array([V, ldl, 0, 0]) },
+        { uniform: stepWords({ B, T, start, L }) },
+        logits,
+        new Uint32Array(B * L),
+      ],
       [B],
       [3],
     );

@@ -35,7 +35,13 @@ Deno.test("GPTModel.forward() matches the CPU reference: one token, odd vocab in
     assert.equal(logits.length, B * T * cfg.vocab_size);
     for (let b = 0; b < B; b++) {
       const ref = forwardRef(cfg, p, ids[b]);
-      assertClose(logits.subarray(b * T * cfg.vocab_size, (b + 1) * T * cfg.vocab_size), ref, 2e-4, 2e-4, `B=${B} T=${T} row ${b}`);
+      assertClose(
+        logits.subarray(b * T * cfg.vocab_size, (b + 1) * T * cfg.vocab_size),
+        ref,
+        2e-4,
+        2e-4,
+        `B=${B} T=${T} row ${b}`,
+      );
     }
   }
 });
@@ -47,7 +53,9 @@ Deno.test("generateTextSimple() matches generate_text_simple on the CPU, past th
   const ids = randomIds(g, 2, 5, cfg.vocab_size);
   for (const ctx of [12, 4]) {
     const out = await generateTextSimple(model, ids, 10, ctx);
-    for (let b = 0; b < 2; b++) assert.deepEqual(out[b], generateRef(cfg, p, ids[b], 10, ctx), `row ${b} contextSize ${ctx}`);
+    for (let b = 0; b < 2; b++) {
+      assert.deepEqual(out[b], generateRef(cfg, p, ids[b], 10, ctx), `row ${b} contextSize ${ctx}`);
+    }
   }
   // a prompt longer than the context is cropped
   const long = randomIds(g, 1, 20, cfg.vocab_size);

@@ -24,7 +24,9 @@ function rawFile(header: unknown, data: Uint8Array, lenOverride?: bigint): Uint8
   return out;
 }
 
-async function bookTensors(): Promise<{ tensors: Record<string, { shape: number[]; data: Float32Array }>; meta: Record<string, string> }> {
+async function bookTensors(): Promise<
+  { tensors: Record<string, { shape: number[]; data: Float32Array }>; meta: Record<string, string> }
+> {
   using f = await SafetensorsFile.open(`${TESTDATA}tiny_book.safetensors`);
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [name, info] of f.tensors) tensors[name] = { shape: info.shape, data: await f.read(name) };
@@ -39,12 +41,39 @@ Deno.test("SafetensorsFile.open() rejects malformed headers, each with one clear
       ["huge len", rawFile({}, new Uint8Array(0), 1n << 60n), /larger than the file/],
       ["bad json", rawFile("{not json", new Uint8Array(0)), /not valid JSON/],
       ["array", rawFile("[1,2]", new Uint8Array(0)), /not a JSON object/],
-      ["bad dtype", rawFile({ a: { dtype: "Q7", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)), /unknown dtype "Q7"/],
-      ["bad shape", rawFile({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)), /invalid shape/],
-      ["out of range", rawFile({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, new Uint8Array(4)), /past the data section/],
-      ["reversed", rawFile({ a: { dtype: "F32", shape: [0], data_offsets: [4, 0] } }, new Uint8Array(4)), /ends \(0\) before it begins \(4\)/],
-      ["size mismatch", rawFile({ a: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), /shape \[3\] of F32 \(12 bytes\) but 8 bytes/],
-      ["overlap", rawFile({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [4, 12] } }, new Uint8Array(12)), /overlap/],
+      [
+        "bad dtype",
+        rawFile({ a: { dtype: "Q7", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)),
+        /unknown dtype "Q7"/,
+      ],
+      [
+        "bad shape",
+        rawFile({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)),
+        /invalid shape/,
+      ],
+      [
+        "out of range",
+        rawFile({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, new Uint8Array(4)),
+        /past the data section/,
+      ],
+      [
+        "reversed",
+        rawFile({ a: { dtype: "F32", shape: [0], data_offsets: [4, 0] } }, new Uint8Array(4)),
+        /ends \(0\) before it begins \(4\)/,
+      ],
+      [
+        "size mismatch",
+        rawFile({ a: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)),
+        /shape \[3\] of F32 \(12 bytes\) but 8 bytes/,
+      ],
+      [
+        "overlap",
+        rawFile({
+          a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+          b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+        }, new Uint8Array(12)),
+        /overlap/,
+      ],
     ];
     for (const [name, bytes, re] of cases) {
       const p = `${dir}/${name.replace(/ /g, "_")}.safetensors`;
@@ -68,18 +97,30 @@ Deno.test("toFloat32() converts F16 and BF16", () => {
 
 Deno.test("GPTModel.load() names a missing path, tensor, wrong shape, unsupported dtype and missing config", async () => {
   await withDir(async (dir) => {
-    await assert.rejects(GPTModel.load(`${dir}/nope.safetensors`), (e: Error) => e instanceof Deno.errors.NotFound && /does not exist/.test(e.message));
+    await assert.rejects(
+      GPTModel.load(`${dir}/nope.safetensors`),
+      (e: Error) => e instanceof Deno.errors.NotFound && /does not exist/.test(e.message),
+    );
     await assert.rejects(GPTModel.load(dir), /has no model.safetensors/);
     const { tensors, meta } = await bookTensors();
 
     const missing = { ...tensors };
     delete missing["trf_blocks.1.ff.layers.2.bias"];
     await writeSafetensors(`${dir}/missing.safetensors`, missing, "F32", meta);
-    await assert.rejects(GPTModel.load(`${dir}/missing.safetensors`), { name: "WeightsError", message: "Tensor 'trf_blocks.1.ff.layers.2.bias' is missing from the weights" });
+    await assert.rejects(GPTModel.load(`${dir}/missing.safetensors`), {
+      name: "WeightsError",
+      message: "Tensor 'trf_blocks.1.ff.layers.2.bias' is missing from the weights",
+    });
 
-    const bad = { ...tensors, "trf_blocks.0.att.out_proj.weight": { shape: [48, 47], data: new Float32Array(48 * 47) } };
+    const bad = {
+      ...tensors,
+      "trf_blocks.0.att.out_proj.weight": { shape: [48, 47], data: new Float32Array(48 * 47) },
+    };
     await writeSafetensors(`${dir}/shape.safetensors`, bad, "F32", meta);
-    await assert.rejects(GPTModel.load(`${dir}/shape.safetensors`), /Tensor 'trf_blocks.0.att.out_proj.weight' has shape \[48, 47\], expected \[48, 48\]/);
+    await assert.rejects(
+      GPTModel.load(`${dir}/shape.safetensors`),
+      /Tensor 'trf_blocks.0.att.out_proj.weight' has shape \[48, 47\], expected \[48, 48\]/,
+    );
 
     const extra = { ...tensors, "trf_blocks.5.att.W_query.weight": tensors["trf_blocks.0.att.W_query.weight"] };
     await writeSafetensors(`${dir}/extra.safetensors`, extra, "F32", meta);
@@ -121,7 +162,10 @@ Deno.test("GPTModel.load() frees what it uploaded when a later tensor fails", as
     const bad = { ...tensors };
     const w = bad["out_head.weight"];
     delete bad["out_head.weight"];
-    bad["out_head.weight"] = { shape: [w.shape[0] + 1, w.shape[1]], data: new Float32Array((w.shape[0] + 1) * w.shape[1]) };
+    bad["out_head.weight"] = {
+      shape: [w.shape[0] + 1, w.shape[1]],
+      data: new Float32Array((w.shape[0] + 1) * w.shape[1]),
+    };
     await writeSafetensors(`${dir}/late.safetensors`, bad, "F32", meta);
     const created: GPUBuffer[] = [];
     const orig = GPUDevice.prototype.createBuffer;

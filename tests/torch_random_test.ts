@@ -2,7 +2,18 @@ import assert from "node:assert/strict";
 import { linearBiasBound, linearWeightBound, TorchGenerator } from "../src/torch_random.ts";
 import { assertClose, fixture } from "./_helpers.ts";
 
-const rng = fixture<Record<string, any>>("rng.json");
+interface Rng {
+  uniform_16: number[];
+  uniform_m2_3_8: number[];
+  seed0_uniform_8: number[];
+  normal_16: number[];
+  normal_20: number[];
+  normal_mean1_std2_32: number[];
+  linear_5_3: { weight: number[]; bias: number[] };
+  embedding_6_8_then_linear_8_4_nobias: { embedding: number[]; linear: number[] };
+}
+
+const rng = fixture<Rng>("rng.json");
 
 Deno.test("TorchGenerator.uniform() matches torch.manual_seed(123) + uniform_", () => {
   const g = new TorchGenerator(123);
@@ -18,7 +29,14 @@ Deno.test("TorchGenerator.uniform() matches torch.manual_seed(123) + uniform_", 
 });
 
 Deno.test("TorchGenerator.normal() matches normal_ in blocks of 16 with the tail redrawn", () => {
-  for (const [key, n, mean, std] of [["normal_16", 16, 0, 1], ["normal_20", 20, 0, 1], ["normal_mean1_std2_32", 32, 1, 2]] as const) {
+  for (
+    const [key, n, mean, std] of [["normal_16", 16, 0, 1], ["normal_20", 20, 0, 1], [
+      "normal_mean1_std2_32",
+      32,
+      1,
+      2,
+    ]] as const
+  ) {
     const a = new Float32Array(n);
     new TorchGenerator(123).normal(a, mean, std);
     assertClose(a, rng[key], 1e-6, 0, key);

@@ -6,7 +6,11 @@
 
 /** Thrown when no WebGPU adapter or device can be had. */
 export class WebGPUUnavailableError extends Error {
-  /** @param message What is missing and how to get it. */
+  /**
+   * Creates the error.
+   *
+   * @param message What is missing and how to get it.
+   */
   constructor(message: string) {
     super(message);
     this.name = "WebGPUUnavailableError";
@@ -15,7 +19,11 @@ export class WebGPUUnavailableError extends Error {
 
 /** Thrown when the GPU device was lost while a model used it. */
 export class DeviceLostError extends Error {
-  /** @param message The reason and the driver's message. */
+  /**
+   * Creates the error.
+   *
+   * @param message The reason and the driver's message.
+   */
   constructor(message: string) {
     super(message);
     this.name = "DeviceLostError";

@@ -22,6 +22,7 @@ struct Params {
 }
 override TM: u32 = 8u;
 override KS: u32 = 1u;
+override WG: u32 = 64u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> st: Step;
 @group(0) @binding(2) var<storage, read> x: array<vec4f>;
@@ -42,7 +43,7 @@ fn wload(i: u32) -> vec4f {
   ${f16 ? "let q = w[i];\n  return vec4f(unpack2x16float(q.x), unpack2x16float(q.y));" : "return w[i];"}
 }
 
-@compute @workgroup_size(64, KS)
+@compute @workgroup_size(WG, KS)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   var M = p.M;
   if (p.m_mode == 0u) { M = st.rows; } else if (p.m_mode == 1u) { M = st.batch; }
@@ -51,7 +52,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let K4 = p.K / 4u;
   var rowb: array<u32, 8>;
   for (var r = 0u; r < TM; r++) { rowb[r] = (p.x_row0 + min(m0 + r, M - 1u)) * K4; }
-  let wb = wg.x * p.K * 64u + lid.x;
+  let gcol = wg.x * WG + lid.x; // column group: columns 4 gcol .. 4 gcol + 3
+  let wb = (gcol / 64u) * p.K * 64u + gcol % 64u;
   var acc: array<vec4f, 8>;
   for (var k4 = lid.y; k4 < K4; k4 += KS) {
     let i = wb + k4 * 256u;
@@ -70,16 +72,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     }
   }
   if (KS > 1u) {
-    for (var r = 0u; r < TM; r++) { part[(lid.y * TM + r) * 64u + lid.x] = acc[r]; }
+    for (var r = 0u; r < TM; r++) { part[(lid.y * TM + r) * WG + lid.x] = acc[r]; }
     workgroupBarrier();
     if (lid.y != 0u) { return; }
     for (var r = 0u; r < TM; r++) {
       var s = vec4f(0.0);
-      for (var j = 0u; j < KS; j++) { s += part[(j * TM + r) * 64u + lid.x]; }
+      for (var j = 0u; j < KS; j++) { s += part[(j * TM + r) * WG + lid.x]; }
       acc[r] = s;
     }
   }
-  let n0 = wg.x * 256u + lid.x * 4u;
+  let n0 = gcol * 4u;
   for (var r = 0u; r < TM; r++) {
     let m = m0 + r;
     if (m >= M) { break; }

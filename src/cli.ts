@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { GPT_CONFIG_124M } from "./config.ts";
 import { GPTModel } from "./model.ts";
-import { generateTextSimple } from "./generate.ts";
+import { generate } from "./generate.ts";
 import { decode, encode } from "./tokenizer.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -100,7 +100,8 @@ export async function main(
     out(`encoded: [${encoded.join(", ")}]`);
     out(`encoded_tensor.shape: [1, ${encoded.length}]`);
     using model = await GPTModel.create(GPT_CONFIG_124M, { seed });
-    const ids = await generateTextSimple(model, [encoded], maxNew, GPT_CONFIG_124M.context_length);
+    // generate() keeps a key/value cache; its ids are those of generateTextSimple()
+    const ids = await generate(model, [encoded], { maxNewTokens: maxNew, contextSize: GPT_CONFIG_124M.context_length });
     out(`Output: [[${ids[0].join(", ")}]]`);
     out(`Output length: ${ids[0].length}`);
     out(decode(ids[0]));

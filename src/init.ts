@@ -16,11 +16,17 @@ export interface NamedTensor {
   shape: number[];
   /** The values, row-major. */
   data: Float32Array;
+  /** When set, `data` holds only rows `row0 ..` of the tensor; the next piece follows. */
+  row0?: number;
 }
+
+/** Rows per piece when the vocabulary-sized tensors are drawn in pieces. */
+const PIECE_ROWS = 512;
 
 /**
  * Yields every parameter of the book's `GPTModel` in the order PyTorch creates it, drawing each
- * from a generator seeded like `torch.manual_seed(seed)`. LayerNorm parameters (ones and zeros)
+ * from a generator seeded like `torch.manual_seed(seed)`. The token embedding and the output head
+ * come in pieces of rows (see {@linkcode NamedTensor.row0}), so that no copy of them is held whole. LayerNorm parameters (ones and zeros)
  * come after the draws of their block, as they draw nothing.
  *
  * @param cfg The model configuration.
@@ -36,6 +42,16 @@ export function* seededParameters(cfg: Required<GPTConfig>, seed: number): Gener
     g.normal(data, 0, 1);
     return { name, shape: [rows, C], data };
   };
+  // Large tables in pieces of rows. normal_ fills the whole tensor with uniforms and then
+  // transforms blocks of 16, so pieces whose sizes are multiples of 16 give the same values;
+  // a size that is not a multiple of 16 redraws its tail at the end, so it is drawn whole.
+  function* pieces(name: string, rows: number, draw: (a: Float32Array) => void): Generator<NamedTensor> {
+    for (let r0 = 0; r0 < rows; r0 += PIECE_ROWS) {
+      const data = new Float32Array(Math.min(PIECE_ROWS, rows - r0) * C);
+      draw(data);
+      yield { name, shape: [rows, C], data, row0: r0 };
+    }
+  }
   function* linear(name: string, inF: number, outF: number, bias: boolean): Generator<NamedTensor> {
     const w = new Float32Array(outF * inF);
     const wb = linearWeightBound(inF);
@@ -53,7 +69,8 @@ export function* seededParameters(cfg: Required<GPTConfig>, seed: number): Gener
     { name: `${name}.shift`, shape: [C], data: new Float32Array(C) },
   ];
 
-  yield embedding("tok_emb.weight", V);
+  if ((PIECE_ROWS * C) % 16 === 0 && (V * C) % 16 === 0) yield* pieces("tok_emb.weight", V, (a) => g.normal(a, 0, 1));
+  else yield embedding("tok_emb.weight", V);
   yield embedding("pos_emb.weight", cfg.context_length);
   for (let l = 0; l < cfg.n_layers; l++) {
     const p = `trf_blocks.${l}`;
@@ -67,5 +84,6 @@ export function* seededParameters(cfg: Required<GPTConfig>, seed: number): Gener
     yield* norm(`${p}.norm2`);
   }
   yield* norm("final_norm");
-  yield* linear("out_head", C, V, false);
+  const hb = linearWeightBound(C);
+  yield* pieces("out_head.weight", V, (a) => g.uniform(a, -hb, hb));
 }

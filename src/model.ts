@@ -8,7 +8,7 @@ import { type GPTConfig, validateConfig } from "./config.ts";
 import { seededParameters } from "./init.ts";
 import { DeviceLostError, getGpu, type GpuContext } from "./gpu/device.ts";
 import { type KernelSpec, layoutOf, pipelineOf } from "./gpu/pipelines.ts";
-import { roundUp, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
+import { drainWrites, roundUp, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
 import { type InputTensor, type ModelWeights, WeightBuilder } from "./model_weights.ts";
 import { openWeights } from "./loader.ts";
 import {
@@ -353,7 +353,10 @@ export class GPTModel {
     let model: GPTModel;
     try {
       const builder = new WeightBuilder(gpu.device, cfg, dtype, chunkRows, track);
-      for await (const t of tensors) builder.add(t);
+      for await (const t of tensors) {
+        builder.add(t);
+        await drainWrites(gpu.device);
+      }
       const weights = builder.finish(tiedHead);
       model = new GPTModel(cfg, dtype, gpu, weights, owned);
       model.#makeStatics(chunkRows);
@@ -438,6 +441,16 @@ export class GPTModel {
     return this.dtype === "f16" ? MATMUL_F16 : MATMUL;
   }
 
+  /** Output columns per matmul workgroup. */
+  get #cols(): number {
+    return 4 * this.#wg;
+  }
+
+  /** Invocations per workgroup along the columns (4 columns each). */
+  get #wg(): number {
+    return Number(Deno.env.get("GPT_WG") ?? (this.#gpu.isCpu ? 16 : 64));
+  }
+
   /** k-slices per workgroup: 1 on a CPU adapter, more on a GPU to keep its cores busy (shared memory holds TM * KS * 64). */
   #ks(tm: number): number {
     const byLimit = Math.floor(this.#gpu.device.limits.maxComputeInvocationsPerWorkgroup / 64);
@@ -464,7 +477,10 @@ export class GPTModel {
     const tms = new Set([...rowCounts].map(tmFor));
     await Promise.all([...tms].map(async (tm) => {
       if (!this.#pipes.has(`mm${tm}`)) {
-        this.#pipes.set(`mm${tm}`, await pipelineOf(this.#gpu.device, this.#mm, { TM: tm, KS: this.#ks(tm) }));
+        this.#pipes.set(
+          `mm${tm}`,
+          await pipelineOf(this.#gpu.device, this.#mm, { TM: tm, KS: this.#ks(tm), WG: this.#wg }),
+        );
       }
     }));
   }
@@ -594,13 +610,13 @@ export class GPTModel {
     for (const e of g.embed) rec.dispatch("embedding", embed, e, wx(C), rows);
     for (const lg of g.layers) {
       rec.dispatch("layer_norm", ln, lg.ln1, rows);
-      rec.dispatch("matmul qkv", mm, lg.qkv, Math.ceil(3 * C / MM_BLOCK), my);
+      rec.dispatch("matmul qkv", mm, lg.qkv, Math.ceil(3 * C / this.#cols), my);
       rec.dispatch("kv_store", kv, lg.kv, wx(C), rows);
       rec.dispatch("attention", attn, lg.attn, T, H, B);
-      rec.dispatch("matmul out_proj+residual", mm, lg.proj, Math.ceil(C / MM_BLOCK), my);
+      rec.dispatch("matmul out_proj+residual", mm, lg.proj, Math.ceil(C / this.#cols), my);
       rec.dispatch("layer_norm", ln, lg.ln2, rows);
-      rec.dispatch("matmul fc+gelu", mm, lg.fc, Math.ceil(4 * C / MM_BLOCK), my);
-      rec.dispatch("matmul fc2+residual", mm, lg.fc2, Math.ceil(C / MM_BLOCK), my);
+      rec.dispatch("matmul fc+gelu", mm, lg.fc, Math.ceil(4 * C / this.#cols), my);
+      rec.dispatch("matmul fc2+residual", mm, lg.fc2, Math.ceil(C / this.#cols), my);
     }
   }
 
@@ -611,7 +627,7 @@ export class GPTModel {
     const tm = tmFor(B);
     const mm = this.#pipe(`mm${tm}`);
     this.#weights.head.forEach((c, i) => {
-      rec.dispatch("matmul head", mm, g.head[i], Math.ceil(c.N / MM_BLOCK), Math.ceil(B / tm));
+      rec.dispatch("matmul head", mm, g.head[i], Math.ceil(c.N / this.#cols), Math.ceil(B / tm));
     });
     rec.dispatch("argmax", this.#pipe("argmax"), g.argmax, B);
   }
@@ -851,7 +867,7 @@ export class GPTModel {
               ],
             });
             pass.setBindGroup(0, group);
-            pass.dispatchWorkgroups(Math.ceil(c.N / MM_BLOCK), Math.ceil(n / tm));
+            pass.dispatchWorkgroups(Math.ceil(c.N / this.#cols), Math.ceil(n / tm));
           }
         }
         pass.end();

@@ -8,13 +8,12 @@
 import type { GPTConfig } from "./config.ts";
 import type { NamedTensor } from "./init.ts";
 import {
-  copyInto,
   createMatrix,
   createVector,
-  createVocabChunks,
   type GpuMatrix,
-  transposeInto,
+  MatrixWriter,
   type VocabChunk,
+  VocabWriter,
   type WeightDType,
 } from "./gpu/weights.ts";
 
@@ -35,6 +34,11 @@ export class WeightsError extends Error {
 export interface InputTensor extends NamedTensor {
   /** True when a matrix is stored `[in, out]` rather than PyTorch's `[out, in]`. */
   inputMajor?: boolean;
+  /**
+   * For the token embedding and output head only: `data` holds rows `row0 ..` of the tensor of
+   * `shape`; the rest follows in later pieces, in order.
+   */
+  row0?: number;
 }
 
 /** One transformer block's weights. */
@@ -61,7 +65,7 @@ export interface ModelWeights {
 }
 
 interface Pending {
-  qkvW?: Float32Array;
+  qkvParts3: (InputTensor | undefined)[];
   qkvParts: number;
   qkvB?: Float32Array;
   layer: Partial<LayerWeights>;
@@ -82,8 +86,8 @@ export class WeightBuilder {
   #chunkRows: number;
   #track: (b: GPUBuffer) => void;
   #seen = new Set<string>();
-  #tok?: VocabChunk[];
-  #head?: VocabChunk[];
+  #tok?: VocabWriter;
+  #head?: VocabWriter;
   #pos?: GPUBuffer;
   #lnf = new Float32Array(0);
   #lnfParts = new Set<string>();
@@ -112,6 +116,7 @@ export class WeightBuilder {
     this.#track = track;
     this.#pending = Array.from({ length: cfg.n_layers }, () => ({
       qkvParts: 0,
+      qkvParts3: [],
       layer: {},
       normParts: new Set<string>(),
     }));
@@ -133,10 +138,7 @@ export class WeightBuilder {
 
   #matrix(label: string, t: InputTensor, K: number, N: number): GpuMatrix {
     this.#expect(t, t.inputMajor ? [K, N] : [N, K]);
-    return createMatrix(this.#device, label, this.#dtype, K, N, (dst, ldw) => {
-      if (t.inputMajor) copyInto(t.data, K, N, dst, ldw);
-      else transposeInto(t.data, N, K, dst, ldw);
-    }, this.#track);
+    return createMatrix(this.#device, label, this.#dtype, K, N, t.data, Boolean(t.inputMajor), this.#track);
   }
 
   #vector(label: string, t: InputTensor, n: number): GPUBuffer {
@@ -152,18 +154,29 @@ export class WeightBuilder {
    */
   add(t: InputTensor): void {
     const { emb_dim: C, vocab_size: V, context_length: ctx, n_layers } = this.#cfg;
+    if (t.name === "tok_emb.weight" || t.name === "out_head.weight") {
+      const key = t.name === "tok_emb.weight" ? "tok" : "head";
+      const row0 = t.row0 ?? 0;
+      let w = key === "tok" ? this.#tok : this.#head;
+      if (row0 === 0 && w) throw new WeightsError(`Tensor '${t.name}' appears twice`);
+      if (t.shape.length !== 2 || t.shape[0] !== V || t.shape[1] !== C) this.#expect(t, [V, C]);
+      if (t.data.length % C !== 0 || row0 + t.data.length / C > V) {
+        throw new WeightsError(
+          `Tensor '${t.name}' has ${t.data.length} values from row ${row0}, which do not fit [${V}, ${C}]`,
+        );
+      }
+      if (!w) {
+        w = new VocabWriter(this.#device, t.name.split(".")[0], this.#dtype, V, C, this.#chunkRows, this.#track);
+        if (key === "tok") this.#tok = w;
+        else this.#head = w;
+      }
+      w.rows(t.data, row0);
+      this.#seen.add(t.name);
+      return;
+    }
+    if (t.row0 !== undefined) throw new WeightsError(`Tensor '${t.name}' cannot arrive in pieces`);
     if (this.#seen.has(t.name)) throw new WeightsError(`Tensor '${t.name}' appears twice`);
     this.#seen.add(t.name);
-    if (t.name === "tok_emb.weight") {
-      this.#expect(t, [V, C]);
-      this.#tok = createVocabChunks(this.#device, "tok_emb", this.#dtype, t.data, V, C, this.#chunkRows, this.#track);
-      return;
-    }
-    if (t.name === "out_head.weight") {
-      this.#expect(t, [V, C]);
-      this.#head = createVocabChunks(this.#device, "out_head", this.#dtype, t.data, V, C, this.#chunkRows, this.#track);
-      return;
-    }
     if (t.name === "pos_emb.weight") {
       this.#expect(t, [ctx, C]);
       this.#pos = createVector(this.#device, "pos_emb", t.data, this.#track);
@@ -192,9 +205,8 @@ export class WeightBuilder {
       const col = { query: 0, key: C, value: 2 * C }[qkvPart[1] as "query" | "key" | "value"];
       if (qkvPart[2] === "weight") {
         this.#expect(t, [C, C]);
-        p.qkvW ??= new Float32Array(C * 3 * C);
-        if (t.inputMajor) copyInto(t.data, C, C, p.qkvW, 3 * C, col);
-        else transposeInto(t.data, C, C, p.qkvW, 3 * C, col);
+        if (lw.qkv) throw new WeightsError(`Tensor '${t.name}' appears with a fused query/key/value weight`);
+        p.qkvParts3[col / C] = t;
         p.qkvParts++;
       } else {
         this.#expect(t, [C]);
@@ -203,9 +215,19 @@ export class WeightBuilder {
       }
     } else if (rest === "att.qkv.weight") {
       this.#expect(t, t.inputMajor ? [C, 3 * C] : [3 * C, C]);
-      p.qkvW = new Float32Array(C * 3 * C);
-      if (t.inputMajor) p.qkvW.set(t.data);
-      else transposeInto(t.data, 3 * C, C, p.qkvW, 3 * C);
+      if (p.qkvParts > 0) {
+        throw new WeightsError(`Tensor '${t.name}' appears with separate query, key and value weights`);
+      }
+      lw.qkv = createMatrix(
+        this.#device,
+        `layer${l}.qkv`,
+        this.#dtype,
+        C,
+        3 * C,
+        t.data,
+        Boolean(t.inputMajor),
+        this.#track,
+      );
       p.qkvParts = 3;
     } else if (rest === "att.qkv.bias") {
       this.#expect(t, [3 * C]);
@@ -225,12 +247,15 @@ export class WeightBuilder {
       p[key]!.set(t.data, nm[2] === "scale" ? 0 : C);
       p.normParts.add(`${nm[1]}.${nm[2]}`);
     }
-    if (p.qkvParts === 3 && p.qkvW && !lw.qkv) {
-      const w = p.qkvW;
-      lw.qkv = createMatrix(this.#device, `layer${l}.qkv`, this.#dtype, C, 3 * C, (dst, ldw) => {
-        copyInto(w, C, 3 * C, dst, ldw);
-      }, this.#track);
-      p.qkvW = undefined;
+    if (p.qkvParts === 3 && !lw.qkv) {
+      // the three projections side by side, written in column order whatever order they came in
+      const w = new MatrixWriter(this.#device, `layer${l}.qkv`, this.#dtype, C, 3 * C, this.#track);
+      p.qkvParts3.forEach((part, i) => {
+        if (part!.inputMajor) w.inputMajor(part!.data, C, i * C);
+        else w.rows(part!.data, i * C);
+      });
+      lw.qkv = w.finish();
+      p.qkvParts3 = [];
     }
   }
 
@@ -246,8 +271,10 @@ export class WeightBuilder {
     const missing = (name: string): never => {
       throw new WeightsError(`Tensor '${name}' is missing from the weights`);
     };
-    if (!this.#tok) missing("tok_emb.weight");
+    const V = this.#cfg.vocab_size;
+    if (!this.#tok || this.#tok.written < V) missing("tok_emb.weight");
     if (!this.#pos) missing("pos_emb.weight");
+    if (this.#head && this.#head.written < V) missing("out_head.weight");
     if (!this.#head && !tiedHead) missing("out_head.weight");
     const layers: LayerWeights[] = [];
     for (let l = 0; l < this.#cfg.n_layers; l++) {
@@ -272,8 +299,8 @@ export class WeightBuilder {
     }
     if (!this.#lnfBuf) missing(`final_norm.${this.#lnfParts.has("scale") ? "shift" : "scale"}`);
     return {
-      tok: this.#tok!,
-      head: this.#head ?? this.#tok!,
+      tok: this.#tok!.chunks,
+      head: (this.#head ?? this.#tok!).chunks,
       pos: this.#pos!,
       layers,
       lnf: this.#lnfBuf!,

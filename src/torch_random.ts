@@ -75,19 +75,26 @@ export class TorchGenerator {
     const f = Math.fround(from);
     const range = Math.fround(Math.fround(to) - f);
     const s = this.#state;
+    const n = out.length;
     let idx = this.#index;
-    for (let i = 0; i < out.length; i++) {
+    let i = 0;
+    while (i < n) {
       if (idx >= N) {
         this.#twist();
         idx = 0;
       }
-      let y = s[idx++];
-      y ^= y >>> 11;
-      y ^= (y << 7) & 0x9d2c5680;
-      y ^= (y << 15) & 0xefc60000;
-      y ^= y >>> 18;
-      const x = ((y >>> 0) & 0xffffff) * INV_2_24;
-      out[i] = x * range + f; // x * range is exact in double: one rounding, like an FMA
+      const m = Math.min(N - idx, n - i);
+      for (let j = 0; j < m; j++) {
+        let y = s[idx + j];
+        y ^= y >>> 11;
+        y ^= (y << 7) & 0x9d2c5680;
+        y ^= (y << 15) & 0xefc60000;
+        y ^= y >>> 18;
+        // x * range is exact in double: one rounding to float32, like an FMA
+        out[i + j] = (y & 0xffffff) * INV_2_24 * range + f;
+      }
+      idx += m;
+      i += m;
     }
     this.#index = idx;
   }
@@ -142,14 +149,28 @@ export class TorchGenerator {
   }
 }
 
+// cos and sin of 2 pi k / 2^24 for a 24-bit k, by angle addition over its high and low 12 bits
+const TRIG_HI_COS = new Float64Array(4096);
+const TRIG_HI_SIN = new Float64Array(4096);
+const TRIG_LO_COS = new Float64Array(4096);
+const TRIG_LO_SIN = new Float64Array(4096);
+for (let i = 0; i < 4096; i++) {
+  TRIG_HI_COS[i] = Math.cos(TWO_PI * i / 4096);
+  TRIG_HI_SIN[i] = Math.sin(TWO_PI * i / 4096);
+  TRIG_LO_COS[i] = Math.cos(TWO_PI * i / 16777216);
+  TRIG_LO_SIN[i] = Math.sin(TWO_PI * i / 16777216);
+}
+
+/** Box-Muller on one block of 16 uniform draws (each a multiple of 2^-24), in place. */
 function fill16(x: Float32Array, o: number, mean: number, std: number): void {
   for (let j = 0; j < 8; j++) {
-    const u1 = 1 - x[o + j];
-    const u2 = x[o + j + 8];
-    const radius = Math.sqrt(-2 * Math.log(u1));
-    const theta = TWO_PI * u2;
-    x[o + j] = radius * Math.cos(theta) * std + mean;
-    x[o + j + 8] = radius * Math.sin(theta) * std + mean;
+    const radius = Math.sqrt(-2 * Math.log(1 - x[o + j]));
+    const k = x[o + j + 8] * 16777216; // u2 = k / 2^24 exactly
+    const hi = k >>> 12;
+    const lo = k & 4095;
+    const ch = TRIG_HI_COS[hi], sh = TRIG_HI_SIN[hi], cl = TRIG_LO_COS[lo], sl = TRIG_LO_SIN[lo];
+    x[o + j] = radius * (ch * cl - sh * sl) * std + mean;
+    x[o + j + 8] = radius * (sh * cl + ch * sl) * std + mean;
   }
 }
 

@@ -12,7 +12,7 @@ import {
 } from "../kernels/mod.ts";
 import { MM_ADD, MM_BIAS, MM_GELU } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { createMatrix, transposeInto } from "../src/gpu/weights.ts";
+import { createMatrix } from "../src/gpu/weights.ts";
 import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
 import { TorchGenerator } from "../src/torch_random.ts";
 import { assertClose, randomArray, toHalf } from "./_helpers.ts";
@@ -69,15 +69,7 @@ async function matmulCase(M: number, K: number, N: number, flags: number, f16: b
   const y0 = randomArray(g, M * N);
   if (f16) wt = toHalf(wt);
   const owned: GPUBuffer[] = [];
-  const mat = createMatrix(
-    device,
-    "w",
-    f16 ? "f16" : "f32",
-    K,
-    N,
-    (dst, ldw) => transposeInto(wt, N, K, dst, ldw),
-    (b) => owned.push(b),
-  );
+  const mat = createMatrix(device, "w", f16 ? "f16" : "f32", K, N, wt, false, (b) => owned.push(b));
   const params = new Uint32Array([M, K, N, 0, N, 0, 2, flags, 0, 0, 0, 0]);
   const [y] = await runKernel(
     f16 ? MATMUL_F16 : MATMUL,
@@ -136,7 +128,8 @@ Deno.test("embedding kernel gathers token + position rows from vocabulary chunks
         f16 ? "f16" : "f32",
         C,
         vn,
-        (dst, ldw) => transposeInto(wte.subarray(v0 * C, (v0 + vn) * C), vn, C, dst, ldw),
+        wte.subarray(v0 * C, (v0 + vn) * C),
+        false,
         (b) => owned.push(b),
       );
       const [out] = await runKernel(

@@ -4,8 +4,8 @@
  *
  * Matrices are stored input-major in blocks of 256 output columns (element `(k, n)` at
  * `((n / 256) * K + k) * 256 + n % 256`), as float32 or as 16-bit halves (two to a u32), so that
- * one workgroup of the matrix kernel streams one contiguous block. The token embedding and the output head are split
- * by vocabulary rows into chunks that each fit one storage binding; the embedding kernel
+ * one workgroup of the matrix kernel streams one contiguous block. The token embedding and the
+ * output head are split by vocabulary rows into chunks that each fit one storage binding; the embedding kernel
  * gathers its rows from the same transposed chunks, so a tied head needs no second copy.
  *
  * @module
@@ -37,21 +37,163 @@ export function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;
 }
 
+const pendingWrites = new WeakMap<GPUDevice, number>();
+
+/**
+ * Counts bytes handed to `queue.writeBuffer` since the last {@linkcode drainWrites}.
+ *
+ * @param device The device written to.
+ * @param bytes Bytes just written.
+ */
+export function countWrites(device: GPUDevice, bytes: number): void {
+  pendingWrites.set(device, (pendingWrites.get(device) ?? 0) + bytes);
+}
+
+/**
+ * Once more than `limit` bytes were written, submits and waits for the queue, so that the
+ * implementation's staging copies are released as a model uploads instead of piling up.
+ *
+ * @param device The device.
+ * @param limit Bytes to let pile up.
+ */
+export async function drainWrites(device: GPUDevice, limit = 64 * 2 ** 20): Promise<void> {
+  if ((pendingWrites.get(device) ?? 0) < limit) return;
+  pendingWrites.set(device, 0);
+  device.queue.submit([]);
+  await device.queue.onSubmittedWorkDone();
+}
+
 /** Columns in one block of a stored matrix. */
 export const BLOCK = 256;
 
 /**
- * Creates a storage buffer holding a `[K, N]` input-major matrix, filled by `fill`, which writes
- * float32 values into a plain `[K, ldw]` array (padding left zero); the values are then laid out
- * in blocks of 256 columns and converted to the storage type.
+ * Writes a matrix into a GPU buffer in the blocked input-major layout, from rows in PyTorch's
+ * layout (`[out, in]`: row n holds column n's K weights) or from Conv1D's (`[in, out]`). Each
+ * block of 256 columns is assembled in a small scratch array, converted to the storage type and
+ * written with `queue.writeBuffer`, so no copy of the whole matrix is ever held.
+ */
+export class MatrixWriter {
+  /** The matrix being written. */
+  readonly matrix: GpuMatrix;
+  #device: GPUDevice;
+  #scratch: Float32Array;
+  #out: Float32Array | Float16Array;
+  #block = -1;
+  #filled = 0;
+
+  /**
+   * Creates the buffer.
+   *
+   * @param device The device.
+   * @param label The buffer's label.
+   * @param dtype Storage type.
+   * @param K Input features.
+   * @param N Output features.
+   * @param track Receives the buffer (so that a failure later can free it).
+   */
+  constructor(
+    device: GPUDevice,
+    label: string,
+    dtype: WeightDType,
+    K: number,
+    N: number,
+    track: (b: GPUBuffer) => void,
+  ) {
+    const ldw = roundUp(N, BLOCK);
+    const buffer = device.createBuffer({
+      label,
+      size: K * ldw * (dtype === "f16" ? 2 : 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    track(buffer);
+    this.#device = device;
+    this.#scratch = new Float32Array(K * BLOCK);
+    this.#out = dtype === "f32" ? this.#scratch : new Float16Array(K * BLOCK);
+    this.matrix = { buffer, K, N, ldw };
+  }
+
+  /** Moves to block `nb`, writing out the one being assembled. */
+  #to(nb: number): void {
+    if (nb === this.#block) return;
+    this.#flush();
+    this.#block = nb;
+    this.#scratch.fill(0);
+  }
+
+  #flush(): void {
+    if (this.#block < 0) return;
+    if (this.#out !== this.#scratch) this.#out.set(this.#scratch);
+    const bytes = this.#out.BYTES_PER_ELEMENT;
+    const offset = this.#block * this.matrix.K * BLOCK * bytes;
+    this.#device.queue.writeBuffer(this.matrix.buffer, offset, this.#out as Float32Array<ArrayBuffer>);
+    countWrites(this.#device, this.#out.byteLength);
+    this.#block = -1;
+    this.#filled++;
+  }
+
+  /**
+   * Writes rows in PyTorch's layout: row r (K values) becomes column `n0 + r`. Columns must
+   * arrive in increasing order of their block.
+   *
+   * @param src `[rows, K]` values.
+   * @param n0 The first column written.
+   */
+  rows(src: Float32Array, n0 = 0): void {
+    const K = this.matrix.K;
+    const rows = src.length / K;
+    for (let r = 0; r < rows; r++) {
+      const n = n0 + r;
+      this.#to(n >> 8);
+      const dst = this.#scratch;
+      const j = n & (BLOCK - 1);
+      const s = r * K;
+      for (let k = 0; k < K; k++) dst[k * BLOCK + j] = src[s + k];
+    }
+  }
+
+  /**
+   * Writes an input-major `[K, n]` matrix (Conv1D's layout) into columns `n0 .. n0 + n`.
+   *
+   * @param src `[K, n]` values.
+   * @param n The number of columns in `src`.
+   * @param n0 The first column written.
+   */
+  inputMajor(src: Float32Array, n: number, n0 = 0): void {
+    const K = this.matrix.K;
+    let j = 0;
+    while (j < n) {
+      const col = n0 + j;
+      const run = Math.min(n - j, BLOCK - (col & (BLOCK - 1)));
+      this.#to(col >> 8);
+      const dst = this.#scratch;
+      const c = col & (BLOCK - 1);
+      for (let k = 0; k < K; k++) dst.set(src.subarray(k * n + j, k * n + j + run), k * BLOCK + c);
+      j += run;
+    }
+  }
+
+  /**
+   * Writes out the last block.
+   *
+   * @returns The matrix.
+   */
+  finish(): GpuMatrix {
+    this.#flush();
+    return this.matrix;
+  }
+}
+
+/**
+ * Creates a matrix from one tensor in PyTorch's layout (`[N, K]`) or, with `inputMajor`, `[K, N]`.
  *
  * @param device The device.
  * @param label The buffer's label.
  * @param dtype Storage type.
- * @param K Rows (input features).
- * @param N Columns (output features).
- * @param fill Writes the values.
- * @param track Receives the buffer (so that a failure later can free it).
+ * @param K Input features.
+ * @param N Output features.
+ * @param src The values.
+ * @param inputMajor Whether `src` is `[K, N]`.
+ * @param track Receives the buffer.
  * @returns The matrix.
  */
 export function createMatrix(
@@ -60,66 +202,14 @@ export function createMatrix(
   dtype: WeightDType,
   K: number,
   N: number,
-  fill: (dst: Float32Array, ldw: number) => void,
+  src: Float32Array,
+  inputMajor: boolean,
   track: (b: GPUBuffer) => void,
 ): GpuMatrix {
-  const ldw = roundUp(N, BLOCK);
-  const bytes = K * ldw * (dtype === "f16" ? 2 : 4);
-  const plain = new Float32Array(K * ldw);
-  fill(plain, ldw);
-  const buffer = device.createBuffer({
-    label,
-    size: bytes,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    mappedAtCreation: true,
-  });
-  track(buffer);
-  const range = buffer.getMappedRange();
-  const dst = dtype === "f32" ? new Float32Array(range) : new Float16Array(range);
-  for (let nb = 0; nb < ldw / BLOCK; nb++) {
-    for (let k = 0; k < K; k++) {
-      const s = k * ldw + nb * BLOCK;
-      dst.set(plain.subarray(s, s + BLOCK), (nb * K + k) * BLOCK);
-    }
-  }
-  buffer.unmap();
-  return { buffer, K, N, ldw };
-}
-
-/**
- * Writes `src` into `dst` transposed: `src` is `[N, K]` (PyTorch's `[out, in]`), `dst` is
- * `[K, ldw]` starting at column `col0`.
- */
-export function transposeInto(
-  src: Float32Array,
-  N: number,
-  K: number,
-  dst: Float32Array,
-  ldw: number,
-  col0 = 0,
-): void {
-  for (let n = 0; n < N; n++) {
-    const s = n * K;
-    for (let k = 0; k < K; k++) dst[k * ldw + col0 + n] = src[s + k];
-  }
-}
-
-/**
- * Writes `src` (`[K, N]` input-major) into `dst` (`[K, ldw]`) at column `col0`.
- */
-export function copyInto(
-  src: Float32Array,
-  K: number,
-  N: number,
-  dst: Float32Array,
-  ldw: number,
-  col0 = 0,
-): void {
-  if (ldw === N && col0 === 0) {
-    dst.set(src.subarray(0, K * N));
-    return;
-  }
-  for (let k = 0; k < K; k++) dst.set(src.subarray(k * N, k * N + N), k * ldw + col0);
+  const w = new MatrixWriter(device, label, dtype, K, N, track);
+  if (inputMajor) w.inputMajor(src, N);
+  else w.rows(src);
+  return w.finish();
 }
 
 /**
@@ -140,7 +230,95 @@ export function vocabChunkRows(C: number, dtype: WeightDType, maxBindingBytes: n
 }
 
 /**
- * Uploads a `[V, C]` table (rows are tokens) as transposed vocabulary chunks.
+ * Writes a `[V, C]` table (rows are tokens) as vocabulary chunks stored like matrices with
+ * K = C, taking rows in order, in as many pieces as the caller likes.
+ */
+export class VocabWriter {
+  /** The chunks written so far. */
+  readonly chunks: VocabChunk[] = [];
+  #device: GPUDevice;
+  #label: string;
+  #dtype: WeightDType;
+  #V: number;
+  #C: number;
+  #chunkRows: number;
+  #track: (b: GPUBuffer) => void;
+  #cur?: MatrixWriter;
+  #next = 0;
+
+  /**
+   * @param device The device.
+   * @param label Label prefix of the buffers.
+   * @param dtype Storage type.
+   * @param V Rows (vocabulary size).
+   * @param C Row length.
+   * @param chunkRows Rows per chunk.
+   * @param track Receives every buffer.
+   */
+  constructor(
+    device: GPUDevice,
+    label: string,
+    dtype: WeightDType,
+    V: number,
+    C: number,
+    chunkRows: number,
+    track: (b: GPUBuffer) => void,
+  ) {
+    this.#device = device;
+    this.#label = label;
+    this.#dtype = dtype;
+    this.#V = V;
+    this.#C = C;
+    this.#chunkRows = chunkRows;
+    this.#track = track;
+  }
+
+  /** Rows written so far. */
+  get written(): number {
+    return this.#next;
+  }
+
+  /**
+   * Writes the next rows.
+   *
+   * @param src `[rows, C]` values.
+   * @param row0 The first row's index; must follow the rows written before.
+   */
+  rows(src: Float32Array, row0: number): void {
+    const C = this.#C;
+    if (row0 !== this.#next) throw new RangeError(`Rows must arrive in order: expected row ${this.#next}, got ${row0}`);
+    const n = src.length / C;
+    if (row0 + n > this.#V) throw new RangeError(`Rows ${row0}..${row0 + n} exceed the table's ${this.#V} rows`);
+    let done = 0;
+    while (done < n) {
+      const v = row0 + done;
+      const chunk = Math.floor(v / this.#chunkRows);
+      const v0 = chunk * this.#chunkRows;
+      if (!this.#cur) {
+        const vn = Math.min(this.#chunkRows, this.#V - v0);
+        this.#cur = new MatrixWriter(
+          this.#device,
+          `${this.#label}[${v0}..${v0 + vn})`,
+          this.#dtype,
+          C,
+          vn,
+          this.#track,
+        );
+      }
+      const take = Math.min(n - done, v0 + this.#cur.matrix.N - v);
+      this.#cur.rows(src.subarray(done * C, (done + take) * C), v - v0);
+      done += take;
+      if (v + take === v0 + this.#cur.matrix.N) {
+        this.chunks.push({ ...this.#cur.finish(), v0 });
+        this.#cur = undefined;
+      }
+    }
+    this.#next = row0 + n;
+  }
+}
+
+/**
+ * Uploads a whole `[V, C]` table as vocabulary chunks.
  *
  * @returns The chunks, in order of their first id.
  */
@@ -154,15 +332,9 @@ export function createVocabChunks(
   chunkRows: number,
   track: (b: GPUBuffer) => void,
 ): VocabChunk[] {
-  const chunks: VocabChunk[] = [];
-  for (let v0 = 0; v0 < V; v0 += chunkRows) {
-    const vn = Math.min(chunkRows, V - v0);
-    const m = createMatrix(device, `${label}[${v0}..${v0 + vn})`, dtype, C, vn, (dst, ldw) => {
-      transposeInto(table.subarray(v0 * C, (v0 + vn) * C), vn, C, dst, ldw);
-    }, track);
-    chunks.push({ ...m, v0 });
-  }
-  return chunks;
+  const w = new VocabWriter(device, label, dtype, V, C, chunkRows, track);
+  w.rows(table, 0);
+  return w.chunks;
 }
 
 /** Creates a float32 storage buffer with the given contents. */

@@ -48,10 +48,16 @@ export function randomParams(config: GPTConfig, seed: number, scale = 3): ParamM
   const g = new TorchGenerator(seed + 1000);
   const p: ParamMap = new Map();
   for (const t of seededParameters(cfg, seed)) {
-    if (/norm\d?\.scale$/.test(t.name)) t.data = randomArray(g, t.data.length, 0.5, 1.5);
-    else if (/norm\d?\.shift$|\.bias$/.test(t.name)) t.data = randomArray(g, t.data.length, -0.2, 0.2);
-    else if (/\.weight$/.test(t.name) && !/emb/.test(t.name)) t.data = t.data.map((v) => v * scale);
-    p.set(t.name, t.data);
+    const prev = t.row0 ? p.get(t.name)! : new Float32Array(0);
+    const all = new Float32Array(prev.length + t.data.length); // later pieces of a table append rows
+    all.set(prev);
+    all.set(t.data, prev.length);
+    p.set(t.name, all);
+  }
+  for (const [name, data] of p) {
+    if (/norm\d?\.scale$/.test(name)) p.set(name, randomArray(g, data.length, 0.5, 1.5));
+    else if (/norm\d?\.shift$|\.bias$/.test(name)) p.set(name, randomArray(g, data.length, -0.2, 0.2));
+    else if (/\.weight$/.test(name) && !/emb/.test(name)) p.set(name, data.map((v) => v * scale));
   }
   return p;
 }

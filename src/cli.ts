@@ -22,6 +22,9 @@ generate_text_simple. Without weights the model is initialised as torch.manual_s
 Options:
   --max-new-tokens N   tokens to generate (default 6)
   --seed N             seed of the random initialisation (default 123)
+  --weights PATH       a .safetensors file or a directory with model.safetensors (and config.json):
+                       the book's state_dict names or Hugging Face GPT-2 (default: none, random init)
+  --dtype f32|f16      how weights are stored on the GPU (default f32)
   -h, --help           show this help
   -V, --version        show the version`;
 
@@ -47,6 +50,23 @@ function intOption(name: string, raw: string | undefined, def: number, min: numb
   return n;
 }
 
+/** A progress reporter for loading: one line updated in place on a terminal, else a line per 10%. */
+function progress(err: (s: string) => void): (done: number, total: number) => void {
+  const tty = Deno.stderr.isTerminal();
+  let lastTenth = -1;
+  const mb = (b: number) => (b / 1e6).toFixed(1);
+  return (done, total) => {
+    const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
+    const line = `loading weights: ${mb(done)} / ${mb(total)} MB (${pct}%)`;
+    if (tty) {
+      Deno.stderr.writeSync(new TextEncoder().encode(`\r${line}${done >= total ? "\n" : ""}`));
+    } else if (Math.floor(pct / 10) > lastTenth || done >= total) {
+      lastTenth = Math.floor(pct / 10);
+      err(line);
+    }
+  };
+}
+
 /**
  * Runs the command line with the given arguments, writing to `out` (stdout) and `err` (stderr).
  *
@@ -69,6 +89,8 @@ export async function main(
       options: {
         "max-new-tokens": { type: "string" },
         seed: { type: "string" },
+        weights: { type: "string" },
+        dtype: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -94,14 +116,18 @@ export async function main(
   try {
     const maxNew = intOption("max-new-tokens", values["max-new-tokens"], 6, 0);
     const seed = intOption("seed", values.seed, 123, 0);
+    const dtype = values.dtype ?? "f32";
+    if (dtype !== "f32" && dtype !== "f16") throw new UsageError(`--dtype '${dtype}' must be f32 or f16`);
     const prompt = positionals[0];
     const encoded = encode(prompt);
     if (encoded.length === 0) throw new UsageError("the prompt is empty; give some text to continue");
     out(`encoded: [${encoded.join(", ")}]`);
     out(`encoded_tensor.shape: [1, ${encoded.length}]`);
-    using model = await GPTModel.create(GPT_CONFIG_124M, { seed });
+    using model = values.weights
+      ? await GPTModel.load(values.weights, { dtype, onProgress: progress(err) })
+      : await GPTModel.create(GPT_CONFIG_124M, { seed, dtype });
     // generate() keeps a key/value cache; its ids are those of generateTextSimple()
-    const ids = await generate(model, [encoded], { maxNewTokens: maxNew, contextSize: GPT_CONFIG_124M.context_length });
+    const ids = await generate(model, [encoded], { maxNewTokens: maxNew, contextSize: model.config.context_length });
     out(`Output: [[${ids[0].join(", ")}]]`);
     out(`Output length: ${ids[0].length}`);
     out(decode(ids[0]));

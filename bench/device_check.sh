@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One prepared run on a machine with a real GPU (run through .gpu/run.sh, see ../shared/gpu/bundle.sh):
+# the test suite, the comparison table (PyTorch is skipped there) and the decode-step profile.
+# Output goes to $OUT (or ./device-out).
+set -uo pipefail
+out=${OUT:-device-out}
+mkdir -p "$out"
+{
+  date -u
+  deno --version | head -1
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+  deno run -A bench/compare.ts --reps 3
+  deno run -A bench/profile.ts f32 64
+  deno run -A bench/profile.ts f16 64
+  deno run -A bench/decode_speed.ts
+} 2>&1 | tee "$out/bench.txt"
+NO_COLOR=1 timeout 240 deno test -A tests/ 2>&1 | tail -60 > "$out/tests.txt"
+tail -3 "$out/tests.txt"

@@ -1,0 +1,56 @@
+/**
+ * Per-kernel profile of one decode step (`timestamp-query`, or timed replays where the adapter
+ * has none): GPT-2 124M, batch 1, one token at cache position POS.
+ *
+ *   deno run -A bench/profile.ts [f32|f16] [POS]
+ *
+ * For the matrix kernels it prints the weight bytes they read and the rate: a decode step reads
+ * every weight once, so GB/s against the machine's memory bandwidth says how far from its limit
+ * each kernel is.
+ */
+import { GPT_CONFIG_124M, GPTModel } from "../mod.ts";
+
+const dtype = (Deno.args[0] ?? "f32") as "f32" | "f16";
+const pos = Number(Deno.args[1] ?? 64);
+using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype });
+const { emb_dim: C, vocab_size: V, n_layers: L } = model.config;
+const bpe = dtype === "f16" ? 2 : 4;
+const weightBytes: Record<string, number> = {
+  "matmul qkv": L * C * 3 * C * bpe,
+  "matmul out_proj+residual": L * C * C * bpe,
+  "matmul fc+gelu": L * C * 4 * C * bpe,
+  "matmul fc2+residual": L * 4 * C * C * bpe,
+  "matmul head": C * V * bpe,
+};
+await model.profileStep(1, 1, pos);
+const runs: Awaited<ReturnType<typeof model.profileStep>>[] = [];
+for (let i = 0; i < 5; i++) runs.push(await model.profileStep(1, 1, pos));
+const names = Object.keys(runs[0].kernels);
+const med = (k: string) => {
+  const xs = runs.map((r) => r.kernels[k]).sort((a, b) => a - b);
+  return xs[Math.floor(xs.length / 2)];
+};
+const total = names.reduce((s, k) => s + med(k), 0);
+const allBytes = Object.values(weightBytes).reduce((a, b) => a + b, 0);
+console.log(`# ${model.adapter} · ${dtype} · decode step at position ${pos} · ${runs[0].method} · median of 5`);
+console.log("| kernel | dispatches | ms | share | weight MB | GB/s |");
+console.log("| --- | --- | --- | --- | --- | --- |");
+for (const k of names) {
+  const ms = med(k);
+  const b = weightBytes[k];
+  console.log(
+    `| ${k} | ${runs[0].count[k]} | ${ms.toFixed(3)} | ${(100 * ms / total).toFixed(1)}% | ${
+      b ? (b / 1e6).toFixed(1) : ""
+    } | ${b ? (b / ms / 1e6).toFixed(1) : ""} |`,
+  );
+}
+console.log(
+  `| total | ${Object.values(runs[0].count).reduce((a, b) => a + b, 0)} | ${total.toFixed(3)} | 100% | ${
+    (allBytes / 1e6).toFixed(1)
+  } | ${(allBytes / total / 1e6).toFixed(1)} |`,
+);
+console.log(
+  `kernel time per token ${total.toFixed(2)} ms -> at most ${
+    (1000 / total).toFixed(0)
+  } tokens/s from the kernels alone`,
+);

@@ -2,9 +2,13 @@ import { STEP_WGSL } from "./step.ts";
 
 /**
  * Causal multi-head attention over the key/value cache, softmax(q k^T / sqrt(head_dim)) v.
- * Query t of batch row b (position pos0 + t) sees cache slots 0..pos0 + t. One workgroup of 64
- * handles one (query, head, batch row): keys go in blocks of 64 (one score per invocation) with
- * a running maximum and sum (online softmax); each invocation accumulates up to 4 output dims.
+ * Query t of batch row b (position pos0 + t) sees cache slots 0..pos0 + t. One workgroup of AW
+ * invocations handles one (query, head, batch row). Keys go in blocks of KB = AW / PARTS: each
+ * key's score is the sum of PARTS partial dot products (one per invocation), then a running
+ * maximum and sum rescale the output (online softmax). For the weighted sum of values the
+ * invocations split into AW / 64 slices of keys, each accumulating up to 4 output dims per
+ * invocation; the slices are added at the end. On a CPU adapter AW = 64 and PARTS = 1; a GPU
+ * uses more invocations to shorten each one's chain of loads.
  *
  * binding 0 (uniform) p: C, heads, head_dim, cache capacity, scale; binding 1 (uniform) st: the step;
  * binding 2 (read) qkv: [rows, 3C] (q first); binding 3 (read) kc, binding 4 (read) vc: [B, cap, C];
@@ -20,60 +24,78 @@ struct Params { C: u32, H: u32, hd: u32, cap: u32, scale: f32, pad0: u32, pad1: 
 @group(0) @binding(4) var<storage, read> vc: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
+override AW: u32 = 64u;   // invocations per workgroup, a multiple of 64, at most 256
+override PARTS: u32 = 1u; // invocations per key score
+
 const NEG: f32 = -3.0e38;
 var<workgroup> qs: array<f32, 256>;
-var<workgroup> sc: array<f32, 64>;
-var<workgroup> pr: array<f32, 64>;
+var<workgroup> partial: array<f32, 256>;
+var<workgroup> sc: array<f32, 256>;
+var<workgroup> acc_s: array<vec4f, 256>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(AW)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let t = wg.x;
   let h = wg.y;
   let b = wg.z;
   let m = b * st.T + t;
   let hoff = h * p.hd;
-  for (var d = lid; d < p.hd; d += 64u) { qs[d] = qkv[m * 3u * p.C + hoff + d]; }
+  let KB = AW / PARTS;
+  for (var d = lid; d < p.hd; d += AW) { qs[d] = qkv[m * 3u * p.C + hoff + d]; }
   workgroupBarrier();
   let nkeys = st.pos0 + t + 1u;
   let cb = b * p.cap;
+  let key_of = lid / PARTS;  // key in the block this invocation scores
+  let part = lid % PARTS;
+  let dim = lid % 64u;       // output dims dim, dim + 64, ... in the weighted sum
+  let slice = lid / 64u;     // which keys of the block this invocation adds up
+  let nslices = AW / 64u;
   var acc = vec4f(0.0);
   var run_max = NEG;
   var run_sum = 0.0;
-  for (var j0 = 0u; j0 < nkeys; j0 += 64u) {
-    let j = j0 + lid;
-    var s = NEG;
+  for (var j0 = 0u; j0 < nkeys; j0 += KB) {
+    let j = j0 + key_of;
+    var s = 0.0;
     if (j < nkeys) {
       let kb = (cb + j) * p.C + hoff;
-      var dot = 0.0;
-      for (var d = 0u; d < p.hd; d++) { dot = fma(qs[d], kc[kb + d], dot); }
-      s = dot * p.scale;
+      for (var d = part; d < p.hd; d += PARTS) { s = fma(qs[d], kc[kb + d], s); }
     }
-    sc[lid] = s;
+    partial[lid] = s;
     workgroupBarrier();
+    if (part == 0u) {
+      var tot = 0.0;
+      for (var i = 0u; i < PARTS; i++) { tot += partial[lid + i]; }
+      sc[key_of] = select(NEG, tot * p.scale, j < nkeys);
+    }
+    workgroupBarrier();
+    let n = min(KB, nkeys - j0);
     var bmax = NEG;
-    for (var i = 0u; i < 64u; i++) { bmax = max(bmax, sc[i]); }
+    for (var i = 0u; i < n; i++) { bmax = max(bmax, sc[i]); }
     let new_max = max(run_max, bmax);
     let corr = exp(run_max - new_max);
-    pr[lid] = select(0.0, exp(s - new_max), j < nkeys);
-    workgroupBarrier();
-    let n = min(64u, nkeys - j0);
     var bsum = 0.0;
-    for (var i = 0u; i < n; i++) { bsum += pr[i]; }
+    for (var i = 0u; i < n; i++) { bsum += exp(sc[i] - new_max); }
     run_sum = run_sum * corr + bsum;
     acc = acc * corr;
-    for (var i = 0u; i < n; i++) {
+    for (var i = slice; i < n; i += nslices) {
+      let pi = exp(sc[i] - new_max);
       let vb = (cb + j0 + i) * p.C + hoff;
-      let pi = pr[i];
       for (var q = 0u; q < 4u; q++) {
-        let d = lid + 64u * q;
+        let d = dim + 64u * q;
         if (d < p.hd) { acc[q] = fma(pi, vc[vb + d], acc[q]); }
       }
     }
     run_max = new_max;
     workgroupBarrier();
   }
+  if (nslices > 1u) {
+    acc_s[lid] = acc;
+    workgroupBarrier();
+    if (slice != 0u) { return; }
+    for (var s2 = 1u; s2 < nslices; s2++) { acc += acc_s[s2 * 64u + dim]; }
+  }
   for (var q = 0u; q < 4u; q++) {
-    let d = lid + 64u * q;
+    let d = dim + 64u * q;
     if (d < p.hd) { out[m * p.C + hoff + d] = acc[q] / run_sum; }
   }
 }

@@ -8,17 +8,21 @@ function matmul(f16: boolean): string {
 // invocations read consecutive columns (4 each) of one weight row at a time.
 // A workgroup computes TM rows x 256 columns; invocation (lx, ly) owns columns 4lx..4lx+3 of
 // its block and the k-quads with index % KS == ly; with KS > 1 partial sums meet in workgroup memory.
-// binding 0 (uniform) p: shapes and flags (1 bias, 2 GELU, 4 add into y)
+// With flag 8 the rows of x are first layer-normalised (eps p.eps, biased variance, then scale
+// and shift from lnw): each workgroup computes its rows' mean and variance in a prologue, so the
+// LayerNorm before the attention and the feed-forward costs no dispatch of its own.
+// binding 0 (uniform) p: shapes and flags (1 bias, 2 GELU, 4 add into y, 8 LayerNorm of x)
 // binding 1 (uniform) st: the step (M is st.rows, st.batch or p.M, by p.m_mode)
 // binding 2 (read) x: [*, K] f32, K a multiple of 4
 // binding 3 (read) w: the blocked weight, ${f16 ? "halves packed two to a u32" : "f32"}
 // binding 4 (read) bias: [N] f32
 // binding 5 (read_write) y: [M, ldy] f32
+// binding 6 (read) lnw: LayerNorm scale then shift, [2K] f32 (read only with flag 8)
 ${STEP_WGSL}
 struct Params {
   M: u32, K: u32, N: u32, pad3: u32,
   ldy: u32, y_off: u32, m_mode: u32, flags: u32,
-  x_row0: u32, pad0: u32, pad1: u32, pad2: u32,
+  x_row0: u32, eps: f32, pad1: u32, pad2: u32,
 }
 override TM: u32 = 8u;
 override KS: u32 = 1u;
@@ -29,8 +33,10 @@ override WG: u32 = 64u;
 @group(0) @binding(3) var<storage, read> w: array<${f16 ? "vec2<u32>" : "vec4f"}>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read> lnw: array<vec4f>;
 
 var<workgroup> part: array<vec4f, 1024>;
+var<workgroup> lnred: array<vec2f, 1024>;
 
 fn gelu(v: f32) -> f32 {
   // 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), with a tanh that cannot overflow
@@ -54,6 +60,30 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   for (var r = 0u; r < TM; r++) { rowb[r] = (p.x_row0 + min(m0 + r, M - 1u)) * K4; }
   let gcol = wg.x * WG + lid.x; // column group: columns 4 gcol .. 4 gcol + 3
   let wb = (gcol / 64u) * p.K * 64u + gcol % 64u;
+  let ln = (p.flags & 8u) != 0u;
+  var mean: array<f32, 8>;
+  var rstd: array<f32, 8>;
+  if (ln) {
+    // sum and sum of squares of x - x[0] per row (shifted, so that they do not cancel)
+    let nt = WG * KS;
+    let tid = lid.y * WG + lid.x;
+    for (var r = 0u; r < TM; r++) {
+      let shift = x[rowb[r]].x;
+      var s = vec2f(0.0);
+      for (var k4 = tid; k4 < K4; k4 += nt) {
+        let v = x[rowb[r] + k4] - vec4f(shift);
+        s += vec2f(v.x + v.y + v.z + v.w, dot(v, v));
+      }
+      lnred[tid] = s;
+      workgroupBarrier();
+      var tot = vec2f(0.0);
+      for (var i = 0u; i < nt; i++) { tot += lnred[i]; }
+      workgroupBarrier();
+      let mu = tot.x / f32(p.K);
+      mean[r] = shift + mu;
+      rstd[r] = 1.0 / sqrt(max(tot.y / f32(p.K) - mu * mu, 0.0) + p.eps);
+    }
+  }
   var acc: array<vec4f, 8>;
   for (var k4 = lid.y; k4 < K4; k4 += KS) {
     let i = wb + k4 * 256u;
@@ -61,8 +91,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     let w1 = wload(i + 64u);
     let w2 = wload(i + 128u);
     let w3 = wload(i + 192u);
+    var g = vec4f(1.0);
+    var sh = vec4f(0.0);
+    if (ln) {
+      g = lnw[k4];
+      sh = lnw[K4 + k4];
+    }
     for (var r = 0u; r < TM; r++) {
-      let xv = x[rowb[r] + k4];
+      var xv = x[rowb[r] + k4];
+      if (ln) { xv = (xv - vec4f(mean[r])) * rstd[r] * g + sh; }
       var a = acc[r];
       a = fma(vec4f(xv.x), w0, a);
       a = fma(vec4f(xv.y), w1, a);
@@ -113,3 +150,5 @@ export const MM_BIAS = 1;
 export const MM_GELU = 2;
 /** Flag: add the result into `y` (residual connection). */
 export const MM_ADD = 4;
+/** Flag: layer-normalise the rows of `x` first (scale and shift from binding 6). */
+export const MM_LN = 8;

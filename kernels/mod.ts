@@ -11,7 +11,7 @@ import { KV_STORE_WGSL } from "./kv_store.ts";
 import { LAYER_NORM_WGSL } from "./layer_norm.ts";
 import { MATMUL_F16_WGSL, MATMUL_WGSL } from "./matmul.ts";
 
-export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU } from "./matmul.ts";
+export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN } from "./matmul.ts";
 export { STEP_BYTES } from "./step.ts";
 
 /** Token + position embedding (f32 weights). */
@@ -32,7 +32,7 @@ export const LAYER_NORM: KernelSpec = {
 export const MATMUL: KernelSpec = {
   name: "matmul",
   code: MATMUL_WGSL,
-  bindings: ["uniform", "uniform", "read", "read", "read", "write"],
+  bindings: ["uniform", "uniform", "read", "read", "read", "write", "read"],
 };
 /** Linear layer (16-bit weights). */
 export const MATMUL_F16: KernelSpec = { ...MATMUL, name: "matmul_f16", code: MATMUL_F16_WGSL };

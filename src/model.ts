@@ -24,6 +24,7 @@ import {
   MM_BIAS,
   MM_BLOCK,
   MM_GELU,
+  MM_LN,
   STEP_BYTES,
 } from "../kernels/mod.ts";
 
@@ -174,6 +175,16 @@ function tmFor(M: number): number {
   return Math.ceil(M / Math.ceil(M / 8));
 }
 
+/** A boolean from an environment variable ("1" or "0"), or undefined when unset or not permitted. */
+function envFlag(name: string): boolean | undefined {
+  try {
+    const v = Deno.env.get(name);
+    return v === undefined ? undefined : v === "1";
+  } catch {
+    return undefined; // no --allow-env: use the default
+  }
+}
+
 /** Validates a batch of token rows and returns it as `[B, T]` plus a flat copy. */
 export function checkBatch(
   idx: unknown,
@@ -240,6 +251,7 @@ export class GPTModel {
   #destroyed = false;
   #queue: Promise<unknown> = Promise.resolve();
   #vp: number;
+  #fused: boolean;
 
   private constructor(
     cfg: Required<GPTConfig>,
@@ -254,6 +266,8 @@ export class GPTModel {
     this.#weights = weights;
     this.#owned = owned;
     this.#vp = roundUp(cfg.vocab_size, 64);
+    const env = envFlag("GPT_WEBGPU_FUSE_LN");
+    this.#fused = env ?? !gpu.isCpu;
   }
 
   /**
@@ -420,17 +434,17 @@ export class GPTModel {
       f[0] = x;
       return new Uint32Array(f.buffer)[0];
     };
-    // matmul params: M, K, N, -, ldy, y_off, m_mode, flags, x_row0
+    // matmul params: M, K, N, -, ldy, y_off, m_mode, flags, x_row0, eps
     const mm = (label: string, K: number, N: number, flags: number, ldy = N, yOff = 0, mMode = 0) =>
-      this.#uniform(label, [0, K, N, 0, ldy, yOff, mMode, flags, 0]);
+      this.#uniform(label, [0, K, N, 0, ldy, yOff, mMode, flags, 0, fbits(eps)]);
     void chunkRows;
     this.#statics = {
       embed: this.#weights.tok.map((c) => this.#uniform("embed.params", [C, c.v0, c.N, 0])),
       ln: this.#uniform("ln.params", [C, 0, fbits(eps)]),
       lnLast: this.#uniform("ln_last.params", [C, 1, fbits(eps)]),
-      qkv: mm("qkv.params", C, 3 * C, MM_BIAS),
+      qkv: mm("qkv.params", C, 3 * C, MM_BIAS | (this.#fuseLn ? MM_LN : 0)),
       proj: mm("proj.params", C, C, MM_BIAS | MM_ADD),
-      fc: mm("fc.params", C, 4 * C, MM_BIAS | MM_GELU),
+      fc: mm("fc.params", C, 4 * C, MM_BIAS | MM_GELU | (this.#fuseLn ? MM_LN : 0)),
       fc2: mm("fc2.params", 4 * C, C, MM_BIAS | MM_ADD),
       head: this.#weights.head.map((c) => mm("head.params", C, c.N, 0, this.#vp, c.v0, 1)),
       argmax: this.#uniform("argmax.params", [V, this.#vp]),
@@ -441,20 +455,33 @@ export class GPTModel {
     return this.dtype === "f16" ? MATMUL_F16 : MATMUL;
   }
 
+  /**
+   * Whether the LayerNorms before the attention and the feed-forward run inside the following
+   * matrix kernel (GPUs: fewer dispatches) or as their own dispatch (CPU adapters, where the
+   * per-element normalisation in the inner loop costs more than the dispatch).
+   */
+  get #fuseLn(): boolean {
+    return this.#fused;
+  }
+
   /** Output columns per matmul workgroup. */
   get #cols(): number {
     return 4 * this.#wg;
   }
 
-  /** Invocations per workgroup along the columns (4 columns each). */
+  /** Invocations per workgroup along the columns (4 columns each): small tiles make more workgroups. */
   get #wg(): number {
-    return Number(Deno.env.get("GPT_WG") ?? (this.#gpu.isCpu ? 16 : 64));
+    return 16;
   }
 
-  /** k-slices per workgroup: 1 on a CPU adapter, more on a GPU to keep its cores busy (shared memory holds TM * KS * 64). */
+  /**
+   * k-slices per workgroup: 1 on a CPU adapter; on a GPU as many as keep the workgroup's partial
+   * sums (TM * KS * WG vec4s) within its 1024-entry workgroup array and the invocation limit.
+   */
   #ks(tm: number): number {
-    const byLimit = Math.floor(this.#gpu.device.limits.maxComputeInvocationsPerWorkgroup / 64);
-    return this.#gpu.isCpu ? 1 : Math.max(1, Math.min(8, byLimit, Math.floor(16 / tm)));
+    if (this.#gpu.isCpu) return 1;
+    const byLimit = Math.floor(this.#gpu.device.limits.maxComputeInvocationsPerWorkgroup / this.#wg);
+    return Math.max(1, Math.min(16, byLimit, Math.floor(1024 / (tm * this.#wg))));
   }
 
   #pipes = new Map<string, GPUComputePipeline>();
@@ -466,7 +493,7 @@ export class GPTModel {
       ["embed", emb, {}],
       ["ln", LAYER_NORM, {}],
       ["kv", KV_STORE, {}],
-      ["attn", ATTENTION, {}],
+      ["attn", ATTENTION, this.#gpu.isCpu ? { AW: 64, PARTS: 1 } : { AW: 256, PARTS: 4 }],
       ["argmax", ARGMAX, {}],
     ];
     await Promise.all(jobs.map(async ([key, spec, c]) => this.#pipes.set(key, await pipelineOf(d, spec, c))));
@@ -562,13 +589,13 @@ export class GPTModel {
       const vc = storage(`v_cache${l}`, B * cap * C * 4);
       return {
         ln1: bg(LAYER_NORM, `ln1.${l}`, [s.ln, step, x, lw.ln1, h]),
-        qkv: bg(mm, `qkv.${l}`, [s.qkv, step, h, lw.qkv.buffer, lw.qkvB, qkv]),
+        qkv: bg(mm, `qkv.${l}`, [s.qkv, step, this.#fuseLn ? x : h, lw.qkv.buffer, lw.qkvB, qkv, lw.ln1]),
         kv: bg(KV_STORE, `kv.${l}`, [kvParams, step, qkv, kc, vc]),
         attn: bg(ATTENTION, `attn.${l}`, [attnParams, step, qkv, kc, vc, ctx]),
-        proj: bg(mm, `proj.${l}`, [s.proj, step, ctx, lw.proj.buffer, lw.projB, x]),
+        proj: bg(mm, `proj.${l}`, [s.proj, step, ctx, lw.proj.buffer, lw.projB, x, lw.ln1]),
         ln2: bg(LAYER_NORM, `ln2.${l}`, [s.ln, step, x, lw.ln2, h]),
-        fc: bg(mm, `fc.${l}`, [s.fc, step, h, lw.fc.buffer, lw.fcB, ff]),
-        fc2: bg(mm, `fc2.${l}`, [s.fc2, step, ff, lw.fc2.buffer, lw.fc2B, x]),
+        fc: bg(mm, `fc.${l}`, [s.fc, step, this.#fuseLn ? x : h, lw.fc.buffer, lw.fcB, ff, lw.ln2]),
+        fc2: bg(mm, `fc2.${l}`, [s.fc2, step, ff, lw.fc2.buffer, lw.fc2B, x, lw.ln2]),
       };
     });
     void n_layers;
@@ -586,7 +613,7 @@ export class GPTModel {
         layers,
         lnfLast: bg(LAYER_NORM, "lnf_last", [s.lnLast, step, x, w.lnf, last]),
         lnfAll: bg(LAYER_NORM, "lnf_all", [s.ln, step, x, w.lnf, h]),
-        head: w.head.map((c, i) => bg(mm, "head", [s.head[i], step, last, c.buffer, w.lnf, logits])),
+        head: w.head.map((c, i) => bg(mm, "head", [s.head[i], step, last, c.buffer, w.lnf, logits, w.lnf])),
         argmax: bg(ARGMAX, "argmax", [s.argmax, step, logits, tokens]),
       },
     };
@@ -604,18 +631,24 @@ export class GPTModel {
     const mm = this.#pipe(`mm${tm}`);
     const my = Math.ceil(rows / tm);
     const embed = this.#pipe("embed");
-    const ln = this.#pipe("ln");
     const kv = this.#pipe("kv");
+    const ln = this.#pipe("ln");
     const attn = this.#pipe("attn");
     for (const e of g.embed) rec.dispatch("embedding", embed, e, wx(C), rows);
     for (const lg of g.layers) {
-      rec.dispatch("layer_norm", ln, lg.ln1, rows);
-      rec.dispatch("matmul qkv", mm, lg.qkv, Math.ceil(3 * C / this.#cols), my);
+      if (!this.#fuseLn) rec.dispatch("layer_norm", ln, lg.ln1, rows);
+      rec.dispatch(this.#fuseLn ? "matmul norm1+qkv" : "matmul qkv", mm, lg.qkv, Math.ceil(3 * C / this.#cols), my);
       rec.dispatch("kv_store", kv, lg.kv, wx(C), rows);
       rec.dispatch("attention", attn, lg.attn, T, H, B);
       rec.dispatch("matmul out_proj+residual", mm, lg.proj, Math.ceil(C / this.#cols), my);
-      rec.dispatch("layer_norm", ln, lg.ln2, rows);
-      rec.dispatch("matmul fc+gelu", mm, lg.fc, Math.ceil(4 * C / this.#cols), my);
+      if (!this.#fuseLn) rec.dispatch("layer_norm", ln, lg.ln2, rows);
+      rec.dispatch(
+        this.#fuseLn ? "matmul norm2+fc+gelu" : "matmul fc+gelu",
+        mm,
+        lg.fc,
+        Math.ceil(4 * C / this.#cols),
+        my,
+      );
       rec.dispatch("matmul fc2+residual", mm, lg.fc2, Math.ceil(C / this.#cols), my);
     }
   }
@@ -864,6 +897,7 @@ export class GPTModel {
                 { binding: 3, resource: { buffer: c.buffer } },
                 { binding: 4, resource: { buffer: this.#weights.lnf } },
                 { binding: 5, resource: { buffer: logits, offset: r0 * vp * 4, size: n * vp * 4 } },
+                { binding: 6, resource: { buffer: this.#weights.lnf } },
               ],
             });
             pass.setBindGroup(0, group);

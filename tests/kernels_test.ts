@@ -10,7 +10,7 @@ import {
   MATMUL,
   MATMUL_F16,
 } from "../kernels/mod.ts";
-import { MM_ADD, MM_BIAS, MM_GELU } from "../kernels/matmul.ts";
+import { MM_ADD, MM_BIAS, MM_GELU, MM_LN } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { createMatrix } from "../src/gpu/weights.ts";
 import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
@@ -61,24 +61,28 @@ Deno.test("layer_norm kernel matches the CPU reference (C = 37, 768; all rows an
   assertClose(y, layerNormRef(lastRows, B, C, w.subarray(0, C), w.subarray(C)), 1e-5, 1e-5, "layer_norm last_only");
 });
 
-async function matmulCase(M: number, K: number, N: number, flags: number, f16: boolean, tm: number, ks = 1) {
+async function matmulCase(M: number, K: number, N: number, flags: number, f16: boolean, tm: number, ks = 1, wg = 64) {
   const { device } = await getGpu();
   const x = randomArray(g, M * K);
   let wt = randomArray(g, N * K); // PyTorch layout [N, K]
   const bias = randomArray(g, N);
   const y0 = randomArray(g, M * N);
+  const lnw = randomArray(g, 2 * K, -1, 2);
+  if (flags & MM_LN) { for (let i = 0; i < M * K; i++) x[i] = x[i] * 3 + 5; // a mean far from 0
+   }
   if (f16) wt = toHalf(wt);
   const owned: GPUBuffer[] = [];
   const mat = createMatrix(device, "w", f16 ? "f16" : "f32", K, N, wt, false, (b) => owned.push(b));
-  const params = new Uint32Array([M, K, N, 0, N, 0, 2, flags, 0, 0, 0, 0]);
+  const params = new Uint32Array([M, K, N, 0, N, 0, 2, flags, 0, f32bits(1e-5), 0, 0]);
   const [y] = await runKernel(
     f16 ? MATMUL_F16 : MATMUL,
-    [{ uniform: params }, { uniform: stepWords({ B: 1, T: M }) }, x, mat.buffer, bias, y0.slice()],
-    [Math.ceil(N / 256), Math.ceil(M / tm)],
+    [{ uniform: params }, { uniform: stepWords({ B: 1, T: M }) }, x, mat.buffer, bias, y0.slice(), lnw],
+    [Math.ceil(N / (4 * wg)), Math.ceil(M / tm)],
     [5],
-    { TM: tm, KS: ks },
+    { TM: tm, KS: ks, WG: wg },
   );
-  let ref = linearRef(x, M, K, wt, N, flags & MM_BIAS ? bias : undefined);
+  const xin = flags & MM_LN ? layerNormRef(x, M, K, lnw.subarray(0, K), lnw.subarray(K), 1e-5) : x;
+  let ref = linearRef(xin, M, K, wt, N, flags & MM_BIAS ? bias : undefined);
   if (flags & MM_GELU) ref = ref.map(geluRef);
   if (flags & MM_ADD) ref = ref.map((v, i) => v + y0[i]);
   for (const b of owned) b.destroy();
@@ -87,7 +91,7 @@ async function matmulCase(M: number, K: number, N: number, flags: number, f16: b
     ref,
     2e-5 * Math.sqrt(K),
     1e-5,
-    `matmul M=${M} K=${K} N=${N} flags=${flags} f16=${f16} TM=${tm} KS=${ks}`,
+    `matmul M=${M} K=${K} N=${N} flags=${flags} f16=${f16} TM=${tm} KS=${ks} WG=${wg}`,
   );
 }
 
@@ -98,6 +102,13 @@ Deno.test("matmul kernel matches the CPU reference (odd N, several blocks, 1 to 
   await matmulCase(9, 48, 257, 0, false, 8);
   await matmulCase(2, 768, 5, MM_ADD, false, 2);
   await matmulCase(4, 64, 513, MM_BIAS, false, 4, 4);
+});
+
+Deno.test("matmul kernel with a fused LayerNorm matches LayerNorm then the reference product", async () => {
+  await matmulCase(1, 768, 300, MM_LN | MM_BIAS, false, 1);
+  await matmulCase(5, 48, 37, MM_LN | MM_BIAS | MM_GELU, false, 5, 3);
+  await matmulCase(9, 20, 257, MM_LN, true, 8);
+  await matmulCase(3, 256, 64, MM_LN | MM_ADD, false, 3, 1, 16);
 });
 
 Deno.test("matmul kernel with 16-bit weights matches the reference on half-rounded weights", async () => {
@@ -161,7 +172,10 @@ Deno.test("embedding kernel gathers token + position rows from vocabulary chunks
 
 Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, cache, a full context over several key blocks)", async () => {
   const C = 24, H = 2, hd = 12;
-  for (const [B, T, pos0, cap] of [[1, 1, 0, 1], [2, 5, 0, 5], [1, 1, 70, 71], [2, 130, 0, 130], [1, 3, 61, 80]]) {
+  const cases = [[1, 1, 0, 1], [2, 5, 0, 5], [1, 1, 70, 71], [2, 130, 0, 130], [1, 3, 61, 80]];
+  for (
+    const [B, T, pos0, cap, aw, parts] of [...cases.map((c) => [...c, 64, 1]), ...cases.map((c) => [...c, 256, 4])]
+  ) {
     const q = randomArray(g, B * T * 3 * C, -2, 2); // qkv rows; only q is read
     const kc = randomArray(g, B * cap * C, -2, 2);
     const vc = randomArray(g, B * cap * C, -2, 2);
@@ -177,6 +191,7 @@ Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, c
       ],
       [T, H, B],
       [5],
+      { AW: aw, PARTS: parts },
     );
     for (let b = 0; b < B; b++) {
       const qb = new Float32Array(T * C);
@@ -196,7 +211,7 @@ Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, c
         ref,
         1e-5,
         1e-5,
-        `attention B=${B} T=${T} pos0=${pos0} row ${b}`,
+        `attention B=${B} T=${T} pos0=${pos0} AW=${aw} row ${b}`,
       );
     }
   }

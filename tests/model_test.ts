@@ -93,3 +93,25 @@ Deno.test("GPTModel with 16-bit weights stays within half-precision error of the
   for (const v of l32) maxRef = Math.max(maxRef, Math.abs(v));
   assertClose(l16, l32, 0.02 * maxRef, 0, "f16 vs f32");
 });
+
+Deno.test("GPTModel with LayerNorm fused into the matrix kernel (the GPU path) matches the CPU reference", async () => {
+  Deno.env.set("GPT_WEBGPU_FUSE_LN", "1");
+  let made;
+  try {
+    made = await oddModel("f32", 17);
+  } finally {
+    Deno.env.delete("GPT_WEBGPU_FUSE_LN");
+  }
+  const { model, p, cfg } = made;
+  using _ = model;
+  const ids = randomIds(new TorchGenerator(12), 2, 11, cfg.vocab_size);
+  const logits = await model.forward(ids);
+  for (let b = 0; b < 2; b++) {
+    const V = cfg.vocab_size;
+    assertClose(logits.subarray(b * 11 * V, (b + 1) * 11 * V), forwardRef(cfg, p, ids[b]), 2e-4, 2e-4, `row ${b}`);
+  }
+  assert.deepEqual(
+    await generate(model, ids, { maxNewTokens: 8 }),
+    await generateTextSimple(model, ids, 8, cfg.context_length),
+  );
+});

@@ -22,10 +22,24 @@ export {
   type GPTConfig,
   validateConfig,
 } from "./src/config.ts";
-export { type CreateOptions, GPTModel, type LoadOptions, type StepPlan } from "./src/model.ts";
+export {
+  type CreateOptions,
+  GPTModel,
+  type LoadOptions,
+  type RunOptions,
+  type Sampling,
+  type StepPlan,
+} from "./src/model.ts";
 export type { WeightDType } from "./src/gpu/weights.ts";
-export { cachedPlan, generate, type GenerateOptions, generateTextSimple } from "./src/generate.ts";
-export { decode, encode, END_OF_TEXT } from "./src/tokenizer.ts";
+export {
+  cachedPlan,
+  generate,
+  type GenerateOptions,
+  generateTextSimple,
+  stream,
+  type StreamOptions,
+} from "./src/generate.ts";
+export { decode, encode, END_OF_TEXT, TextStreamer } from "./src/tokenizer.ts";
 export { TorchGenerator } from "./src/torch_random.ts";
 export { DeviceLostError, WebGPUUnavailableError } from "./src/gpu/device.ts";
 export { WeightsError } from "./src/model_weights.ts";

@@ -10,6 +10,7 @@ import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
 import { KV_STORE_WGSL } from "./kv_store.ts";
 import { LAYER_NORM_WGSL } from "./layer_norm.ts";
 import { MATMUL_F16_WGSL, MATMUL_WGSL } from "./matmul.ts";
+import { SAMPLE_WGSL } from "./sample.ts";
 
 export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN } from "./matmul.ts";
 export { STEP_BYTES } from "./step.ts";
@@ -52,5 +53,11 @@ export const ATTENTION: KernelSpec = {
 export const ARGMAX: KernelSpec = {
   name: "argmax",
   code: ARGMAX_WGSL,
+  bindings: ["uniform", "uniform", "read", "write"],
+};
+/** Top-k / top-p / temperature sampling into the token buffer. */
+export const SAMPLE: KernelSpec = {
+  name: "sample",
+  code: SAMPLE_WGSL,
   bindings: ["uniform", "uniform", "read", "write"],
 };

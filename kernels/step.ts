@@ -16,7 +16,7 @@ struct Step {
   start: u32, // index in a token row of the first token this step reads
   pos0: u32,  // position (and key/value cache slot) of the first token this step reads
   L: u32,     // length of a token row in the token buffer
-  pad0: u32,
+  index: u32, // the step's number in its generation call (seeds the sampler)
   pad1: u32,
 }
 `;

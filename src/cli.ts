@@ -7,24 +7,35 @@
 import { parseArgs } from "node:util";
 import { GPT_CONFIG_124M } from "./config.ts";
 import { GPTModel } from "./model.ts";
-import { generate } from "./generate.ts";
-import { decode, encode } from "./tokenizer.ts";
+import { generate, stream } from "./generate.ts";
+import { decode, encode, END_OF_TEXT } from "./tokenizer.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** The package version, from `deno.json`. */
 export const VERSION: string = denoJson.version;
 
-const USAGE = `Usage: deno run -A mod.ts [options] "prompt"
+const USAGE_LINE = `Usage: deno run -A mod.ts [options] "prompt"`;
 
-Generates text with the book's GPTModel (GPT_CONFIG_124M) on WebGPU, greedily, like
-generate_text_simple. Without weights the model is initialised as torch.manual_seed(seed) would.
+const USAGE = `${USAGE_LINE}
+
+Generates text with the book's GPTModel on WebGPU. Without --weights the model is GPT_CONFIG_124M
+initialised as torch.manual_seed(seed) would, and the output is the notebook's (ids and text).
 
 Options:
   --max-new-tokens N   tokens to generate (default 6)
-  --seed N             seed of the random initialisation (default 123)
+  --seed N             seed of the random initialisation and of the sampler (default 123)
   --weights PATH       a .safetensors file or a directory with model.safetensors (and config.json):
                        the book's state_dict names or Hugging Face GPT-2 (default: none, random init)
   --dtype f32|f16      how weights are stored on the GPU (default f32)
+  --temperature T      sampling temperature; 0 is greedy (default 0)
+  --top-k K            sample among the K most likely tokens (default: all)
+  --top-p P            sample among the most likely tokens whose probability reaches P (default 1)
+  --eos                stop at <|endoftext|> (default: off)
+  --stream             print text as it is generated (default: on when stdout is a terminal)
+  --no-stream          print the result at the end
+  --json               print one JSON object: prompt, ids, text and timings
+  --quiet              no summary line on stderr
+  --debug              print stack traces of errors
   -h, --help           show this help
   -V, --version        show the version`;
 
@@ -71,14 +82,16 @@ function progress(err: (s: string) => void): (done: number, total: number) => vo
  * Runs the command line with the given arguments, writing to `out` (stdout) and `err` (stderr).
  *
  * @param args The arguments, without the program name.
- * @param out Where results go.
- * @param err Where errors go.
+ * @param out Where results go (one call per line).
+ * @param err Where errors and the summary go.
+ * @param write Where streamed text goes (no newline added; default stdout).
  * @returns The exit code: 0 on success, 1 on a runtime error, 2 on a usage error.
  */
 export async function main(
   args: string[] = Deno.args,
   out: (s: string) => void = console.log,
   err: (s: string) => void = console.error,
+  write: (s: string) => void = (s) => Deno.stdout.writeSync(new TextEncoder().encode(s)),
 ): Promise<number> {
   let values;
   let positionals: string[];
@@ -91,53 +104,147 @@ export async function main(
         seed: { type: "string" },
         weights: { type: "string" },
         dtype: { type: "string" },
+        temperature: { type: "string" },
+        "top-k": { type: "string" },
+        "top-p": { type: "string" },
+        eos: { type: "boolean" },
+        stream: { type: "boolean" },
+        "no-stream": { type: "boolean" },
+        json: { type: "boolean" },
+        quiet: { type: "boolean" },
+        debug: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
     }));
-    if (values.help) {
-      out(USAGE);
-      return 0;
-    }
-    if (values.version) {
-      out(VERSION);
-      return 0;
-    }
+  } catch (e) {
+    err(`error: ${(e as Error).message.replace(/\.$/, "")}\n${USAGE_LINE}`);
+    return 2;
+  }
+  if (values.help) {
+    out(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    out(VERSION);
+    return 0;
+  }
+  let opts;
+  try {
     if (positionals.length !== 1) {
       throw new UsageError(
         positionals.length === 0 ? "a prompt is required" : `expected one prompt, got ${positionals.length}; quote it`,
       );
     }
+    const temperature = numOption("temperature", values.temperature, 0, 0, Infinity);
+    const topP = numOption("top-p", values["top-p"], 1, Number.MIN_VALUE, 1);
+    const dtype = values.dtype ?? "f32";
+    if (dtype !== "f32" && dtype !== "f16") throw new UsageError(`--dtype '${dtype}' must be f32 or f16`);
+    if (values.stream && values["no-stream"]) throw new UsageError("--stream and --no-stream contradict each other");
+    if (values.json && values.stream) throw new UsageError("--json and --stream cannot be combined");
+    opts = {
+      prompt: positionals[0],
+      maxNew: intOption("max-new-tokens", values["max-new-tokens"], 6, 0),
+      seed: intOption("seed", values.seed, 123, 0),
+      topK: values["top-k"] === undefined ? undefined : intOption("top-k", values["top-k"], 0, 1),
+      temperature,
+      topP,
+      dtype: dtype as "f32" | "f16",
+      stream: values.json ? false : values.stream ?? (values["no-stream"] ? false : Deno.stdout.isTerminal()),
+    };
+    if (encode(opts.prompt).length === 0) throw new UsageError("the prompt is empty; give some text to continue");
   } catch (e) {
-    const msg = e instanceof UsageError ? e.message : (e as Error).message.replace(/\.$/, "");
-    err(`error: ${msg}\n${USAGE.split("\n")[0]}`);
+    err(`error: ${(e as Error).message}\n${USAGE_LINE}`);
     return 2;
   }
   try {
-    const maxNew = intOption("max-new-tokens", values["max-new-tokens"], 6, 0);
-    const seed = intOption("seed", values.seed, 123, 0);
-    const dtype = values.dtype ?? "f32";
-    if (dtype !== "f32" && dtype !== "f16") throw new UsageError(`--dtype '${dtype}' must be f32 or f16`);
-    const prompt = positionals[0];
-    const encoded = encode(prompt);
-    if (encoded.length === 0) throw new UsageError("the prompt is empty; give some text to continue");
-    out(`encoded: [${encoded.join(", ")}]`);
-    out(`encoded_tensor.shape: [1, ${encoded.length}]`);
+    const encoded = encode(opts.prompt);
+    const plain = !opts.stream && !values.json;
+    if (plain) {
+      out(`encoded: [${encoded.join(", ")}]`);
+      out(`encoded_tensor.shape: [1, ${encoded.length}]`);
+    }
+    const t0 = performance.now();
     using model = values.weights
-      ? await GPTModel.load(values.weights, { dtype, onProgress: progress(err) })
-      : await GPTModel.create(GPT_CONFIG_124M, { seed, dtype });
-    // generate() keeps a key/value cache; its ids are those of generateTextSimple()
-    const ids = await generate(model, [encoded], { maxNewTokens: maxNew, contextSize: model.config.context_length });
-    out(`Output: [[${ids[0].join(", ")}]]`);
-    out(`Output length: ${ids[0].length}`);
-    out(decode(ids[0]));
+      ? await GPTModel.load(values.weights, { dtype: opts.dtype, onProgress: values.quiet ? undefined : progress(err) })
+      : await GPTModel.create(GPT_CONFIG_124M, { seed: opts.seed, dtype: opts.dtype });
+    const loadMs = performance.now() - t0;
+    const gen = {
+      maxNewTokens: opts.maxNew,
+      contextSize: model.config.context_length,
+      temperature: opts.temperature,
+      topK: opts.topK,
+      topP: opts.topP,
+      seed: opts.seed,
+      eosId: values.eos ? END_OF_TEXT : undefined,
+    };
+    let prefillMs = NaN;
+    let ids: number[];
+    const t1 = performance.now();
+    const onProgress = (n: number, ms: number) => {
+      if (n === 1 && Number.isNaN(prefillMs)) prefillMs = ms;
+    };
+    if (opts.stream) {
+      write(opts.prompt);
+      const pieces: string[] = [];
+      for await (const piece of stream(model, encoded, { ...gen, chunkSize: 8, onProgress })) {
+        pieces.push(piece);
+        write(piece);
+      }
+      write("\n");
+      // the text's own tokens (re-encoding can differ from the generated ids only in how it splits)
+      ids = encoded.concat(encode(pieces.join("")));
+    } else {
+      ids = (await generate(model, [encoded], { ...gen, onProgress }))[0];
+    }
+    const genMs = performance.now() - t1;
+    const newTokens = ids.length - encoded.length;
+    const tokS = newTokens > 1 && !Number.isNaN(prefillMs) ? (newTokens - 1) / ((genMs - prefillMs) / 1000) : NaN;
+    const text = decode(ids);
+    if (values.json) {
+      out(JSON.stringify({
+        prompt: opts.prompt,
+        prompt_ids: encoded,
+        ids,
+        text,
+        new_text: decode(ids.slice(encoded.length)),
+        timings: {
+          load_ms: round(loadMs),
+          prefill_ms: round(prefillMs),
+          generate_ms: round(genMs),
+          decode_tokens_per_s: round(tokS),
+        },
+        adapter: model.adapter,
+      }));
+    } else if (plain) {
+      out(`Output: [[${ids.join(", ")}]]`);
+      out(`Output length: ${ids.length}`);
+      out(text);
+    }
+    if (!values.quiet) {
+      err(
+        `prompt tokens ${encoded.length}, new tokens ${newTokens}, load ${round(loadMs)} ms, prefill ${
+          round(prefillMs)
+        } ms, ${Number.isNaN(tokS) ? "-" : tokS.toFixed(1)} tokens/s (${model.adapter}, ${model.dtype})`,
+      );
+    }
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) {
-      err(`error: ${e.message}\n${USAGE.split("\n")[0]}`);
-      return 2;
-    }
-    err(`error: ${(e as Error).message}`);
+    err(values.debug ? `error: ${(e as Error).stack}` : `error: ${(e as Error).message}`);
     return 1;
   }
+}
+
+function round(x: number): number | null {
+  return Number.isFinite(x) ? Math.round(x * 10) / 10 : null;
+}
+
+function numOption(name: string, raw: string | undefined, def: number, min: number, max: number): number {
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    const range = max === Infinity ? `at least ${min}` : `in (0, ${max}]`;
+    throw new UsageError(`--${name} '${raw}' must be a number ${range}`);
+  }
+  return n;
 }

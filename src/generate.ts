@@ -4,7 +4,8 @@
  * @module
  */
 
-import { checkBatch, type GPTModel, type StepPlan } from "./model.ts";
+import { checkBatch, type GPTModel, type Sampling, type StepPlan } from "./model.ts";
+import { encode, TextStreamer } from "./tokenizer.ts";
 
 function checkCounts(maxNewTokens: unknown, contextSize: unknown, model: GPTModel, what: string): void {
   if (typeof maxNewTokens !== "number" || !Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
@@ -67,10 +68,138 @@ export async function generateTextSimple(
 
 /** Options for {@linkcode generate}. */
 export interface GenerateOptions {
-  /** How many tokens to append to each row. */
+  /** How many tokens to append to each row (at most; fewer when a row meets `eosId`). */
   maxNewTokens: number;
   /** How many trailing tokens each step sees (default the model's `context_length`). */
   contextSize?: number;
+  /** Softmax temperature; 0 (the default) is greedy decoding. */
+  temperature?: number;
+  /** Sample only among the k largest logits (ties with the k-th included). */
+  topK?: number;
+  /** Sample only among the smallest set of most probable tokens whose probability reaches topP, in (0, 1]. */
+  topP?: number;
+  /** A token that ends a row: generation for that row stops before appending it. */
+  eosId?: number;
+  /** Seed of the sampler: same seed, model, prompt and options give the same ids (default: random). */
+  seed?: number;
+  /**
+   * Called with the count of new tokens so far and the milliseconds since the call began, after the
+   * first step (the prompt's prefill), every 16 steps and at the end. Each such report waits for
+   * the GPU (about 11.5 ms in Deno), so leave it out when only the result matters.
+   */
+  onProgress?: (newTokens: number, elapsedMs: number) => void;
+}
+
+/** Checks sampling options; returns the sampler settings, or undefined for greedy decoding. */
+function checkSampling(o: GenerateOptions, vocab: number, what: string): Sampling | undefined {
+  const t = o.temperature ?? 0;
+  if (typeof t !== "number" || !Number.isFinite(t) || t < 0) {
+    throw new RangeError(`Cannot ${what}: temperature '${o.temperature}' must be 0 (greedy) or a positive number`);
+  }
+  if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 1)) {
+    throw new RangeError(`Cannot ${what}: topK '${o.topK}' must be an integer of at least 1`);
+  }
+  if (o.topP !== undefined && (typeof o.topP !== "number" || !(o.topP > 0 && o.topP <= 1))) {
+    throw new RangeError(`Cannot ${what}: topP '${o.topP}' must be in (0, 1]`);
+  }
+  if (o.eosId !== undefined && (!Number.isInteger(o.eosId) || o.eosId < 0 || o.eosId >= vocab)) {
+    throw new RangeError(`Cannot ${what}: eosId '${o.eosId}' is outside [0, ${vocab})`);
+  }
+  if (o.seed !== undefined && (!Number.isSafeInteger(o.seed) || o.seed < 0)) {
+    throw new RangeError(`Cannot ${what}: seed '${o.seed}' must be a non-negative integer`);
+  }
+  if (t === 0) return undefined;
+  return {
+    temperature: t,
+    topK: o.topK !== undefined && o.topK < vocab ? o.topK : 0,
+    topP: o.topP ?? 1,
+    seed: o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
+  };
+}
+
+/** Rows of `[B, L]` cut after `steps` new tokens, and before the first `eosId` among the new ones. */
+function cutRows(out: Uint32Array, B: number, T: number, L: number, steps: number, eosId?: number): number[][] {
+  return Array.from({ length: B }, (_, b) => {
+    const row = out.subarray(b * L, b * L + T + steps);
+    let end = T + steps;
+    if (eosId !== undefined) {
+      const at = row.indexOf(eosId, T);
+      if (at >= 0) end = at;
+    }
+    return Array.from(row.subarray(0, end));
+  });
+}
+
+/** Whether every row has met `eosId` among its first `steps` new tokens. */
+function allEnded(out: Uint32Array, B: number, T: number, L: number, steps: number, eosId: number): boolean {
+  for (let b = 0; b < B; b++) {
+    if (out.subarray(b * L + T, b * L + T + steps).indexOf(eosId) < 0) return false;
+  }
+  return true;
+}
+
+interface RunState {
+  B: number;
+  T: number;
+  L: number;
+  steps: number;
+  out: Uint32Array;
+}
+
+/** Validates, plans and runs a cached generation; `onChunk` sees the rows every `chunk` steps. */
+async function run(
+  model: GPTModel,
+  idx: number[][],
+  options: GenerateOptions,
+  what: string,
+  chunk?: number,
+  onChunk?: (s: RunState) => boolean | Promise<boolean>,
+): Promise<RunState> {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`Cannot ${what}: options must be an object like { maxNewTokens: 32 }`);
+  }
+  const { B, T, flat } = checkBatch(idx, model.config.vocab_size, what);
+  const contextSize = options.contextSize ?? model.config.context_length;
+  checkCounts(options.maxNewTokens, contextSize, model, what);
+  const sampling = checkSampling(options, model.config.vocab_size, what);
+  if (contextSize > model.config.context_length && T + options.maxNewTokens - 1 > model.config.context_length) {
+    throw new RangeError(
+      `Cannot ${what}: contextSize ${contextSize} is more than the model's context_length ${model.config.context_length}; pass a contextSize of at most ${model.config.context_length}`,
+    );
+  }
+  const L = T + options.maxNewTokens;
+  const state: RunState = { B, T, L, steps: 0, out: new Uint32Array(B * L) };
+  if (options.maxNewTokens === 0) {
+    state.out.set(flat);
+    for (let b = 0; b < B; b++) state.out.set(flat.subarray(b * T, (b + 1) * T), b * L);
+    return state;
+  }
+  const eos = options.eosId;
+  const progress = options.onProgress;
+  if (progress !== undefined && typeof progress !== "function") {
+    throw new TypeError(`Cannot ${what}: onProgress must be a function`);
+  }
+  // with an end token, read back every 16 steps to stop once every row has ended; for progress or
+  // streaming, also right after the first step
+  const every = chunk ?? (eos !== undefined || progress ? 16 : undefined);
+  const early = progress !== undefined || onChunk !== undefined;
+  const t0 = performance.now();
+  const rows = await model.runPlan(flat, B, L, cachedPlan(T, options.maxNewTokens, contextSize), {
+    sampling,
+    readAfter: every === undefined ? undefined : (n) => (early && n === 1) || n % every === 0,
+    onChunk: async (rows, steps) => {
+      state.out = rows;
+      state.steps = steps;
+      progress?.(steps, performance.now() - t0);
+      if (onChunk && !(await onChunk(state))) return false;
+      return eos === undefined || !allEnded(rows, B, T, L, steps, eos);
+    },
+  });
+  if (state.steps === 0) {
+    state.out = rows;
+    state.steps = options.maxNewTokens;
+  }
+  return state;
 }
 
 /**
@@ -98,37 +227,114 @@ export function cachedPlan(T0: number, maxNewTokens: number, contextSize: number
 }
 
 /**
- * Greedy generation with a key/value cache: the prompt is run once, then each new token costs
- * one position of attention over the cache instead of a pass over the whole context. The ids are
- * identical to {@linkcode generateTextSimple} with the same `maxNewTokens` and `contextSize`,
- * including past the context, where the window slides and each step re-runs the window.
+ * Generation with a key/value cache: the prompt is run once, then each new token costs one
+ * position of attention over the cache instead of a pass over the whole context. Greedy by
+ * default, with ids identical to {@linkcode generateTextSimple} for the same `maxNewTokens` and
+ * `contextSize`, including past the context, where the window slides and each step re-runs the
+ * window. With `temperature` > 0 it samples on the GPU (top-k, then temperature, softmax, top-p)
+ * from a seeded generator. With `eosId` a row stops before that token; the rows of a batch then come
+ * back with different lengths (each is its prompt plus its own new tokens).
  *
  * @param model The model.
  * @param idx Prompt token ids, `[batch, tokens]`, every row the same length.
- * @param options `maxNewTokens` (required) and `contextSize` (default `context_length`).
- * @returns Each row with the new ids appended.
+ * @param options `maxNewTokens` (required), `contextSize`, and the sampling options.
+ * @returns Each row with its new ids appended.
  * @throws {TypeError} On a ragged or malformed batch.
- * @throws {RangeError} On a bad id, count or context size.
+ * @throws {RangeError} On a bad id, count, context size or sampling option.
  * @example
  * ```ts ignore
  * const out = await generate(model, [[15496, 11, 314, 716]], { maxNewTokens: 128 });
+ * const sampled = await generate(model, [ids], { maxNewTokens: 50, temperature: 0.8, topK: 40, seed: 7 });
  * ```
  */
 export async function generate(model: GPTModel, idx: number[][], options: GenerateOptions): Promise<number[][]> {
-  const what = "generate";
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(`Cannot ${what}: options must be an object like { maxNewTokens: 32 }`);
+  const s = await run(model, idx, options, "generate");
+  return cutRows(s.out, s.B, s.T, s.L, s.steps, options?.eosId);
+}
+
+/** Options for {@linkcode stream}. */
+export interface StreamOptions extends GenerateOptions {
+  /** Stops the generation: the iteration then ends after the text produced so far. */
+  signal?: AbortSignal;
+  /** Steps between readbacks (default 8): smaller shows text sooner, larger waits less often. */
+  chunkSize?: number;
+}
+
+/**
+ * Generates text and yields it in pieces as it is produced, reading back every `chunkSize` steps.
+ * A piece never ends inside a UTF-8 character: a GPT-2 token can end in the middle of one (an
+ * emoji, an accented letter), so such bytes wait for the token that completes them.
+ *
+ * @param model The model.
+ * @param prompt Text (encoded with GPT-2's tokenizer) or token ids of one row.
+ * @param options Generation options, `signal` and `chunkSize`.
+ * @returns The new text, in pieces; their concatenation is the decoded new ids.
+ * @example
+ * ```ts ignore
+ * for await (const piece of stream(model, "Every effort moves you", { maxNewTokens: 50, temperature: 0.8 })) {
+ *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
+ * }
+ * ```
+ */
+export async function* stream(
+  model: GPTModel,
+  prompt: string | number[],
+  options: StreamOptions,
+): AsyncGenerator<string, void, undefined> {
+  const ids = typeof prompt === "string" ? encode(prompt) : prompt;
+  const chunk = options?.chunkSize ?? 8;
+  if (!Number.isInteger(chunk) || chunk < 1) {
+    throw new RangeError(`Cannot stream: chunkSize '${chunk}' must be a positive integer`);
   }
-  const { B, T, flat } = checkBatch(idx, model.config.vocab_size, what);
-  const contextSize = options.contextSize ?? model.config.context_length;
-  checkCounts(options.maxNewTokens, contextSize, model, what);
-  if (contextSize > model.config.context_length && T + options.maxNewTokens - 1 > model.config.context_length) {
-    throw new RangeError(
-      `Cannot generate: contextSize ${contextSize} is more than the model's context_length ${model.config.context_length}; pass a contextSize of at most ${model.config.context_length}`,
-    );
+  const signal = options?.signal;
+  if (signal?.aborted) return;
+  const pieces: string[] = [];
+  const text = new TextStreamer();
+  let seen = 0; // new ids handed to the streamer
+  let stopped = false;
+  let finished = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const flush = (s: RunState, final: boolean) => {
+    const row = cutRows(s.out, 1, s.T, s.L, s.steps, options.eosId)[0].slice(s.T);
+    const piece = text.push(row.slice(seen)) + (final ? text.flush() : "");
+    seen = row.length;
+    if (piece) {
+      pieces.push(piece);
+      wake?.();
+    }
+  };
+  let lastState: RunState | undefined;
+  const done = run(model, [ids], options, "stream", chunk, (s) => {
+    lastState = s;
+    flush(s, false);
+    return !stopped && !signal?.aborted;
+  }).then(
+    (s) => {
+      flush(lastState ?? s, true);
+      finished = true;
+      wake?.();
+    },
+    (e) => {
+      failure = e;
+      finished = true;
+      wake?.();
+    },
+  );
+  try {
+    while (true) {
+      if (signal?.aborted) break;
+      if (pieces.length > 0) {
+        yield pieces.shift()!;
+        continue;
+      }
+      if (finished) break;
+      await new Promise<void>((r) => wake = r);
+      wake = undefined;
+    }
+    if (failure) throw failure;
+  } finally {
+    stopped = true;
+    await done;
   }
-  if (options.maxNewTokens === 0) return idx.map((r) => r.slice());
-  const L = T + options.maxNewTokens;
-  const out = await model.runPlan(flat, B, L, cachedPlan(T, options.maxNewTokens, contextSize));
-  return toRows(out, B, L);
 }

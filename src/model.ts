@@ -25,6 +25,7 @@ import {
   MM_BLOCK,
   MM_GELU,
   MM_LN,
+  SAMPLE,
   STEP_BYTES,
 } from "../kernels/mod.ts";
 
@@ -46,6 +47,31 @@ export interface LoadOptions extends Pick<CreateOptions, "dtype" | "maxBindingBy
   onProgress?: (done: number, total: number) => void;
 }
 
+/** Sampling settings for {@linkcode GPTModel.runPlan} (validated by the caller). */
+export interface Sampling {
+  /** Softmax temperature, above 0. */
+  temperature: number;
+  /** Keep the k largest logits (ties included); 0 keeps all. */
+  topK: number;
+  /** Keep the smallest most-probable set whose mass reaches this; 1 keeps all. */
+  topP: number;
+  /** Seed of the draws. */
+  seed: number;
+}
+
+/** How {@linkcode GPTModel.runPlan} runs: sampling, and readbacks every `chunk` steps. */
+export interface RunOptions {
+  /** Sample instead of taking the argmax. */
+  sampling?: Sampling;
+  /** After which steps (by count done) to read the rows back (default: only at the end). */
+  readAfter?: (stepsDone: number) => boolean;
+  /**
+   * Called after each chunk with the token rows `[B, L]` so far and the steps done; return
+   * false to stop early.
+   */
+  onChunk?: (rows: Uint32Array, stepsDone: number) => boolean | Promise<boolean>;
+}
+
 /** One step of a generation plan: which window of the token rows to run. */
 export interface StepPlan {
   /** Tokens per row in this step. */
@@ -65,6 +91,7 @@ interface Workspace {
   tokens: GPUBuffer;
   step: GPUBuffer;
   logits: GPUBuffer;
+  sampleParams: GPUBuffer;
   groups: {
     embed: GPUBindGroup[];
     layers: {
@@ -81,6 +108,7 @@ interface Workspace {
     lnfAll: GPUBindGroup;
     head: GPUBindGroup[];
     argmax: GPUBindGroup;
+    sample: GPUBindGroup;
   };
 }
 
@@ -573,6 +601,7 @@ export class GPTModel {
     const last = storage("last", B * C * 4);
     const logits = storage("logits", B * this.#vp * 4);
     const kvParams = uni("kv.params", [C, cap]);
+    const sampleParams = uni("sample.params", []);
     const attnParams = uni("attn.params", [C, H, hd, cap, new Uint32Array(f.buffer)[0]]);
     const s = this.#statics;
     const w = this.#weights;
@@ -608,6 +637,7 @@ export class GPTModel {
       tokens,
       step,
       logits,
+      sampleParams,
       groups: {
         embed: w.tok.map((c, i) => bg(emb, "embed", [s.embed[i], step, tokens, c.buffer, w.pos, x])),
         layers,
@@ -615,6 +645,7 @@ export class GPTModel {
         lnfAll: bg(LAYER_NORM, "lnf_all", [s.ln, step, x, w.lnf, h]),
         head: w.head.map((c, i) => bg(mm, "head", [s.head[i], step, last, c.buffer, w.lnf, logits, w.lnf])),
         argmax: bg(ARGMAX, "argmax", [s.argmax, step, logits, tokens]),
+        sample: bg(SAMPLE, "sample", [sampleParams, step, logits, tokens]),
       },
     };
     this.#ws = ws;
@@ -653,8 +684,8 @@ export class GPTModel {
     }
   }
 
-  /** Encodes the final norm of each row's last token, the head and the argmax. */
-  #encodeNext(rec: Recorder, ws: Workspace, B: number): void {
+  /** Encodes the final norm of each row's last token, the head and the argmax (or the sampler). */
+  #encodeNext(rec: Recorder, ws: Workspace, B: number, sample = false): void {
     const g = ws.groups;
     rec.dispatch("layer_norm", this.#pipe("ln"), g.lnfLast, B);
     const tm = tmFor(B);
@@ -662,7 +693,8 @@ export class GPTModel {
     this.#weights.head.forEach((c, i) => {
       rec.dispatch("matmul head", mm, g.head[i], Math.ceil(c.N / this.#cols), Math.ceil(B / tm));
     });
-    rec.dispatch("argmax", this.#pipe("argmax"), g.argmax, B);
+    if (sample) rec.dispatch("sample", this.#pipe("sample"), g.sample, B);
+    else rec.dispatch("argmax", this.#pipe("argmax"), g.argmax, B);
   }
 
   /**
@@ -771,9 +803,15 @@ export class GPTModel {
    * @param plan The steps.
    * @returns The token rows, `[B, L]`.
    */
-  runPlan(flat: Uint32Array, B: number, L: number, plan: StepPlan[]): Promise<Uint32Array> {
+  async runPlan(
+    flat: Uint32Array,
+    B: number,
+    L: number,
+    plan: StepPlan[],
+    options: RunOptions = {},
+  ): Promise<Uint32Array> {
     this.#check("generate");
-    return this.#serial(async () => {
+    return await this.#serial(async () => {
       this.#check("generate");
       const T0 = flat.length / B;
       const maxT = Math.max(1, ...plan.map((p) => p.T));
@@ -784,6 +822,9 @@ export class GPTModel {
         );
       }
       await this.#compileRows([B, ...plan.map((p) => B * p.T)]);
+      if (options.sampling && !this.#pipes.has("sample")) {
+        this.#pipes.set("sample", await pipelineOf(this.#gpu.device, SAMPLE, {}));
+      }
       const ws = this.#workspace(B, B * maxT, L, cap);
       const d = this.#gpu.device;
       const init = new Uint32Array(B * ws.L);
@@ -796,25 +837,43 @@ export class GPTModel {
       });
       try {
         const steps = new Uint32Array(Math.max(1, plan.length) * 8);
-        plan.forEach((p, i) => steps.set([B, p.T, B * p.T, p.start, p.pos0, ws.L, 0, 0], i * 8));
+        plan.forEach((p, i) => steps.set([B, p.T, B * p.T, p.start, p.pos0, ws.L, i, 0], i * 8));
         d.queue.writeBuffer(table, 0, steps);
-        const CHUNK = 32;
+        const sm = options.sampling;
+        if (sm) {
+          const w = new Uint32Array(8);
+          const f = new Float32Array(w.buffer);
+          w.set([this.config.vocab_size, this.#vp, sm.topK, sm.seed >>> 0]);
+          f[4] = sm.temperature;
+          f[5] = sm.topP;
+          d.queue.writeBuffer(ws.sampleParams, 0, w);
+        }
+        const SUBMIT = 32; // steps per submission
+        const res = new Uint32Array(B * L);
+        const copyOut = (out: Uint32Array) => {
+          for (let b = 0; b < B; b++) res.set(out.subarray(b * ws.L, b * ws.L + L), b * L);
+        };
         let enc = d.createCommandEncoder({ label: "generate" });
         for (let i = 0; i < plan.length; i++) {
           enc.copyBufferToBuffer(table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
           const pass = enc.beginComputePass({ label: `step ${i}` });
           const rec = new PassRecorder(pass);
           this.#encodeBody(rec, ws, B, plan[i].T);
-          this.#encodeNext(rec, ws, B);
+          this.#encodeNext(rec, ws, B, Boolean(sm));
           pass.end();
-          if ((i + 1) % CHUNK === 0 && i + 1 < plan.length) {
+          const last = i + 1 === plan.length;
+          if (!last && options.readAfter?.(i + 1)) {
+            copyOut(new Uint32Array(await this.#readback(ws.tokens, B * ws.L * 4, enc)));
+            enc = d.createCommandEncoder({ label: "generate" });
+            this.#check("generate");
+            if (options.onChunk && !(await options.onChunk(res, i + 1))) return res;
+          } else if (!last && (i + 1) % SUBMIT === 0) {
             d.queue.submit([enc.finish()]);
             enc = d.createCommandEncoder({ label: "generate" });
           }
         }
-        const out = new Uint32Array(await this.#readback(ws.tokens, B * ws.L * 4, enc));
-        const res = new Uint32Array(B * L);
-        for (let b = 0; b < B; b++) res.set(out.subarray(b * ws.L, b * ws.L + L), b * L);
+        copyOut(new Uint32Array(await this.#readback(ws.tokens, B * ws.L * 4, enc)));
+        if (options.onChunk) await options.onChunk(res, plan.length);
         return res;
       } finally {
         table.destroy();

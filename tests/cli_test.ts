@@ -1,11 +1,40 @@
 import assert from "node:assert/strict";
 import { main, VERSION } from "../src/cli.ts";
+import { seededParameters } from "../src/init.ts";
+import { validateConfig } from "../src/config.ts";
+import { writeSafetensors } from "../src/safetensors.ts";
+import { decode } from "../src/tokenizer.ts";
 
 async function run(args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(args, (s) => out.push(s), (s) => err.push(s));
-  return { code, out: out.join("\n"), err: err.join("\n") };
+  const streamed: string[] = [];
+  const code = await main(args, (s) => out.push(s), (s) => err.push(s), (s) => streamed.push(s));
+  return { code, out: out.join("\n"), err: err.join("\n"), streamed: streamed.join("") };
+}
+
+/** A small random model with GPT-2's vocabulary, as a book-format safetensors file. */
+async function smallWeights(): Promise<string> {
+  const cfg = {
+    vocab_size: 50257,
+    context_length: 64,
+    emb_dim: 16,
+    n_heads: 2,
+    n_layers: 1,
+    drop_rate: 0,
+    qkv_bias: false,
+  };
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const t of seededParameters(validateConfig(cfg), 4)) {
+    const prev = t.row0 ? tensors[t.name].data : new Float32Array(0);
+    const data = new Float32Array(prev.length + t.data.length);
+    data.set(prev);
+    data.set(t.data, prev.length);
+    tensors[t.name] = { shape: t.shape, data };
+  }
+  const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+  await writeSafetensors(path, tensors, "F32", { config: JSON.stringify(cfg) });
+  return path;
 }
 
 Deno.test("main() prints what the book's notebook prints for the seed example", async () => {
@@ -26,8 +55,26 @@ Deno.test("main() prints what the book's notebook prints for the seed example", 
 Deno.test("main() --help, --version and usage errors", async () => {
   const h = await run(["--help"]);
   assert.equal(h.code, 0);
-  for (const flag of ["--max-new-tokens", "--seed", "--help", "--version"]) assert.match(h.out, new RegExp(flag));
-  assert.deepEqual(await run(["--version"]), { code: 0, out: VERSION, err: "" });
+  for (
+    const flag of [
+      "--max-new-tokens",
+      "--seed",
+      "--weights",
+      "--dtype",
+      "--temperature",
+      "--top-k",
+      "--top-p",
+      "--eos",
+      "--stream",
+      "--no-stream",
+      "--json",
+      "--quiet",
+      "--debug",
+      "--help",
+      "--version",
+    ]
+  ) assert.match(h.out, new RegExp(`${flag}\\b`));
+  assert.deepEqual(await run(["--version"]), { code: 0, out: VERSION, err: "", streamed: "" });
   const none = await run([]);
   assert.equal(none.code, 2);
   assert.match(none.err, /a prompt is required\nUsage:/);
@@ -46,4 +93,63 @@ Deno.test("mod.ts exits with code 2 on a usage error", async () => {
   const r = await cmd.output();
   assert.equal(r.code, 2);
   assert.match(new TextDecoder().decode(r.stderr), /--seed '-1' must be an integer of at least 0/);
+});
+
+Deno.test("main() --json, --stream and sampling flags agree on the same seed", async () => {
+  const w = await smallWeights();
+  try {
+    const flags = [
+      "--weights",
+      w,
+      "--max-new-tokens",
+      "12",
+      "--temperature",
+      "0.9",
+      "--top-k",
+      "50",
+      "--top-p",
+      "0.95",
+      "--seed",
+      "5",
+    ];
+    const j = await run([...flags, "--json", "--quiet", "Every effort moves you"]);
+    assert.equal(j.code, 0, j.err);
+    assert.equal(j.err, "", "--quiet leaves stderr empty");
+    const o = JSON.parse(j.out);
+    assert.equal(o.prompt, "Every effort moves you");
+    assert.deepEqual(o.prompt_ids, o.ids.slice(0, o.prompt_ids.length));
+    assert.equal(o.ids.length, o.prompt_ids.length + 12);
+    assert.equal(o.text, decode(o.ids));
+    for (const k of ["load_ms", "prefill_ms", "generate_ms", "decode_tokens_per_s"]) {
+      assert.equal(typeof o.timings[k], "number", k);
+    }
+    const st = await run([...flags, "--stream", "Every effort moves you"]);
+    assert.equal(st.code, 0, st.err);
+    assert.equal(st.streamed, o.text + "\n");
+    assert.match(st.err, /prompt tokens 4, new tokens \d+, load [\d.]+ ms, prefill [\d.]+ ms, [\d.]+ tokens\/s/);
+    const eos = await run(["--weights", w, "--eos", "--no-stream", "--quiet", "--max-new-tokens", "3", "Hi"]);
+    assert.equal(eos.code, 0, eos.err);
+  } finally {
+    await Deno.remove(w);
+  }
+});
+
+Deno.test("main() exit codes: 2 with the usage line for bad flags, 1 with one sentence for runtime errors", async () => {
+  for (
+    const args of [["--top-p", "0", "x"], ["--temperature=-1", "x"], ["--top-k", "0", "x"], ["--dtype", "f8", "x"], [
+      "--json",
+      "--stream",
+      "x",
+    ]]
+  ) {
+    const r = await run(args);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.err, /^error: .+\nUsage: /, args.join(" "));
+  }
+  const missing = await run(["--weights", "/nonexistent/dir", "x"]);
+  assert.equal(missing.code, 1);
+  assert.equal(missing.err.split("\n").length, 1);
+  assert.match(missing.err, /^error: Cannot load weights: '\/nonexistent\/dir' does not exist/);
+  const debug = await run(["--weights", "/nonexistent/dir", "--debug", "x"]);
+  assert.match(debug.err, /\n\s+at /, "--debug prints the stack");
 });

@@ -55,12 +55,18 @@ let shared: Promise<GpuContext> | undefined;
  * @returns The device and facts about its adapter.
  * @throws {WebGPUUnavailableError} When WebGPU or an adapter is missing.
  */
-export function getGpu(): Promise<GpuContext> {
-  if (!shared) {
-    shared = requestGpu();
-    shared.catch(() => shared = undefined);
+export async function getGpu(): Promise<GpuContext> {
+  if (shared) {
+    const ctx = await shared.catch(() => undefined);
+    if (ctx && !ctx.lost) return ctx;
+    shared = undefined; // lost (or failed): ask for a new device
   }
-  return shared;
+  const p = requestGpu();
+  shared = p;
+  p.catch(() => {
+    if (shared === p) shared = undefined;
+  });
+  return await p;
 }
 
 async function requestGpu(): Promise<GpuContext> {
@@ -107,11 +113,6 @@ async function requestGpu(): Promise<GpuContext> {
   };
   device.lost.then((lost) => {
     ctx.lost = `${lost.reason ?? "unknown"}: ${lost.message || "no message"}`;
-    if (shared) {
-      shared.then((c) => {
-        if (c === ctx) shared = undefined;
-      }, () => {});
-    }
   });
   return ctx;
 }

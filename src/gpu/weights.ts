@@ -221,9 +221,8 @@ export function vocabChunkRows(C: number, dtype: WeightDType, maxBindingBytes: n
   const rows = Math.floor(maxBindingBytes / per / BLOCK) * BLOCK;
   if (rows < BLOCK) {
     throw new RangeError(
-      `Cannot fit the model: one embedding chunk of ${BLOCK} rows needs ${
-        BLOCK * per
-      } bytes, over the adapter's storage binding limit of ${maxBindingBytes}`,
+      `Cannot fit the model: one embedding chunk of ${BLOCK} rows needs ${BLOCK * per} bytes, ` +
+        `${BLOCK * per - maxBindingBytes} over the adapter's storage binding limit of ${maxBindingBytes}`,
     );
   }
   return rows;

@@ -22,7 +22,6 @@ import {
   MATMUL_F16,
   MM_ADD,
   MM_BIAS,
-  MM_BLOCK,
   MM_GELU,
   MM_LN,
   SAMPLE,

@@ -87,3 +87,49 @@ export function* seededParameters(cfg: Required<GPTConfig>, seed: number): Gener
   const hb = linearWeightBound(C);
   yield* pieces("out_head.weight", V, (a) => g.uniform(a, -hb, hb));
 }
+
+/**
+ * The same parameters as {@linkcode seededParameters}, drawn on a worker thread so that the
+ * caller can upload each tensor while the next is drawn. Falls back to drawing on this thread
+ * where workers are not available.
+ *
+ * @param cfg The model configuration.
+ * @param seed The seed given to `torch.manual_seed`.
+ * @returns The parameters, in creation order.
+ */
+export async function* seededParametersAsync(cfg: Required<GPTConfig>, seed: number): AsyncGenerator<NamedTensor> {
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL("./init_worker.ts", import.meta.url).href, { type: "module" });
+  } catch {
+    yield* seededParameters(cfg, seed);
+    return;
+  }
+  const queue: MessageEvent[] = [];
+  let wake: (() => void) | undefined;
+  worker.onmessage = (e) => {
+    queue.push(e);
+    wake?.();
+  };
+  worker.onerror = (e) => {
+    e.preventDefault();
+    queue.push(new MessageEvent("message", { data: { type: "error", message: e.message } }));
+    wake?.();
+  };
+  try {
+    worker.postMessage({ type: "start", config: cfg, seed });
+    while (true) {
+      while (queue.length === 0) {
+        await new Promise<void>((r) => wake = r);
+        wake = undefined;
+      }
+      const msg = queue.shift()!.data;
+      if (msg.type === "done") return;
+      if (msg.type === "error") throw new Error(`Cannot draw the parameters: ${msg.message}`);
+      yield msg.tensor as NamedTensor;
+      worker.postMessage({ type: "ack" });
+    }
+  } finally {
+    worker.terminate();
+  }
+}

@@ -5,7 +5,7 @@
  */
 
 import { type GPTConfig, validateConfig } from "./config.ts";
-import { seededParameters } from "./init.ts";
+import { seededParametersAsync } from "./init.ts";
 import { DeviceLostError, getGpu, type GpuContext } from "./gpu/device.ts";
 import { type KernelSpec, layoutOf, pipelineOf } from "./gpu/pipelines.ts";
 import { drainWrites, roundUp, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
@@ -202,6 +202,38 @@ function tmFor(M: number): number {
   return Math.ceil(M / Math.ceil(M / 8));
 }
 
+/** The kernels every model uses, for a device and weight type: embedding, LayerNorm, cache store, attention, argmax and one-row matrix product. */
+function baseKernels(gpu: GpuContext, dtype: WeightDType): [string, KernelSpec, Record<string, number>][] {
+  const isCpu = gpu.isCpu;
+  return [
+    ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
+    ["ln", LAYER_NORM, {}],
+    ["kv", KV_STORE, {}],
+    ["attn", ATTENTION, isCpu ? { AW: 64, PARTS: 1 } : { AW: 256, PARTS: 4 }],
+    ["argmax", ARGMAX, {}],
+    ["mm1", dtype === "f16" ? MATMUL_F16 : MATMUL, matmulConstants(gpu, 1)],
+  ];
+}
+
+/** Invocations along the columns of a matrix workgroup (4 columns each): small tiles make more workgroups. */
+const MM_WG = 16;
+
+/**
+ * Override constants of the matrix kernel for TM rows per workgroup: KS (k-slices) is 1 on a CPU
+ * adapter; on a GPU as many as keep the partial sums (TM * KS * WG vec4s) within the kernel's
+ * 1024-entry workgroup array and the invocation limit.
+ */
+function matmulConstants(gpu: GpuContext, tm: number): Record<string, number> {
+  const byLimit = Math.floor(gpu.device.limits.maxComputeInvocationsPerWorkgroup / MM_WG);
+  const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(16, byLimit, Math.floor(1024 / (tm * MM_WG))));
+  return { TM: tm, KS: ks, WG: MM_WG };
+}
+
+/** Compiles the base kernels (cached per device). */
+async function precompile(gpu: GpuContext, dtype: WeightDType): Promise<void> {
+  for (const [, spec, c] of baseKernels(gpu, dtype)) await pipelineOf(gpu.device, spec, c);
+}
+
 /** A boolean from an environment variable ("1" or "0"), or undefined when unset or not permitted. */
 function envFlag(name: string): boolean | undefined {
   try {
@@ -316,7 +348,7 @@ export class GPTModel {
     if (!Number.isSafeInteger(seed) || seed < 0) {
       throw new RangeError(`Cannot create the model: seed '${seed}' is not a non-negative integer`);
     }
-    return await GPTModel.fromTensors(cfg, seededParameters(cfg, seed), options, false);
+    return await GPTModel.fromTensors(cfg, seededParametersAsync(cfg, seed), options, false);
   }
 
   /**
@@ -387,6 +419,8 @@ export class GPTModel {
         );
       }
     }
+    // compile the kernels while the weights upload (pipelines are cached per device)
+    const compiling = precompile(gpu, dtype).catch((e) => e as Error);
     const owned: GPUBuffer[] = [];
     const track = (b: GPUBuffer) => owned.push(b);
     gpu.device.pushErrorScope("out-of-memory");
@@ -405,6 +439,7 @@ export class GPTModel {
       await gpu.device.popErrorScope();
       await gpu.device.popErrorScope();
       for (const b of owned) b.destroy();
+      await compiling;
       throw e;
     }
     const validation = await gpu.device.popErrorScope();
@@ -415,6 +450,11 @@ export class GPTModel {
       throw new RangeError(
         `Cannot create the model: the GPU refused its ${total} bytes of weights (${(oom ?? validation)!.message})`,
       );
+    }
+    const compiled = await compiling;
+    if (compiled instanceof Error) {
+      model.destroy();
+      throw compiled;
     }
     await model.#compile();
     return model;
@@ -493,37 +533,14 @@ export class GPTModel {
 
   /** Output columns per matmul workgroup. */
   get #cols(): number {
-    return 4 * this.#wg;
-  }
-
-  /** Invocations per workgroup along the columns (4 columns each): small tiles make more workgroups. */
-  get #wg(): number {
-    return 16;
-  }
-
-  /**
-   * k-slices per workgroup: 1 on a CPU adapter; on a GPU as many as keep the workgroup's partial
-   * sums (TM * KS * WG vec4s) within its 1024-entry workgroup array and the invocation limit.
-   */
-  #ks(tm: number): number {
-    if (this.#gpu.isCpu) return 1;
-    const byLimit = Math.floor(this.#gpu.device.limits.maxComputeInvocationsPerWorkgroup / this.#wg);
-    return Math.max(1, Math.min(16, byLimit, Math.floor(1024 / (tm * this.#wg))));
+    return 4 * MM_WG;
   }
 
   #pipes = new Map<string, GPUComputePipeline>();
 
   async #compile(): Promise<void> {
     const d = this.#gpu.device;
-    const emb = this.dtype === "f16" ? EMBEDDING_F16 : EMBEDDING;
-    const jobs: [string, KernelSpec, Record<string, number>][] = [
-      ["embed", emb, {}],
-      ["ln", LAYER_NORM, {}],
-      ["kv", KV_STORE, {}],
-      ["attn", ATTENTION, this.#gpu.isCpu ? { AW: 64, PARTS: 1 } : { AW: 256, PARTS: 4 }],
-      ["argmax", ARGMAX, {}],
-    ];
-    await Promise.all(jobs.map(async ([key, spec, c]) => this.#pipes.set(key, await pipelineOf(d, spec, c))));
+    for (const [key, spec, c] of baseKernels(this.#gpu, this.dtype)) this.#pipes.set(key, await pipelineOf(d, spec, c));
   }
 
   /** Compiles the matrix kernels a set of row counts needs (once each). */
@@ -533,7 +550,7 @@ export class GPTModel {
       if (!this.#pipes.has(`mm${tm}`)) {
         this.#pipes.set(
           `mm${tm}`,
-          await pipelineOf(this.#gpu.device, this.#mm, { TM: tm, KS: this.#ks(tm), WG: this.#wg }),
+          await pipelineOf(this.#gpu.device, this.#mm, matmulConstants(this.#gpu, tm)),
         );
       }
     }));

@@ -98,9 +98,16 @@ export function* seededParameters(cfg: Required<GPTConfig>, seed: number): Gener
  * @returns The parameters, in creation order.
  */
 export async function* seededParametersAsync(cfg: Required<GPTConfig>, seed: number): AsyncGenerator<NamedTensor> {
+  const url = new URL("./init_worker.ts", import.meta.url);
   let worker: Worker;
   try {
-    worker = new Worker(new URL("./init_worker.ts", import.meta.url).href, { type: "module" });
+    // a worker's module needs read (or import) permission, unlike the main module: without it,
+    // draw on this thread
+    const perm = url.protocol === "file:"
+      ? Deno.permissions.querySync({ name: "read", path: url })
+      : Deno.permissions.querySync({ name: "import", host: url.host });
+    if (perm.state !== "granted") throw new Error("no permission");
+    worker = new Worker(url.href, { type: "module" });
   } catch {
     yield* seededParameters(cfg, seed);
     return;

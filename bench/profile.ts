@@ -17,8 +17,10 @@ const { emb_dim: C, vocab_size: V, n_layers: L } = model.config;
 const bpe = dtype === "f16" ? 2 : 4;
 const weightBytes: Record<string, number> = {
   "matmul qkv": L * C * 3 * C * bpe,
+  "matmul norm1+qkv": L * C * 3 * C * bpe,
   "matmul out_proj+residual": L * C * C * bpe,
   "matmul fc+gelu": L * C * 4 * C * bpe,
+  "matmul norm2+fc+gelu": L * C * 4 * C * bpe,
   "matmul fc2+residual": L * 4 * C * C * bpe,
   "matmul head": C * V * bpe,
 };
@@ -31,7 +33,7 @@ const med = (k: string) => {
   return xs[Math.floor(xs.length / 2)];
 };
 const total = names.reduce((s, k) => s + med(k), 0);
-const allBytes = Object.values(weightBytes).reduce((a, b) => a + b, 0);
+const allBytes = names.reduce((a, k) => a + (weightBytes[k] ?? 0), 0);
 console.log(`# ${model.adapter} · ${dtype} · decode step at position ${pos} · ${runs[0].method} · median of 5`);
 console.log("| kernel | dispatches | ms | share | weight MB | GB/s |");
 console.log("| --- | --- | --- | --- | --- | --- |");

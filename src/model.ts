@@ -215,8 +215,14 @@ function baseKernels(gpu: GpuContext, dtype: WeightDType): [string, KernelSpec, 
   ];
 }
 
-/** Invocations along the columns of a matrix workgroup (4 columns each): small tiles make more workgroups. */
-const MM_WG = 16;
+/**
+ * Invocations along the columns of a matrix workgroup (4 columns each): small tiles make more
+ * workgroups, which a GPU with many cores needs for the one-row (decode) products; on a CPU
+ * adapter 16 keeps each workgroup's loads contiguous.
+ */
+function mmWg(gpu: GpuContext): number {
+  return gpu.isCpu ? 16 : 4;
+}
 
 /**
  * Override constants of the matrix kernel for TM rows per workgroup: KS (k-slices) is 1 on a CPU
@@ -224,9 +230,10 @@ const MM_WG = 16;
  * 1024-entry workgroup array and the invocation limit.
  */
 function matmulConstants(gpu: GpuContext, tm: number): Record<string, number> {
-  const byLimit = Math.floor(gpu.device.limits.maxComputeInvocationsPerWorkgroup / MM_WG);
-  const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(16, byLimit, Math.floor(1024 / (tm * MM_WG))));
-  return { TM: tm, KS: ks, WG: MM_WG };
+  const wg = mmWg(gpu);
+  const byLimit = Math.floor(Math.min(256, gpu.device.limits.maxComputeInvocationsPerWorkgroup) / wg);
+  const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(64, byLimit, Math.floor(1024 / (tm * wg))));
+  return { TM: tm, KS: ks, WG: wg };
 }
 
 /** Compiles the base kernels (cached per device). */
@@ -533,7 +540,7 @@ export class GPTModel {
 
   /** Output columns per matmul workgroup. */
   get #cols(): number {
-    return 4 * MM_WG;
+    return 4 * mmWg(this.#gpu);
   }
 
   #pipes = new Map<string, GPUComputePipeline>();

@@ -109,6 +109,8 @@ Deno.test("matmul kernel with a fused LayerNorm matches LayerNorm then the refer
   await matmulCase(5, 48, 37, MM_LN | MM_BIAS | MM_GELU, false, 5, 3);
   await matmulCase(9, 20, 257, MM_LN, true, 8);
   await matmulCase(3, 256, 64, MM_LN | MM_ADD, false, 3, 1, 16);
+  await matmulCase(1, 3072, 300, MM_LN | MM_BIAS, false, 1, 64, 4); // the GPU decode shape
+  await matmulCase(8, 768, 37, MM_LN | MM_GELU, true, 8, 32, 4);
 });
 
 Deno.test("matmul kernel with 16-bit weights matches the reference on half-rounded weights", async () => {

@@ -153,3 +153,23 @@ Deno.test("main() exit codes: 2 with the usage line for bad flags, 1 with one se
   const debug = await run(["--weights", "/nonexistent/dir", "--debug", "x"]);
   assert.match(debug.err, /\n\s+at /, "--debug prints the stack");
 });
+
+Deno.test("least privilege: the seed example runs with no permission flags, --weights with read access to that path only", async () => {
+  const mod = new URL("../mod.ts", import.meta.url).pathname;
+  const run = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), { args: ["run", "--no-prompt", ...args], stdout: "piped", stderr: "piped" })
+      .output();
+  const plain = await run([mod, "--max-new-tokens", "1", "--quiet", "Hello, I am"]);
+  assert.equal(plain.code, 0, new TextDecoder().decode(plain.stderr));
+  assert.match(new TextDecoder().decode(plain.stdout), /Output: \[\[15496, 11, 314, 716, 27018\]\]/);
+  const w = await smallWeights();
+  try {
+    const denied = await run([mod, "--weights", w, "Hi"]);
+    assert.equal(denied.code, 1);
+    assert.match(new TextDecoder().decode(denied.stderr), /Requires read access/);
+    const allowed = await run([`--allow-read=${w}`, mod, "--weights", w, "--quiet", "--max-new-tokens", "2", "Hi"]);
+    assert.equal(allowed.code, 0, new TextDecoder().decode(allowed.stderr));
+  } finally {
+    await Deno.remove(w);
+  }
+});

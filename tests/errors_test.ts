@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { GPTModel } from "../src/model.ts";
 import { generate, generateTextSimple } from "../src/generate.ts";
 import { validateConfig } from "../src/config.ts";
+import { requestGpu, WebGPUUnavailableError } from "../src/gpu/device.ts";
 import { randomParams, tensorsOf } from "./_helpers.ts";
 
 const CFG = { vocab_size: 50, context_length: 8, emb_dim: 16, n_heads: 2, n_layers: 1, drop_rate: 0, qkv_bias: false };
@@ -70,4 +71,19 @@ Deno.test("overlapping calls on one model are queued and each gets its own answe
   const [ra, rb] = await Promise.all([a, b, c]);
   assert.deepEqual(ra, await generateTextSimple(m, [[1, 2, 3]], 5, 8));
   assert.deepEqual(rb, await generate(m, [[4, 5]], { maxNewTokens: 7 }));
+});
+
+Deno.test("no WebGPU adapter: WebGPUUnavailableError says how to get one", async () => {
+  const gpu = navigator.gpu;
+  const orig = gpu.requestAdapter;
+  gpu.requestAdapter = () => Promise.resolve(null);
+  try {
+    await assert.rejects(requestGpu(), (e: Error) => {
+      assert.ok(e instanceof WebGPUUnavailableError);
+      assert.match(e.message, /no WebGPU adapter was found, .*mesa-vulkan-drivers/);
+      return true;
+    });
+  } finally {
+    gpu.requestAdapter = orig;
+  }
 });

@@ -69,7 +69,13 @@ export async function getGpu(): Promise<GpuContext> {
   return await p;
 }
 
-async function requestGpu(): Promise<GpuContext> {
+/**
+ * Requests a new adapter and device (not the shared one); {@linkcode getGpu} is what models use.
+ *
+ * @returns The device and facts about its adapter.
+ * @throws {WebGPUUnavailableError} When WebGPU or an adapter is missing.
+ */
+export async function requestGpu(): Promise<GpuContext> {
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) {
     throw new WebGPUUnavailableError(

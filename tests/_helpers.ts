@@ -89,3 +89,13 @@ export function toHalf(a: Float32Array): Float32Array {
 export function randomIds(g: TorchGenerator, B: number, T: number, vocab: number): number[][] {
   return Array.from({ length: B }, () => Array.from({ length: T }, () => g.nextUint32() % vocab));
 }
+
+/** The bytes of a safetensors file: `header` (an object, or raw text) and `data`, with an optional false header length. */
+export function rawSafetensors(header: unknown, data: Uint8Array, lenOverride?: bigint): Uint8Array {
+  const h = new TextEncoder().encode(typeof header === "string" ? header : JSON.stringify(header));
+  const out = new Uint8Array(8 + h.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, lenOverride ?? BigInt(h.length), true);
+  out.set(h, 8);
+  out.set(data, 8 + h.length);
+  return out;
+}

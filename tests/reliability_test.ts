@@ -6,7 +6,7 @@ import { DeviceLostError, getGpu } from "../src/gpu/device.ts";
 import { SafetensorsError, SafetensorsFile, writeSafetensors } from "../src/safetensors.ts";
 import { WeightsError } from "../src/model_weights.ts";
 import { TorchGenerator } from "../src/torch_random.ts";
-import { randomIds, TESTDATA } from "./_helpers.ts";
+import { randomIds, rawSafetensors, TESTDATA } from "./_helpers.ts";
 
 const SMALL = {
   vocab_size: 64,
@@ -100,16 +100,6 @@ Deno.test(`a ${SOAK}-token soak on a tiny model keeps memory flat (GPT_WEBGPU_SO
   assert.ok(grown < 40, `RSS grew by ${grown.toFixed(1)} MiB over ${SOAK} tokens`);
 });
 
-/** Bytes of a safetensors file with `header` (object or raw string) and `data`. */
-function file(header: unknown, data: Uint8Array, len?: bigint): Uint8Array {
-  const h = new TextEncoder().encode(typeof header === "string" ? header : JSON.stringify(header));
-  const out = new Uint8Array(8 + h.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, len ?? BigInt(h.length), true);
-  out.set(h, 8);
-  out.set(data, 8 + h.length);
-  return out;
-}
-
 Deno.test("fuzz: 1,000 malformed safetensors files each end in one typed error, never a crash, hang or huge allocation", async () => {
   const dir = await Deno.makeTempDir();
   const g = new TorchGenerator(99);
@@ -142,7 +132,7 @@ Deno.test("fuzz: 1,000 malformed safetensors files each end in one typed error, 
         else if (kind === 7) t.shape = [t.shape[0] + 1, ...t.shape.slice(1)]; // shape off by one row
         else if (kind === 8) delete h[names[rnd(names.length)]]; // a tensor missing
         else t.shape = "[1,2]"; // not an array
-        bytes = file(h, base.subarray(8 + baseLen));
+        bytes = rawSafetensors(h, base.subarray(8 + baseLen));
       }
       if (kind === 9 && i % 20 === 9) { // NaN / Inf weights: a valid file
         bytes = base.slice();
@@ -173,7 +163,7 @@ Deno.test("fuzz: 1,000 malformed safetensors files each end in one typed error, 
 Deno.test("SafetensorsFile.open() checks the header length against the file before allocating", async () => {
   const p = await Deno.makeTempFile();
   try {
-    await Deno.writeFile(p, file({}, new Uint8Array(0), 2n ** 62n));
+    await Deno.writeFile(p, rawSafetensors({}, new Uint8Array(0), 2n ** 62n));
     const before = mib();
     await assert.rejects(SafetensorsFile.open(p), /is larger than the file/);
     assert.ok(mib() - before < 50);

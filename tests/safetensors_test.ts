@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { GPTModel } from "../src/model.ts";
 import { SafetensorsError, SafetensorsFile, toFloat32, writeSafetensors } from "../src/safetensors.ts";
 import { WeightsError } from "../src/model_weights.ts";
-import { TESTDATA } from "./_helpers.ts";
+import { rawSafetensors, TESTDATA } from "./_helpers.ts";
 import { getGpu } from "../src/gpu/device.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>) {
@@ -13,15 +13,6 @@ async function withDir(fn: (dir: string) => Promise<void>) {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-function rawFile(header: unknown, data: Uint8Array, lenOverride?: bigint): Uint8Array {
-  const h = new TextEncoder().encode(typeof header === "string" ? header : JSON.stringify(header));
-  const out = new Uint8Array(8 + h.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, lenOverride ?? BigInt(h.length), true);
-  out.set(h, 8);
-  out.set(data, 8 + h.length);
-  return out;
 }
 
 async function bookTensors(): Promise<
@@ -37,38 +28,38 @@ Deno.test("SafetensorsFile.open() rejects malformed headers, each with one clear
   await withDir(async (dir) => {
     const cases: [string, Uint8Array, RegExp][] = [
       ["short", new Uint8Array(3), /too few for a safetensors header/],
-      ["len past end", rawFile({}, new Uint8Array(0), 1000n), /header length 1000 is larger than the file/],
-      ["huge len", rawFile({}, new Uint8Array(0), 1n << 60n), /larger than the file/],
-      ["bad json", rawFile("{not json", new Uint8Array(0)), /not valid JSON/],
-      ["array", rawFile("[1,2]", new Uint8Array(0)), /not a JSON object/],
+      ["len past end", rawSafetensors({}, new Uint8Array(0), 1000n), /header length 1000 is larger than the file/],
+      ["huge len", rawSafetensors({}, new Uint8Array(0), 1n << 60n), /larger than the file/],
+      ["bad json", rawSafetensors("{not json", new Uint8Array(0)), /not valid JSON/],
+      ["array", rawSafetensors("[1,2]", new Uint8Array(0)), /not a JSON object/],
       [
         "bad dtype",
-        rawFile({ a: { dtype: "Q7", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)),
+        rawSafetensors({ a: { dtype: "Q7", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)),
         /unknown dtype "Q7"/,
       ],
       [
         "bad shape",
-        rawFile({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)),
+        rawSafetensors({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)),
         /invalid shape/,
       ],
       [
         "out of range",
-        rawFile({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, new Uint8Array(4)),
+        rawSafetensors({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, new Uint8Array(4)),
         /past the data section/,
       ],
       [
         "reversed",
-        rawFile({ a: { dtype: "F32", shape: [0], data_offsets: [4, 0] } }, new Uint8Array(4)),
+        rawSafetensors({ a: { dtype: "F32", shape: [0], data_offsets: [4, 0] } }, new Uint8Array(4)),
         /ends \(0\) before it begins \(4\)/,
       ],
       [
         "size mismatch",
-        rawFile({ a: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)),
+        rawSafetensors({ a: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)),
         /shape \[3\] of F32 \(12 bytes\) but 8 bytes/,
       ],
       [
         "overlap",
-        rawFile({
+        rawSafetensors({
           a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
           b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
         }, new Uint8Array(12)),
@@ -147,7 +138,7 @@ Deno.test("GPTModel.load() names a missing path, tensor, wrong shape, unsupporte
       data.set(b, p);
       p += b.length;
     }
-    await Deno.writeFile(`${dir}/i32.safetensors`, rawFile(h, data));
+    await Deno.writeFile(`${dir}/i32.safetensors`, rawSafetensors(h, data));
     await assert.rejects(GPTModel.load(`${dir}/i32.safetensors`), /dtype I32 is not supported/);
 
     await writeSafetensors(`${dir}/neither.safetensors`, { foo: tensors["pos_emb.weight"] });

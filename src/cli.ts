@@ -14,7 +14,7 @@ import denoJson from "../deno.json" with { type: "json" };
 /** The package version, from `deno.json`. */
 export const VERSION: string = denoJson.version;
 
-const USAGE_LINE = `Usage: deno run -A mod.ts [options] "prompt"`;
+const USAGE_LINE = `Usage: deno run -A mod.ts [options] "prompt"   (or --ids 1,2,3 instead of a prompt)`;
 
 const USAGE = `${USAGE_LINE}
 
@@ -27,6 +27,8 @@ Options:
   --weights PATH       a .safetensors file or a directory with model.safetensors (and config.json):
                        the book's state_dict names or Hugging Face GPT-2 (default: none, random init)
   --dtype f32|f16      how weights are stored on the GPU (default f32)
+  --ids A,B,C          token ids to start from instead of a text prompt (for models with another
+                       tokenizer; output ids are printed, and text only for GPT-2's vocabulary)
   --temperature T      sampling temperature; 0 is greedy (default 0)
   --top-k K            sample among the K most likely tokens (default: all)
   --top-p P            sample among the most likely tokens whose probability reaches P (default 1)
@@ -104,6 +106,7 @@ export async function main(
         seed: { type: "string" },
         weights: { type: "string" },
         dtype: { type: "string" },
+        ids: { type: "string" },
         temperature: { type: "string" },
         "top-k": { type: "string" },
         "top-p": { type: "string" },
@@ -131,10 +134,17 @@ export async function main(
   }
   let opts;
   try {
-    if (positionals.length !== 1) {
+    if (values.ids !== undefined ? positionals.length !== 0 : positionals.length !== 1) {
       throw new UsageError(
-        positionals.length === 0 ? "a prompt is required" : `expected one prompt, got ${positionals.length}; quote it`,
+        values.ids !== undefined
+          ? "give either --ids or a prompt, not both"
+          : positionals.length === 0
+          ? "a prompt is required"
+          : `expected one prompt, got ${positionals.length}; quote it`,
       );
+    }
+    if (values.ids !== undefined && !/^\s*\d+(\s*,\s*\d+)*\s*$/.test(values.ids)) {
+      throw new UsageError(`--ids '${values.ids}' must be token ids separated by commas, like 15496,11,314`);
     }
     const temperature = numOption("temperature", values.temperature, 0, 0, Infinity);
     const topP = numOption("top-p", values["top-p"], 1, Number.MIN_VALUE, 1);
@@ -143,7 +153,8 @@ export async function main(
     if (values.stream && values["no-stream"]) throw new UsageError("--stream and --no-stream contradict each other");
     if (values.json && values.stream) throw new UsageError("--json and --stream cannot be combined");
     opts = {
-      prompt: positionals[0],
+      prompt: positionals[0] ?? "",
+      promptIds: values.ids === undefined ? undefined : values.ids.split(",").map((x) => Number(x.trim())),
       maxNew: intOption("max-new-tokens", values["max-new-tokens"], 6, 0),
       seed: intOption("seed", values.seed, 123, 0),
       topK: values["top-k"] === undefined ? undefined : intOption("top-k", values["top-k"], 0, 1),
@@ -152,13 +163,15 @@ export async function main(
       dtype: dtype as "f32" | "f16",
       stream: values.json ? false : values.stream ?? (values["no-stream"] ? false : Deno.stdout.isTerminal()),
     };
-    if (encode(opts.prompt).length === 0) throw new UsageError("the prompt is empty; give some text to continue");
+    if (!opts.promptIds && encode(opts.prompt).length === 0) {
+      throw new UsageError("the prompt is empty; give some text to continue");
+    }
   } catch (e) {
     err(`error: ${(e as Error).message}\n${USAGE_LINE}`);
     return 2;
   }
   try {
-    const encoded = encode(opts.prompt);
+    const encoded = opts.promptIds ?? encode(opts.prompt);
     const plain = !opts.stream && !values.json;
     if (plain) {
       out(`encoded: [${encoded.join(", ")}]`);
@@ -185,7 +198,7 @@ export async function main(
       if (n === 1 && Number.isNaN(prefillMs)) prefillMs = ms;
     };
     if (opts.stream) {
-      write(opts.prompt);
+      write(opts.promptIds ? decodeSafe(opts.promptIds, model.config.vocab_size) : opts.prompt);
       const pieces: string[] = [];
       for await (const piece of stream(model, encoded, { ...gen, chunkSize: 8, onProgress })) {
         pieces.push(piece);
@@ -200,14 +213,14 @@ export async function main(
     const genMs = performance.now() - t1;
     const newTokens = ids.length - encoded.length;
     const tokS = newTokens > 1 && !Number.isNaN(prefillMs) ? (newTokens - 1) / ((genMs - prefillMs) / 1000) : NaN;
-    const text = decode(ids);
+    const text = decodeSafe(ids, model.config.vocab_size);
     if (values.json) {
       out(JSON.stringify({
         prompt: opts.prompt,
         prompt_ids: encoded,
         ids,
         text,
-        new_text: decode(ids.slice(encoded.length)),
+        new_text: decodeSafe(ids.slice(encoded.length), model.config.vocab_size),
         timings: {
           load_ms: round(loadMs),
           prefill_ms: round(prefillMs),
@@ -233,6 +246,11 @@ export async function main(
     err(values.debug ? `error: ${(e as Error).stack}` : `error: ${(e as Error).message}`);
     return 1;
   }
+}
+
+/** GPT-2 text of ids, or the ids themselves when the model's vocabulary is not GPT-2's. */
+function decodeSafe(ids: number[], vocab: number): string {
+  return vocab === END_OF_TEXT + 1 ? decode(ids) : `(ids of a ${vocab}-token vocabulary: ${ids.join(" ")})`;
 }
 
 function round(x: number): number | null {

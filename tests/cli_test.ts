@@ -136,11 +136,15 @@ Deno.test("main() --json, --stream and sampling flags agree on the same seed", a
 
 Deno.test("main() exit codes: 2 with the usage line for bad flags, 1 with one sentence for runtime errors", async () => {
   for (
-    const args of [["--top-p", "0", "x"], ["--temperature=-1", "x"], ["--top-k", "0", "x"], ["--dtype", "f8", "x"], [
-      "--json",
-      "--stream",
-      "x",
-    ]]
+    const args of [
+      ["--top-p", "0", "x"],
+      ["--temperature=-1", "x"],
+      ["--top-k", "0", "x"],
+      ["--dtype", "f8", "x"],
+      ["--json", "--stream", "x"],
+      ["--ids", "1,x"],
+      ["--ids", "1,2", "prompt"],
+    ]
   ) {
     const r = await run(args);
     assert.equal(r.code, 2, args.join(" "));

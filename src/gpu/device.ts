@@ -49,6 +49,15 @@ export interface GpuContext {
 
 let shared: Promise<GpuContext> | undefined;
 
+/** GPT_WEBGPU_ALLOW_SLOW_ADAPTER=1 lets the OpenGL llvmpipe adapter through (for experiments). */
+function allowSlow(): boolean {
+  try {
+    return Deno.env.get("GPT_WEBGPU_ALLOW_SLOW_ADAPTER") === "1";
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Returns the process's shared WebGPU device, requesting it on first use.
  *
@@ -86,6 +95,17 @@ export async function requestGpu(): Promise<GpuContext> {
   if (!adapter) {
     throw new WebGPUUnavailableError(
       `Cannot run the model: no WebGPU adapter was found, ${HOW_TO_GET_ONE}`,
+    );
+  }
+  // Mesa's llvmpipe through OpenGL (what Deno finds on a Linux machine without Mesa's Vulkan
+  // driver) runs these kernels about 100x slower than through Vulkan (lavapipe), and its matrix
+  // kernel did not finish at all: refuse it with the fix rather than hang. It is told apart from
+  // lavapipe by lacking shader-f16.
+  const info0 = adapter.info;
+  const cpu = Boolean(info0?.isFallbackAdapter) || /llvmpipe/i.test(info0?.description ?? "");
+  if (cpu && /llvmpipe/i.test(info0?.description ?? "") && !adapter.features.has("shader-f16") && !allowSlow()) {
+    throw new WebGPUUnavailableError(
+      `Cannot run the model: the only WebGPU adapter is Mesa's llvmpipe through OpenGL, which is far too slow for it; install Mesa's Vulkan driver (apt-get install mesa-vulkan-drivers, or bash .ci/setup.sh)`,
     );
   }
   const a = adapter.limits;

@@ -87,3 +87,22 @@ Deno.test("no WebGPU adapter: WebGPUUnavailableError says how to get one", async
     gpu.requestAdapter = orig;
   }
 });
+
+Deno.test("Mesa's OpenGL llvmpipe (no shader-f16) is refused with the fix, not run for minutes", async () => {
+  const gpu = navigator.gpu;
+  const orig = gpu.requestAdapter;
+  const fake = {
+    info: { isFallbackAdapter: true, description: "llvmpipe (LLVM 15.0.6, 256 bits)" },
+    features: new Set(),
+  };
+  gpu.requestAdapter = () => Promise.resolve(fake as unknown as GPUAdapter);
+  try {
+    await assert.rejects(requestGpu(), (e: Error) => {
+      assert.ok(e instanceof WebGPUUnavailableError);
+      assert.match(e.message, /llvmpipe through OpenGL.*mesa-vulkan-drivers/);
+      return true;
+    });
+  } finally {
+    gpu.requestAdapter = orig;
+  }
+});

@@ -31,6 +31,7 @@ const NEG: f32 = -3.0e38;
 var<workgroup> qs: array<f32, 256>;
 var<workgroup> partial: array<f32, 256>;
 var<workgroup> sc: array<f32, 256>;
+var<workgroup> pr: array<f32, 256>;
 var<workgroup> acc_s: array<vec4f, 256>;
 
 @compute @workgroup_size(AW)
@@ -73,12 +74,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     for (var i = 0u; i < n; i++) { bmax = max(bmax, sc[i]); }
     let new_max = max(run_max, bmax);
     let corr = exp(run_max - new_max);
+    // each key's weight, once
+    if (part == 0u) { pr[key_of] = select(0.0, exp(sc[key_of] - new_max), j < nkeys); }
+    workgroupBarrier();
     var bsum = 0.0;
-    for (var i = 0u; i < n; i++) { bsum += exp(sc[i] - new_max); }
+    for (var i = 0u; i < n; i++) { bsum += pr[i]; }
     run_sum = run_sum * corr + bsum;
     acc = acc * corr;
     for (var i = slice; i < n; i += nslices) {
-      let pi = exp(sc[i] - new_max);
+      let pi = pr[i];
       let vb = (cb + j0 + i) * p.C + hoff;
       for (var q = 0u; q < 4u; q++) {
         let d = dim + 64u * q;
@@ -98,5 +102,60 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     let d = dim + 64u * q;
     if (d < p.hd) { out[m * p.C + hoff + d] = acc[q] / run_sum; }
   }
+}
+`;
+
+/**
+ * The same attention with no workgroup barriers, for CPU adapters (llvmpipe), where each barrier
+ * is a switch between the workgroup's SIMD groups: one invocation handles one (query, head, batch
+ * row) and walks its keys in order with a running maximum and sum, keeping q and the output
+ * (up to 256 dims) in private arrays. Bindings as {@linkcode ATTENTION_WGSL}; dispatch
+ * (ceil(T * heads / 64), B).
+ */
+export const ATTENTION_SERIAL_WGSL: string = /* wgsl */ `
+${STEP_WGSL}
+struct Params { C: u32, H: u32, hd: u32, cap: u32, scale: f32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> qkv: array<vec4f>;
+@group(0) @binding(3) var<storage, read> kc: array<vec4f>;
+@group(0) @binding(4) var<storage, read> vc: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let b = gid.y;
+  if (gid.x >= st.T * p.H) { return; }
+  let t = gid.x / p.H;
+  let h = gid.x % p.H;
+  let m = b * st.T + t;
+  let C4 = p.C / 4u;
+  let hd4 = p.hd / 4u;
+  let hoff4 = h * hd4;
+  var q: array<vec4f, 64>;
+  var acc: array<vec4f, 64>;
+  for (var d = 0u; d < hd4; d++) {
+    q[d] = qkv[m * 3u * C4 + hoff4 + d] * p.scale;
+    acc[d] = vec4f(0.0);
+  }
+  let nkeys = st.pos0 + t + 1u;
+  var run_max = -3.0e38;
+  var run_sum = 0.0;
+  for (var j = 0u; j < nkeys; j++) {
+    let kb = (b * p.cap + j) * C4 + hoff4;
+    var s4 = vec4f(0.0);
+    for (var d = 0u; d < hd4; d++) { s4 = fma(q[d], kc[kb + d], s4); }
+    let s = s4.x + s4.y + s4.z + s4.w;
+    if (s > run_max) {
+      let corr = exp(run_max - s);
+      run_sum *= corr;
+      for (var d = 0u; d < hd4; d++) { acc[d] *= corr; }
+      run_max = s;
+    }
+    let w = exp(s - run_max);
+    run_sum += w;
+    for (var d = 0u; d < hd4; d++) { acc[d] = fma(vec4f(w), vc[kb + d], acc[d]); }
+  }
+  for (var d = 0u; d < hd4; d++) { out[m * C4 + hoff4 + d] = acc[d] / run_sum; }
 }
 `;

@@ -5,7 +5,7 @@
  */
 import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { ARGMAX_WGSL } from "./argmax.ts";
-import { ATTENTION_WGSL } from "./attention.ts";
+import { ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
 import { KV_STORE_WGSL } from "./kv_store.ts";
 import { LAYER_NORM_WGSL } from "./layer_norm.ts";
@@ -49,6 +49,8 @@ export const ATTENTION: KernelSpec = {
   code: ATTENTION_WGSL,
   bindings: ["uniform", "uniform", "read", "read", "read", "write"],
 };
+/** Causal attention over the cache without barriers, one invocation per query and head (CPU adapters). */
+export const ATTENTION_SERIAL: KernelSpec = { ...ATTENTION, name: "attention_serial", code: ATTENTION_SERIAL_WGSL };
 /** Greedy argmax into the token buffer. */
 export const ARGMAX: KernelSpec = {
   name: "argmax",

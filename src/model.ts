@@ -14,6 +14,7 @@ import { openWeights } from "./loader.ts";
 import {
   ARGMAX,
   ATTENTION,
+  ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
   KV_STORE,
@@ -203,16 +204,30 @@ function tmFor(M: number): number {
 }
 
 /** The kernels every model uses, for a device and weight type: embedding, LayerNorm, cache store, attention, argmax and one-row matrix product. */
-function baseKernels(gpu: GpuContext, dtype: WeightDType): [string, KernelSpec, Record<string, number>][] {
+function baseKernels(
+  gpu: GpuContext,
+  dtype: WeightDType,
+  headDim: number,
+): [string, KernelSpec, Record<string, number>][] {
   const isCpu = gpu.isCpu;
   return [
     ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
     ["ln", LAYER_NORM, {}],
     ["kv", KV_STORE, {}],
-    ["attn", ATTENTION, isCpu ? { AW: 64, PARTS: 1 } : { AW: 256, PARTS: 4 }],
+    attentionKernel(gpu, headDim),
     ["argmax", ARGMAX, {}],
     ["mm1", dtype === "f16" ? MATMUL_F16 : MATMUL, matmulConstants(gpu, 1)],
   ];
+}
+
+/**
+ * The attention kernel for an adapter: on a CPU adapter the barrier-free variant (each barrier is
+ * costly in llvmpipe; it reads vec4s, so the head size must be a multiple of 4), else the
+ * workgroup-wide one with 256 invocations.
+ */
+function attentionKernel(gpu: GpuContext, headDim: number): [string, KernelSpec, Record<string, number>] {
+  if (gpu.isCpu && headDim % 4 === 0) return ["attn", ATTENTION_SERIAL, {}];
+  return ["attn", ATTENTION, gpu.isCpu ? { AW: 64, PARTS: 1 } : { AW: 256, PARTS: 4 }];
 }
 
 /**
@@ -237,8 +252,8 @@ function matmulConstants(gpu: GpuContext, tm: number): Record<string, number> {
 }
 
 /** Compiles the base kernels (cached per device). */
-async function precompile(gpu: GpuContext, dtype: WeightDType): Promise<void> {
-  for (const [, spec, c] of baseKernels(gpu, dtype)) await pipelineOf(gpu.device, spec, c);
+async function precompile(gpu: GpuContext, dtype: WeightDType, headDim: number): Promise<void> {
+  for (const [, spec, c] of baseKernels(gpu, dtype, headDim)) await pipelineOf(gpu.device, spec, c);
 }
 
 /** A boolean from an environment variable ("1" or "0"), or undefined when unset or not permitted. */
@@ -427,7 +442,7 @@ export class GPTModel {
       }
     }
     // compile the kernels while the weights upload (pipelines are cached per device)
-    const compiling = precompile(gpu, dtype).catch((e) => e as Error);
+    const compiling = precompile(gpu, dtype, hd).catch((e) => e as Error);
     const owned: GPUBuffer[] = [];
     const track = (b: GPUBuffer) => owned.push(b);
     gpu.device.pushErrorScope("out-of-memory");
@@ -538,6 +553,11 @@ export class GPTModel {
     return this.#fused;
   }
 
+  /** Whether attention runs as the barrier-free kernel (see {@linkcode attentionKernel}). */
+  get #serialAttention(): boolean {
+    return attentionKernel(this.#gpu, this.config.emb_dim / this.config.n_heads)[1] === ATTENTION_SERIAL;
+  }
+
   /** Output columns per matmul workgroup. */
   get #cols(): number {
     return 4 * mmWg(this.#gpu);
@@ -547,7 +567,10 @@ export class GPTModel {
 
   async #compile(): Promise<void> {
     const d = this.#gpu.device;
-    for (const [key, spec, c] of baseKernels(this.#gpu, this.dtype)) this.#pipes.set(key, await pipelineOf(d, spec, c));
+    const hd = this.config.emb_dim / this.config.n_heads;
+    for (const [key, spec, c] of baseKernels(this.#gpu, this.dtype, hd)) {
+      this.#pipes.set(key, await pipelineOf(d, spec, c));
+    }
   }
 
   /** Compiles the matrix kernels a set of row counts needs (once each). */
@@ -643,7 +666,14 @@ export class GPTModel {
         ln1: bg(LAYER_NORM, `ln1.${l}`, [s.ln, step, x, lw.ln1, h]),
         qkv: bg(mm, `qkv.${l}`, [s.qkv, step, this.#fuseLn ? x : h, lw.qkv.buffer, lw.qkvB, qkv, lw.ln1]),
         kv: bg(KV_STORE, `kv.${l}`, [kvParams, step, qkv, kc, vc]),
-        attn: bg(ATTENTION, `attn.${l}`, [attnParams, step, qkv, kc, vc, ctx]),
+        attn: bg(this.#serialAttention ? ATTENTION_SERIAL : ATTENTION, `attn.${l}`, [
+          attnParams,
+          step,
+          qkv,
+          kc,
+          vc,
+          ctx,
+        ]),
         proj: bg(mm, `proj.${l}`, [s.proj, step, ctx, lw.proj.buffer, lw.projB, x, lw.ln1]),
         ln2: bg(LAYER_NORM, `ln2.${l}`, [s.ln, step, x, lw.ln2, h]),
         fc: bg(mm, `fc.${l}`, [s.fc, step, this.#fuseLn ? x : h, lw.fc.buffer, lw.fcB, ff, lw.ln2]),
@@ -693,7 +723,8 @@ export class GPTModel {
       if (!this.#fuseLn) rec.dispatch("layer_norm", ln, lg.ln1, rows);
       rec.dispatch(this.#fuseLn ? "matmul norm1+qkv" : "matmul qkv", mm, lg.qkv, Math.ceil(3 * C / this.#cols), my);
       rec.dispatch("kv_store", kv, lg.kv, wx(C), rows);
-      rec.dispatch("attention", attn, lg.attn, T, H, B);
+      if (this.#serialAttention) rec.dispatch("attention", attn, lg.attn, Math.ceil(T * H / 64), B);
+      else rec.dispatch("attention", attn, lg.attn, T, H, B);
       rec.dispatch("matmul out_proj+residual", mm, lg.proj, Math.ceil(C / this.#cols), my);
       if (!this.#fuseLn) rec.dispatch("layer_norm", ln, lg.ln2, rows);
       rec.dispatch(

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import {
   ARGMAX,
   ATTENTION,
+  ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
   KV_STORE,
@@ -176,13 +177,17 @@ Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, c
   const C = 24, H = 2, hd = 12;
   const cases = [[1, 1, 0, 1], [2, 5, 0, 5], [1, 1, 70, 71], [2, 130, 0, 130], [1, 3, 61, 80]];
   for (
-    const [B, T, pos0, cap, aw, parts] of [...cases.map((c) => [...c, 64, 1]), ...cases.map((c) => [...c, 256, 4])]
+    const [B, T, pos0, cap, aw, parts] of [
+      ...cases.map((c) => [...c, 64, 1]),
+      ...cases.map((c) => [...c, 256, 4]),
+      ...cases.map((c) => [...c, 0, 0]), // AW 0: the barrier-free variant
+    ]
   ) {
     const q = randomArray(g, B * T * 3 * C, -2, 2); // qkv rows; only q is read
     const kc = randomArray(g, B * cap * C, -2, 2);
     const vc = randomArray(g, B * cap * C, -2, 2);
     const [out] = await runKernel(
-      ATTENTION,
+      aw ? ATTENTION : ATTENTION_SERIAL,
       [
         { uniform: new Uint32Array([C, H, hd, cap, f32bits(1 / Math.sqrt(hd)), 0, 0, 0]) },
         { uniform: stepWords({ B, T, pos0 }) },
@@ -191,9 +196,9 @@ Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, c
         vc,
         new Float32Array(B * T * C),
       ],
-      [T, H, B],
+      aw ? [T, H, B] : [Math.ceil(T * H / 64), B],
       [5],
-      { AW: aw, PARTS: parts },
+      aw ? { AW: aw, PARTS: parts } : {},
     );
     for (let b = 0; b < B; b++) {
       const qb = new Float32Array(T * C);

@@ -209,7 +209,6 @@ function baseKernels(
   dtype: WeightDType,
   headDim: number,
 ): [string, KernelSpec, Record<string, number>][] {
-  const isCpu = gpu.isCpu;
   return [
     ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
     ["ln", LAYER_NORM, {}],

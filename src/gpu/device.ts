@@ -49,6 +49,23 @@ export interface GpuContext {
 
 let shared: Promise<GpuContext> | undefined;
 
+// Devices this module created. They are destroyed when the process unloads, so that the WebGPU
+// implementation frees them in order rather than during the runtime's own teardown (which was
+// seen to abort now and then with live devices).
+const created = new Set<GPUDevice>();
+let unloadHooked = false;
+function track(device: GPUDevice): void {
+  created.add(device);
+  device.lost.then(() => created.delete(device));
+  if (!unloadHooked && typeof globalThis.addEventListener === "function") {
+    unloadHooked = true;
+    globalThis.addEventListener("unload", () => {
+      for (const d of created) d.destroy();
+      created.clear();
+    });
+  }
+}
+
 /** GPT_WEBGPU_ALLOW_SLOW_ADAPTER=1 lets the OpenGL llvmpipe adapter through (for experiments). */
 function allowSlow(): boolean {
   try {
@@ -129,6 +146,7 @@ export async function requestGpu(): Promise<GpuContext> {
       `Cannot run the model: the WebGPU adapter refused a device (${(e as Error).message}), ${HOW_TO_GET_ONE}`,
     );
   }
+  track(device);
   const info = adapter.info;
   const description = info?.description || info?.device || "unknown adapter";
   const ctx: GpuContext = {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared run on a machine with a real GPU (run through .gpu/run.sh, see ../shared/gpu/bundle.sh):
+# One run on a machine with a real GPU:
 # the test suite, the comparison table (PyTorch is skipped there) and the decode-step profile.
 # Output goes to $OUT (or ./device-out).
 set -uo pipefail

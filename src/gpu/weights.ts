@@ -49,18 +49,26 @@ export function countWrites(device: GPUDevice, bytes: number): void {
   pendingWrites.set(device, (pendingWrites.get(device) ?? 0) + bytes);
 }
 
+/** The previous drain's submission, per device: waited for by the next drain. */
+const lastDrain = new WeakMap<GPUDevice, Promise<void>>();
+
 /**
- * Once more than `limit` bytes were written, submits and waits for the queue, so that the
- * implementation's staging copies are released as a model uploads instead of piling up.
+ * Once more than `limit` bytes were written, submits them and waits for the submission before
+ * (so at most about twice `limit` bytes of the implementation's staging copies are alive while a
+ * model uploads, and the copy of one batch overlaps the preparation of the next).
  *
  * @param device The device.
  * @param limit Bytes to let pile up.
  */
-export async function drainWrites(device: GPUDevice, limit = 64 * 2 ** 20): Promise<void> {
+export async function drainWrites(device: GPUDevice, limit = 32 * 2 ** 20): Promise<void> {
   if ((pendingWrites.get(device) ?? 0) < limit) return;
   pendingWrites.set(device, 0);
   device.queue.submit([]);
-  await device.queue.onSubmittedWorkDone();
+  const previous = lastDrain.get(device);
+  const done = device.queue.onSubmittedWorkDone();
+  done.catch(() => {}); // awaited by the next drain; a lost device is reported by the caller's checks
+  lastDrain.set(device, done);
+  await previous;
 }
 
 /** Columns in one block of a stored matrix. */
@@ -141,13 +149,32 @@ export class MatrixWriter {
   rows(src: Float32Array, n0 = 0): void {
     const K = this.matrix.K;
     const rows = src.length / K;
-    for (let r = 0; r < rows; r++) {
+    let r = 0;
+    while (r < rows) {
       const n = n0 + r;
       this.#to(n >> 8);
       const dst = this.#scratch;
       const j = n & (BLOCK - 1);
       const s = r * K;
-      for (let k = 0; k < K; k++) dst[k * BLOCK + j] = src[s + k];
+      if ((j & 7) === 0 && r + 8 <= rows) {
+        // eight rows at once: each write fills part of one cache line instead of touching eight
+        for (let k = 0; k < K; k++) {
+          const d = k * BLOCK + j;
+          const i = s + k;
+          dst[d] = src[i];
+          dst[d + 1] = src[i + K];
+          dst[d + 2] = src[i + 2 * K];
+          dst[d + 3] = src[i + 3 * K];
+          dst[d + 4] = src[i + 4 * K];
+          dst[d + 5] = src[i + 5 * K];
+          dst[d + 6] = src[i + 6 * K];
+          dst[d + 7] = src[i + 7 * K];
+        }
+        r += 8;
+      } else {
+        for (let k = 0; k < K; k++) dst[k * BLOCK + j] = src[s + k];
+        r++;
+      }
     }
   }
 

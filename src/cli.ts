@@ -163,7 +163,7 @@ export async function main(
       dtype: dtype as "f32" | "f16",
       stream: values.json ? false : values.stream ?? (values["no-stream"] ? false : Deno.stdout.isTerminal()),
     };
-    if (!opts.promptIds && encode(opts.prompt).length === 0) {
+    if (!opts.promptIds && opts.prompt.length === 0) {
       throw new UsageError("the prompt is empty; give some text to continue");
     }
   } catch (e) {
@@ -171,17 +171,18 @@ export async function main(
     return 2;
   }
   try {
+    const t0 = performance.now();
+    using model = values.weights
+      ? await GPTModel.load(values.weights, { dtype: opts.dtype, onProgress: values.quiet ? undefined : progress(err) })
+      : await GPTModel.create(GPT_CONFIG_124M, { seed: opts.seed, dtype: opts.dtype });
+    const loadMs = performance.now() - t0;
+    // the tokenizer is built after the model, so its memory and the loader's do not add up
     const encoded = opts.promptIds ?? encode(opts.prompt);
     const plain = !opts.stream && !values.json;
     if (plain) {
       out(`encoded: [${encoded.join(", ")}]`);
       out(`encoded_tensor.shape: [1, ${encoded.length}]`);
     }
-    const t0 = performance.now();
-    using model = values.weights
-      ? await GPTModel.load(values.weights, { dtype: opts.dtype, onProgress: values.quiet ? undefined : progress(err) })
-      : await GPTModel.create(GPT_CONFIG_124M, { seed: opts.seed, dtype: opts.dtype });
-    const loadMs = performance.now() - t0;
     const gen = {
       maxNewTokens: opts.maxNew,
       contextSize: model.config.context_length,

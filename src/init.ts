@@ -18,6 +18,11 @@ export interface NamedTensor {
   data: Float32Array;
   /** When set, `data` holds only rows `row0 ..` of the tensor; the next piece follows. */
   row0?: number;
+  /**
+   * When set, the consumer calls it once it no longer reads `data`, so that the producer can
+   * reuse that memory for a later tensor.
+   */
+  release?: () => void;
 }
 
 /** Rows per piece when the vocabulary-sized tensors are drawn in pieces. */
@@ -31,9 +36,14 @@ const PIECE_ROWS = 512;
  *
  * @param cfg The model configuration.
  * @param seed The seed given to `torch.manual_seed`.
- * @returns An iterator over the parameters; each tensor is freshly allocated.
+ * @param alloc Where the arrays of the large tensors come from (default: fresh ones).
+ * @returns An iterator over the parameters.
  */
-export function* seededParameters(cfg: Required<GPTConfig>, seed: number): Generator<NamedTensor> {
+export function* seededParameters(
+  cfg: Required<GPTConfig>,
+  seed: number,
+  alloc: (length: number) => Float32Array = (n) => new Float32Array(n),
+): Generator<NamedTensor> {
   const g = new TorchGenerator(seed);
   const C = cfg.emb_dim;
   const V = cfg.vocab_size;
@@ -47,18 +57,18 @@ export function* seededParameters(cfg: Required<GPTConfig>, seed: number): Gener
   // a size that is not a multiple of 16 redraws its tail at the end, so it is drawn whole.
   function* pieces(name: string, rows: number, draw: (a: Float32Array) => void): Generator<NamedTensor> {
     for (let r0 = 0; r0 < rows; r0 += PIECE_ROWS) {
-      const data = new Float32Array(Math.min(PIECE_ROWS, rows - r0) * C);
+      const data = alloc(Math.min(PIECE_ROWS, rows - r0) * C);
       draw(data);
       yield { name, shape: [rows, C], data, row0: r0 };
     }
   }
   function* linear(name: string, inF: number, outF: number, bias: boolean): Generator<NamedTensor> {
-    const w = new Float32Array(outF * inF);
+    const w = alloc(outF * inF);
     const wb = linearWeightBound(inF);
     g.uniform(w, -wb, wb);
     yield { name: `${name}.weight`, shape: [outF, inF], data: w };
     if (bias) {
-      const b = new Float32Array(outF);
+      const b = alloc(outF);
       const bb = linearBiasBound(inF);
       g.uniform(b, -bb, bb);
       yield { name: `${name}.bias`, shape: [outF], data: b };
@@ -88,10 +98,26 @@ export function* seededParameters(cfg: Required<GPTConfig>, seed: number): Gener
   yield* pieces("out_head.weight", V, (a) => g.uniform(a, -hb, hb));
 }
 
+/** Float32Arrays handed back for reuse, by length: what {@linkcode seededParameters} allocates from. */
+export class Float32Pool {
+  #free = new Map<number, Float32Array[]>();
+
+  /** An array of `length` values (contents unspecified): a returned one if there is one. */
+  take = (length: number): Float32Array => this.#free.get(length)?.pop() ?? new Float32Array(length);
+
+  /** Hands an array back for a later {@linkcode Float32Pool.take}. */
+  give(a: Float32Array): void {
+    const list = this.#free.get(a.length);
+    if (list) list.push(a);
+    else this.#free.set(a.length, [a]);
+  }
+}
+
 /**
  * The same parameters as {@linkcode seededParameters}, drawn on a worker thread so that the
  * caller can upload each tensor while the next is drawn. Falls back to drawing on this thread
- * where workers are not available.
+ * where workers are not available. Each tensor's `release` hands its memory back for reuse, so
+ * that a model's worth of arrays does not wait for the garbage collector.
  *
  * @param cfg The model configuration.
  * @param seed The seed given to `torch.manual_seed`.
@@ -109,7 +135,8 @@ export async function* seededParametersAsync(cfg: Required<GPTConfig>, seed: num
     if (perm.state !== "granted") throw new Error("no permission");
     worker = new Worker(url.href, { type: "module" });
   } catch {
-    yield* seededParameters(cfg, seed);
+    const pool = new Float32Pool();
+    for (const t of seededParameters(cfg, seed, pool.take)) yield { ...t, release: () => pool.give(t.data) };
     return;
   }
   const queue: MessageEvent[] = [];
@@ -133,7 +160,15 @@ export async function* seededParametersAsync(cfg: Required<GPTConfig>, seed: num
       const msg = queue.shift()!.data;
       if (msg.type === "done") return;
       if (msg.type === "error") throw new Error(`Cannot draw the parameters: ${msg.message}`);
-      yield msg.tensor as NamedTensor;
+      const t = msg.tensor as NamedTensor;
+      yield {
+        ...t,
+        release: () => {
+          if (t.data.buffer.byteLength > 0) {
+            worker.postMessage({ type: "recycle", data: t.data }, [t.data.buffer as ArrayBuffer]);
+          }
+        },
+      };
       worker.postMessage({ type: "ack" });
     }
   } finally {

@@ -3,17 +3,19 @@
  * one (transferring their memory), at most two ahead of the consumer, so that drawing runs on
  * its own thread while the main thread uploads and compiles.
  *
- * Messages in: `{ type: "start", config, seed }`, then `{ type: "ack" }` per tensor consumed.
+ * Messages in: `{ type: "start", config, seed }`, then `{ type: "ack" }` per tensor consumed, and
+ * `{ type: "recycle", data }` with a tensor's array once the consumer is done with it.
  * Messages out: `{ type: "tensor", tensor }` per tensor, `{ type: "done" }`, or `{ type: "error", message }`.
  *
  * @module
  */
 /// <reference lib="deno.worker" />
 import type { GPTConfig } from "./config.ts";
-import { type NamedTensor, seededParameters } from "./init.ts";
+import { Float32Pool, type NamedTensor, seededParameters } from "./init.ts";
 
 let source: Generator<NamedTensor> | undefined;
 let credits = 2;
+const pool = new Float32Pool();
 
 function pump(): void {
   try {
@@ -33,10 +35,14 @@ function pump(): void {
   }
 }
 
-self.onmessage = (e: MessageEvent<{ type: string; config?: Required<GPTConfig>; seed?: number }>) => {
+self.onmessage = (
+  e: MessageEvent<{ type: string; config?: Required<GPTConfig>; seed?: number; data?: Float32Array }>,
+) => {
   if (e.data.type === "start") {
-    source = seededParameters(e.data.config!, e.data.seed!);
+    source = seededParameters(e.data.config!, e.data.seed!, pool.take);
     pump();
+  } else if (e.data.type === "recycle") {
+    pool.give(e.data.data!);
   } else if (e.data.type === "ack") {
     credits++;
     pump();

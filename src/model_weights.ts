@@ -147,12 +147,18 @@ export class WeightBuilder {
   }
 
   /**
-   * Uploads one tensor (or holds it until its group is complete).
+   * Uploads one tensor (or holds it until its group is complete), then calls its `release` once
+   * its values are no longer needed.
    *
    * @param t The tensor, under the book's name.
    * @throws {WeightsError} On an unknown name, a repeated name or a wrong shape.
    */
   add(t: InputTensor): void {
+    if (!this.#add(t)) t.release?.();
+  }
+
+  /** Uploads `t`; returns true when it is held for later (the query, key and value weights). */
+  #add(t: InputTensor): boolean {
     const { emb_dim: C, vocab_size: V, context_length: ctx, n_layers } = this.#cfg;
     if (t.name === "tok_emb.weight" || t.name === "out_head.weight") {
       const key = t.name === "tok_emb.weight" ? "tok" : "head";
@@ -172,7 +178,7 @@ export class WeightBuilder {
       }
       w.rows(t.data, row0);
       this.#seen.add(t.name);
-      return;
+      return false;
     }
     if (t.row0 !== undefined) throw new WeightsError(`Tensor '${t.name}' cannot arrive in pieces`);
     if (this.#seen.has(t.name)) throw new WeightsError(`Tensor '${t.name}' appears twice`);
@@ -180,7 +186,7 @@ export class WeightBuilder {
     if (t.name === "pos_emb.weight") {
       this.#expect(t, [ctx, C]);
       this.#pos = createVector(this.#device, "pos_emb", t.data, this.#track);
-      return;
+      return false;
     }
     const fn = /^final_norm\.(scale|shift)$/.exec(t.name);
     if (fn) {
@@ -189,7 +195,7 @@ export class WeightBuilder {
       this.#lnf.set(t.data, fn[1] === "scale" ? 0 : C);
       this.#lnfParts.add(fn[1]);
       if (this.#lnfParts.size === 2) this.#lnfBuf = createVector(this.#device, "final_norm", this.#lnf, this.#track);
-      return;
+      return false;
     }
     const m = /^trf_blocks\.(\d+)\.(.+)$/.exec(t.name);
     const l = m ? Number(m[1]) : -1;
@@ -201,6 +207,7 @@ export class WeightBuilder {
     const rest = m[2];
     const label = `layer${l}.${rest}`;
     const qkvPart = /^att\.W_(query|key|value)\.(weight|bias)$/.exec(rest);
+    let held = false;
     if (qkvPart) {
       const col = { query: 0, key: C, value: 2 * C }[qkvPart[1] as "query" | "key" | "value"];
       if (qkvPart[2] === "weight") {
@@ -208,6 +215,7 @@ export class WeightBuilder {
         if (lw.qkv) throw new WeightsError(`Tensor '${t.name}' appears with a fused query/key/value weight`);
         p.qkvParts3[col / C] = t;
         p.qkvParts++;
+        held = true;
       } else {
         this.#expect(t, [C]);
         p.qkvB ??= new Float32Array(3 * C);
@@ -255,8 +263,11 @@ export class WeightBuilder {
         else w.rows(part!.data, i * C);
       });
       lw.qkv = w.finish();
+      for (const part of p.qkvParts3) if (part !== t) part!.release?.();
       p.qkvParts3 = [];
+      held = false;
     }
+    return held;
   }
 
   /**

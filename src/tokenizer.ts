@@ -4,12 +4,14 @@
  * @module
  */
 
-import { getEncoding, type Tiktoken } from "js-tiktoken";
+import { Tiktoken } from "js-tiktoken/lite";
+import gpt2Ranks from "js-tiktoken/ranks/gpt2";
 
 let enc: Tiktoken | undefined;
 
+// only GPT-2's ranks: the package's full entry point also loads every other encoding's
 function gpt2(): Tiktoken {
-  return enc ??= getEncoding("gpt2");
+  return enc ??= new Tiktoken(gpt2Ranks);
 }
 
 /** The id of `<|endoftext|>` in GPT-2's vocabulary. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { GPT_CONFIG_124M, validateConfig } from "../src/config.ts";
-import { seededParameters } from "../src/init.ts";
+import { Float32Pool, seededParameters, seededParametersAsync } from "../src/init.ts";
 import { fixture } from "./_helpers.ts";
 
 interface ParamSummary {
@@ -56,4 +56,54 @@ Deno.test("seededParameters() draws the seed-123 124M model exactly as PyTorch",
     assert.ok(Math.abs(g.sum - r.sum) <= tol, `${r.name} sum ${g.sum} != ${r.sum}`);
     assert.ok(Math.abs(g.abs - r.abs_sum) <= 1e-4 * r.abs_sum, `${r.name} abs sum ${g.abs} != ${r.abs_sum}`);
   }
+});
+
+Deno.test("seededParameters() gives the same values in reused, dirty arrays", () => {
+  const cfg = validateConfig({
+    ...GPT_CONFIG_124M,
+    vocab_size: 1100,
+    context_length: 40,
+    emb_dim: 32,
+    n_heads: 4,
+    n_layers: 2,
+  });
+  const fresh = [...seededParameters(cfg, 7)].map((t) => ({ name: t.name, row0: t.row0, data: t.data.slice() }));
+  // every array handed back is filled with NaN and reused for the next tensor of its length
+  const pool = new Float32Pool();
+  let reused = 0;
+  const take = (n: number) => {
+    const a = pool.take(n);
+    if (Number.isNaN(a[0])) reused++;
+    return a;
+  };
+  const again = [];
+  for (const t of seededParameters(cfg, 7, take)) {
+    again.push({ name: t.name, row0: t.row0, data: t.data.slice() });
+    pool.give(t.data.fill(NaN));
+  }
+  assert.ok(reused > 10, `only ${reused} arrays were reused`);
+  assert.deepEqual(again.map((t) => [t.name, t.row0]), fresh.map((t) => [t.name, t.row0]));
+  for (const [i, t] of again.entries()) assert.deepEqual(t.data, fresh[i].data, t.name);
+});
+
+Deno.test("seededParametersAsync() draws on a worker with the same values and takes released arrays back", async () => {
+  const cfg = validateConfig({
+    ...GPT_CONFIG_124M,
+    vocab_size: 3000,
+    context_length: 40,
+    emb_dim: 32,
+    n_heads: 4,
+    n_layers: 3,
+  });
+  const fresh = [...seededParameters(cfg, 11)];
+  let i = 0;
+  for await (const t of seededParametersAsync(cfg, 11)) {
+    assert.equal(t.name, fresh[i].name);
+    assert.deepEqual(t.data, fresh[i].data, `${t.name} from row ${t.row0 ?? 0}`);
+    assert.equal(typeof t.release, "function");
+    t.release!();
+    assert.equal(t.data.length, 0, "a released array is handed back (detached here)");
+    i++;
+  }
+  assert.equal(i, fresh.length);
 });

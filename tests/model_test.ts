@@ -115,3 +115,22 @@ Deno.test("GPTModel with LayerNorm fused into the matrix kernel (the GPU path) m
     await generateTextSimple(model, ids, 8, cfg.context_length),
   );
 });
+
+Deno.test("GPTModel.fromTensors() releases every tensor once, and reuse of released arrays does not change the model", async () => {
+  const p = randomParams(ODD, 9);
+  const released = new Map<string, number>();
+  const tensors = [...tensorsOf(ODD, p)].map((t) => ({
+    ...t,
+    data: t.data.slice(),
+    release() {
+      released.set(t.name, (released.get(t.name) ?? 0) + 1);
+      this.data.fill(NaN); // what reuse by the producer would do
+    },
+  }));
+  using model = await GPTModel.fromTensors(ODD, tensors, {}, false);
+  assert.deepEqual([...released.keys()].sort(), tensors.map((t) => t.name).sort());
+  for (const [name, n] of released) assert.equal(n, 1, `${name} released ${n} times`);
+  const ids = randomIds(new TorchGenerator(3), 1, 5, ODD.vocab_size!);
+  const got = await model.forward(ids);
+  assertClose(got, forwardRef(validateConfig(ODD), p, ids[0]), 2e-4, 2e-4, "logits after release");
+});

@@ -60,7 +60,7 @@ const lastDrain = new WeakMap<GPUDevice, Promise<void>>();
  * @param device The device.
  * @param limit Bytes to let pile up.
  */
-export async function drainWrites(device: GPUDevice, limit = 32 * 2 ** 20): Promise<void> {
+export async function drainWrites(device: GPUDevice, limit = 8 * 2 ** 20): Promise<void> {
   if ((pendingWrites.get(device) ?? 0) < limit) return;
   pendingWrites.set(device, 0);
   device.queue.submit([]);

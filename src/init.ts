@@ -6,7 +6,7 @@
  */
 
 import type { GPTConfig } from "./config.ts";
-import { linearBiasBound, linearWeightBound, TorchGenerator } from "./torch_random.ts";
+import { linearBiasBound, linearWeightBound, normalDraws, TorchGenerator } from "./torch_random.ts";
 
 /** One named parameter in PyTorch's layout (`nn.Linear` weights are `[out, in]`). */
 export interface NamedTensor {
@@ -37,12 +37,16 @@ const PIECE_ROWS = 512;
  * @param cfg The model configuration.
  * @param seed The seed given to `torch.manual_seed`.
  * @param alloc Where the arrays of the large tensors come from (default: fresh ones).
+ * @param part All parameters, only the two embeddings, or only the rest (which skips the
+ *   embeddings' draws; see {@linkcode embeddingDraws}).
  * @returns An iterator over the parameters.
+ * @throws {RangeError} For `part: "rest"` when the embeddings' draws cannot be counted.
  */
 export function* seededParameters(
   cfg: Required<GPTConfig>,
   seed: number,
   alloc: (length: number) => Float32Array = (n) => new Float32Array(n),
+  part: "all" | "embeddings" | "rest" = "all",
 ): Generator<NamedTensor> {
   const g = new TorchGenerator(seed);
   const C = cfg.emb_dim;
@@ -79,9 +83,16 @@ export function* seededParameters(
     { name: `${name}.shift`, shape: [C], data: new Float32Array(C) },
   ];
 
-  if ((PIECE_ROWS * C) % 16 === 0 && (V * C) % 16 === 0) yield* pieces("tok_emb.weight", V, (a) => g.normal(a, 0, 1));
-  else yield embedding("tok_emb.weight", V);
-  yield embedding("pos_emb.weight", cfg.context_length);
+  if (part === "rest") {
+    const skip = embeddingDraws(cfg);
+    if (skip === undefined) throw new RangeError("Cannot draw the parameters after the embeddings: their draws vary");
+    g.skip(skip);
+  } else {
+    if ((PIECE_ROWS * C) % 16 === 0 && (V * C) % 16 === 0) yield* pieces("tok_emb.weight", V, (a) => g.normal(a, 0, 1));
+    else yield embedding("tok_emb.weight", V);
+    yield embedding("pos_emb.weight", cfg.context_length);
+    if (part === "embeddings") return;
+  }
   for (let l = 0; l < cfg.n_layers; l++) {
     const p = `trf_blocks.${l}`;
     yield* linear(`${p}.att.W_query`, C, C, cfg.qkv_bias);
@@ -96,6 +107,19 @@ export function* seededParameters(
   yield* norm("final_norm");
   const hb = linearWeightBound(C);
   yield* pieces("out_head.weight", V, (a) => g.uniform(a, -hb, hb));
+}
+
+/**
+ * How many 32-bit draws the token and position embeddings take, or undefined when that depends
+ * on the generator's cached normal (a table of fewer than 16 values).
+ *
+ * @param cfg The model configuration.
+ * @returns The number of draws.
+ */
+export function embeddingDraws(cfg: Required<GPTConfig>): number | undefined {
+  const tok = normalDraws(cfg.vocab_size * cfg.emb_dim);
+  const pos = normalDraws(cfg.context_length * cfg.emb_dim);
+  return tok === undefined || pos === undefined ? undefined : tok + pos;
 }
 
 /** Float32Arrays handed back for reuse, by length: what {@linkcode seededParameters} allocates from. */
@@ -113,65 +137,105 @@ export class Float32Pool {
   }
 }
 
+/** One drawing worker: its messages, queued, and the calls that answer it. */
+class DrawingWorker {
+  readonly queue: { type: string; tensor?: NamedTensor; message?: string }[] = [];
+  #worker: Worker;
+
+  constructor(url: URL, start: object, onMessage: () => void) {
+    this.#worker = new Worker(url.href, { type: "module" });
+    this.#worker.onmessage = (e) => {
+      this.queue.push(e.data);
+      onMessage();
+    };
+    this.#worker.onerror = (e) => {
+      e.preventDefault();
+      this.queue.push({ type: "error", message: e.message });
+      onMessage();
+    };
+    this.#worker.postMessage({ type: "start", ...start });
+  }
+
+  /** Asks for one more tensor. */
+  ack(): void {
+    this.#worker.postMessage({ type: "ack" });
+  }
+
+  /** Hands a tensor's array back for reuse. */
+  recycle(data: Float32Array): void {
+    if (data.buffer.byteLength > 0) this.#worker.postMessage({ type: "recycle", data }, [data.buffer as ArrayBuffer]);
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+  }
+}
+
 /**
- * The same parameters as {@linkcode seededParameters}, drawn on a worker thread so that the
- * caller can upload each tensor while the next is drawn. Falls back to drawing on this thread
- * where workers are not available. Each tensor's `release` hands its memory back for reuse, so
- * that a model's worth of arrays does not wait for the garbage collector.
+ * The same parameters as {@linkcode seededParameters}, drawn on worker threads so that the caller
+ * can upload each tensor while the next is drawn: one worker draws the two embeddings while
+ * another skips their draws and draws the rest, and their tensors arrive interleaved (so not in
+ * creation order). Falls back to one worker when the embeddings' draws cannot be counted, and to
+ * drawing on this thread where workers are not available. Each tensor's `release` hands its
+ * memory back for reuse, so that a model's worth of arrays does not wait for the garbage collector.
  *
  * @param cfg The model configuration.
  * @param seed The seed given to `torch.manual_seed`.
- * @returns The parameters, in creation order.
+ * @param workers How many workers to draw on (1 or 2).
+ * @returns The parameters; each tensor's pieces in order.
  */
-export async function* seededParametersAsync(cfg: Required<GPTConfig>, seed: number): AsyncGenerator<NamedTensor> {
+export async function* seededParametersAsync(
+  cfg: Required<GPTConfig>,
+  seed: number,
+  workers = 2,
+): AsyncGenerator<NamedTensor> {
   const url = new URL("./init_worker.ts", import.meta.url);
-  let worker: Worker;
+  // a worker's module needs read (or import) permission, unlike the main module: without it,
+  // draw on this thread
+  const parts = workers > 1 && embeddingDraws(cfg) !== undefined ? ["embeddings", "rest"] : ["all"];
+  let wake: (() => void) | undefined;
+  const all: DrawingWorker[] = [];
   try {
-    // a worker's module needs read (or import) permission, unlike the main module: without it,
-    // draw on this thread
     const perm = url.protocol === "file:"
       ? Deno.permissions.querySync({ name: "read", path: url })
       : Deno.permissions.querySync({ name: "import", host: url.host });
     if (perm.state !== "granted") throw new Error("no permission");
-    worker = new Worker(url.href, { type: "module" });
+    for (const part of parts) all.push(new DrawingWorker(url, { config: cfg, seed, part }, () => wake?.()));
   } catch {
+    for (const w of all) w.terminate();
     const pool = new Float32Pool();
     for (const t of seededParameters(cfg, seed, pool.take)) yield { ...t, release: () => pool.give(t.data) };
     return;
   }
-  const queue: MessageEvent[] = [];
-  let wake: (() => void) | undefined;
-  worker.onmessage = (e) => {
-    queue.push(e);
-    wake?.();
-  };
-  worker.onerror = (e) => {
-    e.preventDefault();
-    queue.push(new MessageEvent("message", { data: { type: "error", message: e.message } }));
-    wake?.();
-  };
+  const live = [...all];
+  let turn = 0;
   try {
-    worker.postMessage({ type: "start", config: cfg, seed });
-    while (true) {
-      while (queue.length === 0) {
+    while (live.length > 0) {
+      // take turns between the workers that have something, so that both keep drawing
+      let w: DrawingWorker | undefined;
+      for (let i = 0; i < live.length && !w; i++) {
+        const c = live[(turn + i) % live.length];
+        if (c.queue.length > 0) w = c;
+      }
+      if (!w) {
         await new Promise<void>((r) => wake = r);
         wake = undefined;
+        continue;
       }
-      const msg = queue.shift()!.data;
-      if (msg.type === "done") return;
+      const msg = w.queue.shift()!;
       if (msg.type === "error") throw new Error(`Cannot draw the parameters: ${msg.message}`);
-      const t = msg.tensor as NamedTensor;
-      yield {
-        ...t,
-        release: () => {
-          if (t.data.buffer.byteLength > 0) {
-            worker.postMessage({ type: "recycle", data: t.data }, [t.data.buffer as ArrayBuffer]);
-          }
-        },
-      };
-      worker.postMessage({ type: "ack" });
+      if (msg.type === "done") {
+        w.terminate(); // its memory goes as soon as it is done
+        live.splice(live.indexOf(w), 1);
+        continue;
+      }
+      turn = (live.indexOf(w) + 1) % live.length;
+      const t = msg.tensor!;
+      const from = w;
+      yield { ...t, release: () => from.recycle(t.data) };
+      w.ack();
     }
   } finally {
-    worker.terminate();
+    for (const w of all) w.terminate();
   }
 }

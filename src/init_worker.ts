@@ -3,7 +3,7 @@
  * one (transferring their memory), at most two ahead of the consumer, so that drawing runs on
  * its own thread while the main thread uploads and compiles.
  *
- * Messages in: `{ type: "start", config, seed }`, then `{ type: "ack" }` per tensor consumed, and
+ * Messages in: `{ type: "start", config, seed, part }` (see {@linkcode seededParameters}), then `{ type: "ack" }` per tensor consumed, and
  * `{ type: "recycle", data }` with a tensor's array once the consumer is done with it.
  * Messages out: `{ type: "tensor", tensor }` per tensor, `{ type: "done" }`, or `{ type: "error", message }`.
  *
@@ -36,10 +36,16 @@ function pump(): void {
 }
 
 self.onmessage = (
-  e: MessageEvent<{ type: string; config?: Required<GPTConfig>; seed?: number; data?: Float32Array }>,
+  e: MessageEvent<{
+    type: string;
+    config?: Required<GPTConfig>;
+    seed?: number;
+    part?: "all" | "embeddings" | "rest";
+    data?: Float32Array;
+  }>,
 ) => {
   if (e.data.type === "start") {
-    source = seededParameters(e.data.config!, e.data.seed!, pool.take);
+    source = seededParameters(e.data.config!, e.data.seed!, pool.take, e.data.part ?? "all");
     pump();
   } else if (e.data.type === "recycle") {
     pool.give(e.data.data!);

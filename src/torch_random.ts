@@ -52,6 +52,25 @@ export class TorchGenerator {
     this.#index = 0;
   }
 
+  /**
+   * Advances the generator by `count` 32-bit draws without producing them (only the state
+   * updates run, about a quarter of the cost of drawing).
+   *
+   * @param count The number of draws to skip, a non-negative integer.
+   */
+  skip(count: number): void {
+    if (!Number.isSafeInteger(count) || count < 0) {
+      throw new RangeError(`Cannot skip draws: count '${count}' is not a non-negative integer`);
+    }
+    let left = count;
+    while (left > 0) {
+      if (this.#index >= N) this.#twist();
+      const m = Math.min(N - this.#index, left);
+      this.#index += m;
+      left -= m;
+    }
+  }
+
   /** Returns the next 32-bit unsigned draw, like the generator's `random()`. */
   nextUint32(): number {
     if (this.#index >= N) this.#twist();
@@ -172,6 +191,17 @@ function fill16(x: Float32Array, o: number, mean: number, std: number): void {
     x[o + j] = radius * (ch * cl - sh * sl) * std + mean;
     x[o + j + 8] = radius * (sh * cl + ch * sl) * std + mean;
   }
+}
+
+/**
+ * How many 32-bit draws {@linkcode TorchGenerator.normal} takes for `size` values, or undefined
+ * below 16 values (the scalar path, whose use depends on the generator's cached normal).
+ *
+ * @param size The number of values.
+ * @returns The number of draws.
+ */
+export function normalDraws(size: number): number | undefined {
+  return size < 16 ? undefined : size + (size % 16 === 0 ? 0 : 16);
 }
 
 /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { GPT_CONFIG_124M, validateConfig } from "../src/config.ts";
+import { TorchGenerator } from "../src/torch_random.ts";
 import { Float32Pool, seededParameters, seededParametersAsync } from "../src/init.ts";
 import { fixture } from "./_helpers.ts";
 
@@ -86,7 +87,7 @@ Deno.test("seededParameters() gives the same values in reused, dirty arrays", ()
   for (const [i, t] of again.entries()) assert.deepEqual(t.data, fresh[i].data, t.name);
 });
 
-Deno.test("seededParametersAsync() draws on a worker with the same values and takes released arrays back", async () => {
+Deno.test("seededParametersAsync() draws on two workers with the same values, each tensor's pieces in order", async () => {
   const cfg = validateConfig({
     ...GPT_CONFIG_124M,
     vocab_size: 3000,
@@ -95,15 +96,64 @@ Deno.test("seededParametersAsync() draws on a worker with the same values and ta
     n_heads: 4,
     n_layers: 3,
   });
-  const fresh = [...seededParameters(cfg, 11)];
-  let i = 0;
-  for await (const t of seededParametersAsync(cfg, 11)) {
-    assert.equal(t.name, fresh[i].name);
-    assert.deepEqual(t.data, fresh[i].data, `${t.name} from row ${t.row0 ?? 0}`);
-    assert.equal(typeof t.release, "function");
-    t.release!();
-    assert.equal(t.data.length, 0, "a released array is handed back (detached here)");
-    i++;
+  const fresh = new Map([...seededParameters(cfg, 11)].map((t) => [`${t.name}@${t.row0 ?? 0}`, t]));
+  for (const workers of [1, 2]) {
+    const seen: string[] = [];
+    for await (const t of seededParametersAsync(cfg, 11, workers)) {
+      const key = `${t.name}@${t.row0 ?? 0}`;
+      const want = fresh.get(key);
+      assert.ok(want, `unexpected ${key}`);
+      assert.deepEqual(t.data, want.data, `${key} with ${workers} worker(s)`);
+      assert.equal(typeof t.release, "function");
+      t.release!();
+      assert.equal(t.data.length, 0, "a released array is handed back (detached here)");
+      seen.push(key);
+    }
+    assert.deepEqual([...seen].sort(), [...fresh.keys()].sort());
+    const pieces = seen.filter((k) => k.startsWith("tok_emb"));
+    assert.deepEqual(pieces, [...pieces].sort((a, b) => Number(a.split("@")[1]) - Number(b.split("@")[1])));
   }
-  assert.equal(i, fresh.length);
+});
+
+Deno.test("seededParameters() draws the rest alone, after skipping the embeddings' draws, as in one run", () => {
+  for (const vocab of [3000, 3001]) { // whole pieces, and a table drawn whole with its tail redrawn
+    const cfg = validateConfig({
+      ...GPT_CONFIG_124M,
+      vocab_size: vocab,
+      context_length: 7,
+      emb_dim: 12,
+      n_heads: 2,
+      n_layers: 2,
+    });
+    const all = [...seededParameters(cfg, 5)];
+    const emb = [...seededParameters(cfg, 5, undefined, "embeddings")];
+    const rest = [...seededParameters(cfg, 5, undefined, "rest")];
+    assert.deepEqual([...emb, ...rest].map((t) => [t.name, t.row0]), all.map((t) => [t.name, t.row0]));
+    for (const [i, t] of [...emb, ...rest].entries()) {
+      assert.deepEqual(t.data, all[i].data, `${t.name} (vocab ${vocab})`);
+    }
+  }
+  const tiny = validateConfig({
+    ...GPT_CONFIG_124M,
+    vocab_size: 3,
+    context_length: 2,
+    emb_dim: 4,
+    n_heads: 1,
+    n_layers: 1,
+  });
+  assert.throws(() => [...seededParameters(tiny, 5, undefined, "rest")], /draws vary/);
+});
+
+Deno.test("TorchGenerator.skip(n) leaves it where n draws would", () => {
+  for (const n of [0, 1, 623, 624, 625, 5000]) {
+    const a = new TorchGenerator(9);
+    for (let i = 0; i < n; i++) a.nextUint32();
+    const b = new TorchGenerator(9);
+    b.skip(n);
+    const x = new Float32Array(700), y = new Float32Array(700);
+    a.uniform(x, 0, 1);
+    b.uniform(y, 0, 1);
+    assert.deepEqual(y, x, `skip(${n})`);
+  }
+  assert.throws(() => new TorchGenerator(1).skip(-1), /count '-1'/);
 });

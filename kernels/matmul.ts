@@ -137,6 +137,110 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 `;
 }
 
+/**
+ * The same product for CPU adapters (llvmpipe): each invocation owns `cols` consecutive columns of
+ * one weight block and TM rows, with no k-slices, no workgroup memory and no LayerNorm. llvmpipe
+ * loads every 32-bit word of a storage buffer lane by lane, so wide per-invocation loads (8 or 16
+ * columns of a weight row) and fewer loads of x per weight are what make it faster there.
+ */
+function matmulWide(f16: boolean, cols: number): string {
+  const perVec = f16 ? 8 : 4; // columns in one loaded vector
+  const V = cols / perVec; // vectors per weight row per invocation
+  const A = cols / 4; // vec4f accumulators per row
+  const rowVecs = 256 / perVec; // vectors in one 256-column block row
+  const unpack = (q: string, half: 0 | 1) =>
+    f16 ? `vec4f(unpack2x16float(${q}.${half ? "z" : "x"}), unpack2x16float(${q}.${half ? "w" : "y"}))` : q;
+  let body = "";
+  for (let j = 0; j < 4; j++) {
+    const loads = Array.from({ length: V }, (_, v) => `let q${v} = w[i + ${j * rowVecs + v}u];`).join(" ");
+    const us = Array.from(
+      { length: A },
+      (_, a) => `let u${a} = ${f16 ? unpack(`q${a >> 1}`, (a & 1) as 0 | 1) : `q${a}`};`,
+    )
+      .join(" ");
+    const fmas = Array.from({ length: A }, (_, a) => `acc[r * ${A}u + ${a}u] = fma(s, u${a}, acc[r * ${A}u + ${a}u]);`)
+      .join("\n        ");
+    body += `    {
+      ${loads}
+      ${us}
+      for (var r = 0u; r < TM; r++) {
+        let s = vec4f(xs[r][${j}]);
+        ${fmas}
+      }
+    }
+`;
+  }
+  return /* wgsl */ `
+// y[m, y_off + n] (=|+=) act(sum_k x[x_row0 + m, k] * w[k, n] + bias[n]), like the matmul kernel
+// (same bindings and params, flags 1 bias, 2 GELU, 4 add), for CPU adapters: invocation g owns
+// columns ${cols} g .. ${cols} g + ${cols - 1} (one block holds 256 / ${cols} invocations' columns) and TM rows.
+${STEP_WGSL}
+struct Params {
+  M: u32, K: u32, N: u32, pad3: u32,
+  ldy: u32, y_off: u32, m_mode: u32, flags: u32,
+  x_row0: u32, eps: f32, pad1: u32, pad2: u32,
+}
+override TM: u32 = 8u;
+override WG: u32 = 16u;
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> x: array<vec4f>;
+@group(0) @binding(3) var<storage, read> w: array<${f16 ? "vec4<u32>" : "vec4f"}>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read> lnw: array<vec4f>;
+
+fn gelu(v: f32) -> f32 {
+  let u = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
+  let e = exp(2.0 * u);
+  return 0.5 * v * (1.0 + (e - 1.0) / (e + 1.0));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  var M = p.M;
+  if (p.m_mode == 0u) { M = st.rows; } else if (p.m_mode == 1u) { M = st.batch; }
+  let m0 = wg.y * TM;
+  if (m0 >= M) { return; }
+  let K4 = p.K / 4u;
+  var rowb: array<u32, 8>;
+  for (var r = 0u; r < TM; r++) { rowb[r] = (p.x_row0 + min(m0 + r, M - 1u)) * K4; }
+  let g = wg.x * WG + lid.x;
+  let wb = (g / ${256 / cols}u) * p.K * ${rowVecs}u + (g % ${256 / cols}u) * ${V}u;
+  var acc: array<vec4f, ${8 * A}>;
+  var xs: array<vec4f, 8>;
+  for (var k4 = 0u; k4 < K4; k4++) {
+    for (var r = 0u; r < TM; r++) { xs[r] = x[rowb[r] + k4]; }
+    let i = wb + k4 * ${4 * rowVecs}u;
+${body}  }
+  let n0 = g * ${cols}u;
+  for (var r = 0u; r < TM; r++) {
+    let m = m0 + r;
+    if (m >= M) { break; }
+    for (var a = 0u; a < ${A}u; a++) {
+      for (var c = 0u; c < 4u; c++) {
+        let col = n0 + a * 4u + c;
+        if (col >= p.N) { break; }
+        var v = acc[r * ${A}u + a][c];
+        if ((p.flags & 1u) != 0u) { v += bias[col]; }
+        if ((p.flags & 2u) != 0u) { v = gelu(v); }
+        let o = m * p.ldy + p.y_off + col;
+        if ((p.flags & 4u) != 0u) { v += y[o]; }
+        y[o] = v;
+      }
+    }
+  }
+}
+`;
+}
+
+/** Columns per invocation of the CPU matrix kernels (f32, f16). */
+export const MM_WIDE_COLS = { f32: 16, f16: 16 } as const;
+/** The matrix product for CPU adapters, float32 weights ({@linkcode MM_WIDE_COLS} columns per invocation). */
+export const MATMUL_WIDE_WGSL: string = matmulWide(false, MM_WIDE_COLS.f32);
+/** The matrix product for CPU adapters, 16-bit weights. */
+export const MATMUL_WIDE_F16_WGSL: string = matmulWide(true, MM_WIDE_COLS.f16);
+
 /** Linear layer (matrix product, bias, GELU, residual add), float32 weights. */
 export const MATMUL_WGSL: string = matmul(false);
 /** Linear layer with 16-bit weights packed two to a u32 (`unpack2x16float`, no `shader-f16`). */

@@ -9,10 +9,10 @@ import { ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
 import { KV_STORE_WGSL } from "./kv_store.ts";
 import { LAYER_NORM_WGSL } from "./layer_norm.ts";
-import { MATMUL_F16_WGSL, MATMUL_WGSL } from "./matmul.ts";
+import { MATMUL_F16_WGSL, MATMUL_WGSL, MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
 
-export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN } from "./matmul.ts";
+export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN, MM_WIDE_COLS } from "./matmul.ts";
 export { STEP_BYTES } from "./step.ts";
 
 /** Token + position embedding (f32 weights). */
@@ -37,6 +37,10 @@ export const MATMUL: KernelSpec = {
 };
 /** Linear layer (16-bit weights). */
 export const MATMUL_F16: KernelSpec = { ...MATMUL, name: "matmul_f16", code: MATMUL_F16_WGSL };
+/** Linear layer for CPU adapters (f32 weights; wide per-invocation tiles, no LayerNorm). */
+export const MATMUL_WIDE: KernelSpec = { ...MATMUL, name: "matmul_wide", code: MATMUL_WIDE_WGSL };
+/** Linear layer for CPU adapters (16-bit weights). */
+export const MATMUL_WIDE_F16: KernelSpec = { ...MATMUL, name: "matmul_wide_f16", code: MATMUL_WIDE_F16_WGSL };
 /** Key/value cache store. */
 export const KV_STORE: KernelSpec = {
   name: "kv_store",

@@ -21,10 +21,13 @@ import {
   LAYER_NORM,
   MATMUL,
   MATMUL_F16,
+  MATMUL_WIDE,
+  MATMUL_WIDE_F16,
   MM_ADD,
   MM_BIAS,
   MM_GELU,
   MM_LN,
+  MM_WIDE_COLS,
   SAMPLE,
   STEP_BYTES,
 } from "../kernels/mod.ts";
@@ -208,6 +211,7 @@ function baseKernels(
   gpu: GpuContext,
   dtype: WeightDType,
   headDim: number,
+  wide: boolean,
 ): [string, KernelSpec, Record<string, number>][] {
   return [
     ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
@@ -215,7 +219,7 @@ function baseKernels(
     ["kv", KV_STORE, {}],
     attentionKernel(gpu, headDim),
     ["argmax", ARGMAX, {}],
-    ["mm1", dtype === "f16" ? MATMUL_F16 : MATMUL, matmulConstants(gpu, 1)],
+    ["mm1", matmulSpec(dtype, wide), matmulConstants(gpu, 1, wide)],
   ];
 }
 
@@ -243,16 +247,40 @@ function mmWg(gpu: GpuContext): number {
  * adapter; on a GPU as many as keep the partial sums (TM * KS * WG vec4s) within the kernel's
  * 1024-entry workgroup array and the invocation limit.
  */
-function matmulConstants(gpu: GpuContext, tm: number): Record<string, number> {
+function matmulConstants(gpu: GpuContext, tm: number, wide: boolean): Record<string, number> {
+  if (wide) return { TM: tm, WG: 16 };
   const wg = mmWg(gpu);
   const byLimit = Math.floor(Math.min(256, gpu.device.limits.maxComputeInvocationsPerWorkgroup) / wg);
   const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(64, byLimit, Math.floor(1024 / (tm * wg))));
   return { TM: tm, KS: ks, WG: wg };
 }
 
+/**
+ * Whether the matrix products use the wide CPU kernel (CPU adapters, unless the LayerNorm is
+ * fused into the products, which only the general kernel does).
+ */
+function wideMatmul(gpu: GpuContext): boolean {
+  return gpu.isCpu && !fuseLnFor(gpu);
+}
+
+/** The matrix kernel for an adapter and weight type. */
+function matmulSpec(dtype: WeightDType, wide: boolean): KernelSpec {
+  if (wide) return dtype === "f16" ? MATMUL_WIDE_F16 : MATMUL_WIDE;
+  return dtype === "f16" ? MATMUL_F16 : MATMUL;
+}
+
+/**
+ * Whether the LayerNorms before the attention and the feed-forward run inside the following
+ * matrix kernel: on GPUs (fewer dispatches), not on CPU adapters (there the per-element
+ * normalisation in the inner loop costs more than the dispatch). GPT_WEBGPU_FUSE_LN=1 or 0 decides.
+ */
+function fuseLnFor(gpu: GpuContext): boolean {
+  return envFlag("GPT_WEBGPU_FUSE_LN") ?? !gpu.isCpu;
+}
+
 /** Compiles the base kernels (cached per device). */
 async function precompile(gpu: GpuContext, dtype: WeightDType, headDim: number): Promise<void> {
-  for (const [, spec, c] of baseKernels(gpu, dtype, headDim)) await pipelineOf(gpu.device, spec, c);
+  for (const [, spec, c] of baseKernels(gpu, dtype, headDim, wideMatmul(gpu))) await pipelineOf(gpu.device, spec, c);
 }
 
 /** A boolean from an environment variable ("1" or "0"), or undefined when unset or not permitted. */
@@ -332,6 +360,7 @@ export class GPTModel {
   #queue: Promise<unknown> = Promise.resolve();
   #vp: number;
   #fused: boolean;
+  #wide: boolean;
 
   private constructor(
     cfg: Required<GPTConfig>,
@@ -346,8 +375,8 @@ export class GPTModel {
     this.#weights = weights;
     this.#owned = owned;
     this.#vp = roundUp(cfg.vocab_size, 64);
-    const env = envFlag("GPT_WEBGPU_FUSE_LN");
-    this.#fused = env ?? !gpu.isCpu;
+    this.#fused = fuseLnFor(gpu);
+    this.#wide = gpu.isCpu && !this.#fused;
   }
 
   /**
@@ -540,7 +569,7 @@ export class GPTModel {
   }
 
   get #mm(): KernelSpec {
-    return this.dtype === "f16" ? MATMUL_F16 : MATMUL;
+    return matmulSpec(this.dtype, this.#wide);
   }
 
   /**
@@ -559,7 +588,7 @@ export class GPTModel {
 
   /** Output columns per matmul workgroup. */
   get #cols(): number {
-    return 4 * mmWg(this.#gpu);
+    return this.#wide ? 16 * MM_WIDE_COLS[this.dtype] : 4 * mmWg(this.#gpu);
   }
 
   #pipes = new Map<string, GPUComputePipeline>();
@@ -567,7 +596,7 @@ export class GPTModel {
   async #compile(): Promise<void> {
     const d = this.#gpu.device;
     const hd = this.config.emb_dim / this.config.n_heads;
-    for (const [key, spec, c] of baseKernels(this.#gpu, this.dtype, hd)) {
+    for (const [key, spec, c] of baseKernels(this.#gpu, this.dtype, hd, this.#wide)) {
       this.#pipes.set(key, await pipelineOf(d, spec, c));
     }
   }
@@ -579,7 +608,7 @@ export class GPTModel {
       if (!this.#pipes.has(`mm${tm}`)) {
         this.#pipes.set(
           `mm${tm}`,
-          await pipelineOf(this.#gpu.device, this.#mm, matmulConstants(this.#gpu, tm)),
+          await pipelineOf(this.#gpu.device, this.#mm, matmulConstants(this.#gpu, tm, this.#wide)),
         );
       }
     }));

@@ -10,8 +10,10 @@ import {
   LAYER_NORM,
   MATMUL,
   MATMUL_F16,
+  MATMUL_WIDE,
+  MATMUL_WIDE_F16,
 } from "../kernels/mod.ts";
-import { MM_ADD, MM_BIAS, MM_GELU, MM_LN } from "../kernels/matmul.ts";
+import { MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_WIDE_COLS } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { createMatrix } from "../src/gpu/weights.ts";
 import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
@@ -62,7 +64,17 @@ Deno.test("layer_norm kernel matches the CPU reference (C = 37, 768; all rows an
   assertClose(y, layerNormRef(lastRows, B, C, w.subarray(0, C), w.subarray(C)), 1e-5, 1e-5, "layer_norm last_only");
 });
 
-async function matmulCase(M: number, K: number, N: number, flags: number, f16: boolean, tm: number, ks = 1, wg = 64) {
+async function matmulCase(
+  M: number,
+  K: number,
+  N: number,
+  flags: number,
+  f16: boolean,
+  tm: number,
+  ks = 1,
+  wg = 64,
+  wide = false,
+) {
   const { device } = await getGpu();
   const x = randomArray(g, M * K);
   let wt = randomArray(g, N * K); // PyTorch layout [N, K]
@@ -75,12 +87,13 @@ async function matmulCase(M: number, K: number, N: number, flags: number, f16: b
   const owned: GPUBuffer[] = [];
   const mat = createMatrix(device, "w", f16 ? "f16" : "f32", K, N, wt, false, (b) => owned.push(b));
   const params = new Uint32Array([M, K, N, 0, N, 0, 2, flags, 0, f32bits(1e-5), 0, 0]);
+  const cols = wide ? MM_WIDE_COLS[f16 ? "f16" : "f32"] : 4;
   const [y] = await runKernel(
-    f16 ? MATMUL_F16 : MATMUL,
+    wide ? (f16 ? MATMUL_WIDE_F16 : MATMUL_WIDE) : f16 ? MATMUL_F16 : MATMUL,
     [{ uniform: params }, { uniform: stepWords({ B: 1, T: M }) }, x, mat.buffer, bias, y0.slice(), lnw],
-    [Math.ceil(N / (4 * wg)), Math.ceil(M / tm)],
+    [Math.ceil(N / (cols * wg)), Math.ceil(M / tm)],
     [5],
-    { TM: tm, KS: ks, WG: wg },
+    wide ? { TM: tm, WG: wg } : { TM: tm, KS: ks, WG: wg },
   );
   const xin = flags & MM_LN ? layerNormRef(x, M, K, lnw.subarray(0, K), lnw.subarray(K), 1e-5) : x;
   let ref = linearRef(xin, M, K, wt, N, flags & MM_BIAS ? bias : undefined);
@@ -92,7 +105,7 @@ async function matmulCase(M: number, K: number, N: number, flags: number, f16: b
     ref,
     2e-5 * Math.sqrt(K),
     1e-5,
-    `matmul M=${M} K=${K} N=${N} flags=${flags} f16=${f16} TM=${tm} KS=${ks} WG=${wg}`,
+    `matmul M=${M} K=${K} N=${N} flags=${flags} f16=${f16} TM=${tm} KS=${ks} WG=${wg} wide=${wide}`,
   );
 }
 
@@ -118,6 +131,17 @@ Deno.test("matmul kernel with 16-bit weights matches the reference on half-round
   await matmulCase(1, 12, 37, MM_BIAS, true, 1);
   await matmulCase(7, 40, 301, MM_BIAS | MM_GELU | MM_ADD, true, 7);
   await matmulCase(3, 256, 1, 0, true, 3, 2);
+});
+
+Deno.test("wide matmul kernel (CPU adapters) matches the reference: odd N, several blocks, 1 to 9 rows, f32 and f16", async () => {
+  for (const f16 of [false, true]) {
+    await matmulCase(1, 12, 37, MM_BIAS, f16, 1, 1, 16, true);
+    await matmulCase(3, 20, 300, MM_BIAS | MM_GELU, f16, 3, 1, 16, true);
+    await matmulCase(9, 48, 257, MM_BIAS | MM_ADD, f16, 5, 1, 16, true);
+    await matmulCase(9, 48, 513, 0, f16, 8, 1, 16, true);
+    await matmulCase(2, 768, 5, MM_ADD, f16, 2, 1, 4, true);
+    await matmulCase(1, 3072, 768, MM_BIAS | MM_ADD, f16, 1, 1, 16, true); // the decode shape
+  }
 });
 
 Deno.test("embedding kernel gathers token + position rows from vocabulary chunks", async () => {

@@ -190,12 +190,12 @@ export async function* seededParametersAsync(
   workers = 2,
 ): AsyncGenerator<NamedTensor> {
   const url = new URL("./init_worker.ts", import.meta.url);
-  // a worker's module needs read (or import) permission, unlike the main module: without it,
-  // draw on this thread
   const parts = workers > 1 && embeddingDraws(cfg) !== undefined ? ["embeddings", "rest"] : ["all"];
   let wake: (() => void) | undefined;
   const all: DrawingWorker[] = [];
   try {
+    // a worker's module needs read (or import) permission, unlike the main module: without it,
+    // draw on this thread
     const perm = url.protocol === "file:"
       ? Deno.permissions.querySync({ name: "read", path: url })
       : Deno.permissions.querySync({ name: "import", host: url.host });

@@ -1,5 +1,40 @@
 import { STEP_WGSL } from "./step.ts";
 
+/** What both matrix kernels share: the params, the bindings (weights as `wType`), GELU and the output step. */
+function prelude(wType: string): string {
+  return /* wgsl */ `${STEP_WGSL}
+struct Params {
+  M: u32, K: u32, N: u32, pad3: u32,
+  ldy: u32, y_off: u32, m_mode: u32, flags: u32,
+  x_row0: u32, eps: f32, pad1: u32, pad2: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> x: array<vec4f>;
+@group(0) @binding(3) var<storage, read> w: array<${wType}>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read> lnw: array<vec4f>;
+
+fn gelu(v: f32) -> f32 {
+  // 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), with a tanh that cannot overflow
+  let u = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
+  let e = exp(2.0 * u);
+  return 0.5 * v * (1.0 + (e - 1.0) / (e + 1.0));
+}
+
+// y[m, y_off + col] (=|+=) act(acc + bias[col]), by p.flags
+fn put(m: u32, col: u32, acc: f32) {
+  var v = acc;
+  if ((p.flags & 1u) != 0u) { v += bias[col]; }
+  if ((p.flags & 2u) != 0u) { v = gelu(v); }
+  let o = m * p.ldy + p.y_off + col;
+  if ((p.flags & 4u) != 0u) { v += y[o]; }
+  y[o] = v;
+}
+`;
+}
+
 function matmul(f16: boolean): string {
   return /* wgsl */ `
 // y[m, y_off + n] (=|+=) act(sum_k x[x_row0 + m, k] * w[k, n] + bias[n]) for m < M, n < N.
@@ -18,32 +53,13 @@ function matmul(f16: boolean): string {
 // binding 4 (read) bias: [N] f32
 // binding 5 (read_write) y: [M, ldy] f32
 // binding 6 (read) lnw: LayerNorm scale then shift, [2K] f32 (read only with flag 8)
-${STEP_WGSL}
-struct Params {
-  M: u32, K: u32, N: u32, pad3: u32,
-  ldy: u32, y_off: u32, m_mode: u32, flags: u32,
-  x_row0: u32, eps: f32, pad1: u32, pad2: u32,
-}
+${prelude(f16 ? "vec2<u32>" : "vec4f")}
 override TM: u32 = 8u;
 override KS: u32 = 1u;
 override WG: u32 = 64u;
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> x: array<vec4f>;
-@group(0) @binding(3) var<storage, read> w: array<${f16 ? "vec2<u32>" : "vec4f"}>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<storage, read> lnw: array<vec4f>;
 
 var<workgroup> part: array<vec4f, 1024>;
 var<workgroup> lnred: array<vec2f, 1024>;
-
-fn gelu(v: f32) -> f32 {
-  // 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), with a tanh that cannot overflow
-  let u = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
-  let e = exp(2.0 * u);
-  return 0.5 * v * (1.0 + (e - 1.0) / (e + 1.0));
-}
 
 fn wload(i: u32) -> vec4f {
   ${f16 ? "let q = w[i];\n  return vec4f(unpack2x16float(q.x), unpack2x16float(q.y));" : "return w[i];"}
@@ -125,12 +141,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     for (var i = 0u; i < 4u; i++) {
       let col = n0 + i;
       if (col >= p.N) { break; }
-      var v = acc[r][i];
-      if ((p.flags & 1u) != 0u) { v += bias[col]; }
-      if ((p.flags & 2u) != 0u) { v = gelu(v); }
-      let o = m * p.ldy + p.y_off + col;
-      if ((p.flags & 4u) != 0u) { v += y[o]; }
-      y[o] = v;
+      put(m, col, acc[r][i]);
     }
   }
 }
@@ -174,27 +185,9 @@ function matmulWide(f16: boolean, cols: number): string {
 // y[m, y_off + n] (=|+=) act(sum_k x[x_row0 + m, k] * w[k, n] + bias[n]), like the matmul kernel
 // (same bindings and params, flags 1 bias, 2 GELU, 4 add), for CPU adapters: invocation g owns
 // columns ${cols} g .. ${cols} g + ${cols - 1} (one block holds 256 / ${cols} invocations' columns) and TM rows.
-${STEP_WGSL}
-struct Params {
-  M: u32, K: u32, N: u32, pad3: u32,
-  ldy: u32, y_off: u32, m_mode: u32, flags: u32,
-  x_row0: u32, eps: f32, pad1: u32, pad2: u32,
-}
+${prelude(f16 ? "vec4<u32>" : "vec4f")}
 override TM: u32 = 8u;
 override WG: u32 = 16u;
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> x: array<vec4f>;
-@group(0) @binding(3) var<storage, read> w: array<${f16 ? "vec4<u32>" : "vec4f"}>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<storage, read> lnw: array<vec4f>;
-
-fn gelu(v: f32) -> f32 {
-  let u = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
-  let e = exp(2.0 * u);
-  return 0.5 * v * (1.0 + (e - 1.0) / (e + 1.0));
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -221,12 +214,7 @@ ${body}  }
       for (var c = 0u; c < 4u; c++) {
         let col = n0 + a * 4u + c;
         if (col >= p.N) { break; }
-        var v = acc[r * ${A}u + a][c];
-        if ((p.flags & 1u) != 0u) { v += bias[col]; }
-        if ((p.flags & 2u) != 0u) { v = gelu(v); }
-        let o = m * p.ldy + p.y_off + col;
-        if ((p.flags & 4u) != 0u) { v += y[o]; }
-        y[o] = v;
+        put(m, col, acc[r * ${A}u + a][c]);
       }
     }
   }

@@ -8,7 +8,7 @@ import { type GPTConfig, validateConfig } from "./config.ts";
 import { seededParametersAsync } from "./init.ts";
 import { DeviceLostError, getGpu, type GpuContext } from "./gpu/device.ts";
 import { type KernelSpec, layoutOf, pipelineOf } from "./gpu/pipelines.ts";
-import { drainWrites, roundUp, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
+import { drainWrites, roundUp, settleWrites, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
 import { type InputTensor, type ModelWeights, WeightBuilder } from "./model_weights.ts";
 import { openWeights } from "./loader.ts";
 import {
@@ -482,10 +482,12 @@ export class GPTModel {
         builder.add(t);
         await drainWrites(gpu.device);
       }
+      await settleWrites(gpu.device);
       const weights = builder.finish(tiedHead);
       model = new GPTModel(cfg, dtype, gpu, weights, owned);
       model.#makeStatics(chunkRows);
     } catch (e) {
+      await settleWrites(gpu.device).catch(() => {});
       await gpu.device.popErrorScope();
       await gpu.device.popErrorScope();
       for (const b of owned) b.destroy();

@@ -71,6 +71,17 @@ export async function drainWrites(device: GPUDevice, limit = 8 * 2 ** 20): Promi
   await previous;
 }
 
+/**
+ * Waits for the last {@linkcode drainWrites} submission, so that an upload leaves no wait behind.
+ *
+ * @param device The device.
+ */
+export async function settleWrites(device: GPUDevice): Promise<void> {
+  const last = lastDrain.get(device);
+  lastDrain.delete(device);
+  await last;
+}
+
 /** Columns in one block of a stored matrix. */
 export const BLOCK = 256;
 

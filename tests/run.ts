@@ -47,7 +47,7 @@ if (import.meta.main) {
   let tail = "";
   const decoder = new TextDecoder();
   for await (const chunk of child.stdout) {
-    await Deno.stdout.write(chunk);
+    for (let n = 0; n < chunk.length;) n += await Deno.stdout.write(chunk.subarray(n));
     tail = (tail + decoder.decode(chunk, { stream: true })).slice(-65536);
   }
   const { code, forgiven } = judge(await child.status, tail);

@@ -23,6 +23,13 @@ fn gelu(v: f32) -> f32 {
   return 0.5 * v * (1.0 + (e - 1.0) / (e + 1.0));
 }
 
+// rows of x this dispatch multiplies: the step's rows, its batch rows or p.M, by p.m_mode
+fn rowCount() -> u32 {
+  if (p.m_mode == 0u) { return st.rows; }
+  if (p.m_mode == 1u) { return st.batch; }
+  return p.M;
+}
+
 // y[m, y_off + col] (=|+=) act(acc + bias[col]), by p.flags
 fn put(m: u32, col: u32, acc: f32) {
   var v = acc;
@@ -67,8 +74,7 @@ fn wload(i: u32) -> vec4f {
 
 @compute @workgroup_size(WG, KS)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  var M = p.M;
-  if (p.m_mode == 0u) { M = st.rows; } else if (p.m_mode == 1u) { M = st.batch; }
+  let M = rowCount();
   let m0 = wg.y * TM;
   if (m0 >= M) { return; }
   let K4 = p.K / 4u;
@@ -191,8 +197,7 @@ override WG: u32 = 16u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  var M = p.M;
-  if (p.m_mode == 0u) { M = st.rows; } else if (p.m_mode == 1u) { M = st.batch; }
+  let M = rowCount();
   let m0 = wg.y * TM;
   if (m0 >= M) { return; }
   let K4 = p.K / 4u;

@@ -1,8 +1,11 @@
 import { STEP_WGSL } from "./step.ts";
 
 /**
- * Causal multi-head attention over the key/value cache, softmax(q k^T / sqrt(head_dim)) v.
- * Query t of batch row b (position pos0 + t) sees cache slots 0..pos0 + t. One workgroup of AW
+ * Causal multi-head attention over the key/value cache, softmax(q k^T / sqrt(head_dim)) v, which
+ * also stores the step's keys and values in the cache. Query t of batch row b (position pos0 + t)
+ * sees keys 0..pos0 + t: those before pos0 from the cache, the step's own from the q|k|v rows; the
+ * workgroup of query t writes its row's key and value for its head into cache slot pos0 + t, which
+ * no query of the same dispatch reads from the cache (so no separate store dispatch is needed). One workgroup of AW
  * invocations handles one (query, head, batch row). Keys go in blocks of KB = AW / PARTS: each
  * key's score is the sum of PARTS partial dot products (one per invocation), then a running
  * maximum and sum rescale the output (online softmax). For the weighted sum of values the
@@ -11,8 +14,8 @@ import { STEP_WGSL } from "./step.ts";
  * uses more invocations to shorten each one's chain of loads.
  *
  * binding 0 (uniform) p: C, heads, head_dim, cache capacity, scale; binding 1 (uniform) st: the step;
- * binding 2 (read) qkv: [rows, 3C] (q first); binding 3 (read) kc, binding 4 (read) vc: [B, cap, C];
- * binding 5 (write) out: [rows, C]. Dispatch (T, heads, B).
+ * binding 2 (read) qkv: [rows, 3C] (q, k, v); binding 3 (read_write) kc, binding 4 (read_write) vc:
+ * [B, cap, C]; binding 5 (write) out: [rows, C]. Dispatch (T, heads, B).
  */
 export const ATTENTION_WGSL: string = /* wgsl */ `
 ${STEP_WGSL}
@@ -20,8 +23,8 @@ struct Params { C: u32, H: u32, hd: u32, cap: u32, scale: f32, pad0: u32, pad1: 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> st: Step;
 @group(0) @binding(2) var<storage, read> qkv: array<f32>;
-@group(0) @binding(3) var<storage, read> kc: array<f32>;
-@group(0) @binding(4) var<storage, read> vc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(4) var<storage, read_write> vc: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 override AW: u32 = 64u;   // invocations per workgroup, a multiple of 64, at most 256
@@ -42,10 +45,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let m = b * st.T + t;
   let hoff = h * p.hd;
   let KB = AW / PARTS;
-  for (var d = lid; d < p.hd; d += AW) { qs[d] = qkv[m * 3u * p.C + hoff + d]; }
+  let cb = b * p.cap;
+  let row = m * 3u * p.C + hoff;
+  let slot = (cb + st.pos0 + t) * p.C + hoff;
+  for (var d = lid; d < p.hd; d += AW) {
+    qs[d] = qkv[row + d];
+    kc[slot + d] = qkv[row + p.C + d];
+    vc[slot + d] = qkv[row + 2u * p.C + d];
+  }
   workgroupBarrier();
   let nkeys = st.pos0 + t + 1u;
-  let cb = b * p.cap;
+  let step0 = b * st.T; // the q|k|v row of key pos0
   let key_of = lid / PARTS;  // key in the block this invocation scores
   let part = lid % PARTS;
   let dim = lid % 64u;       // output dims dim, dim + 64, ... in the weighted sum
@@ -57,9 +67,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   for (var j0 = 0u; j0 < nkeys; j0 += KB) {
     let j = j0 + key_of;
     var s = 0.0;
-    if (j < nkeys) {
+    if (j < st.pos0) {
       let kb = (cb + j) * p.C + hoff;
       for (var d = part; d < p.hd; d += PARTS) { s = fma(qs[d], kc[kb + d], s); }
+    } else if (j < nkeys) {
+      let kb = (step0 + j - st.pos0) * 3u * p.C + p.C + hoff;
+      for (var d = part; d < p.hd; d += PARTS) { s = fma(qs[d], qkv[kb + d], s); }
     }
     partial[lid] = s;
     workgroupBarrier();
@@ -83,10 +96,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     acc = acc * corr;
     for (var i = slice; i < n; i += nslices) {
       let pi = pr[i];
-      let vb = (cb + j0 + i) * p.C + hoff;
-      for (var q = 0u; q < 4u; q++) {
-        let d = dim + 64u * q;
-        if (d < p.hd) { acc[q] = fma(pi, vc[vb + d], acc[q]); }
+      let jv = j0 + i;
+      if (jv < st.pos0) {
+        let vb = (cb + jv) * p.C + hoff;
+        for (var q = 0u; q < 4u; q++) {
+          let d = dim + 64u * q;
+          if (d < p.hd) { acc[q] = fma(pi, vc[vb + d], acc[q]); }
+        }
+      } else {
+        let vb = (step0 + jv - st.pos0) * 3u * p.C + 2u * p.C + hoff;
+        for (var q = 0u; q < 4u; q++) {
+          let d = dim + 64u * q;
+          if (d < p.hd) { acc[q] = fma(pi, qkv[vb + d], acc[q]); }
+        }
       }
     }
     run_max = new_max;
@@ -106,11 +128,35 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 `;
 
 /**
- * The same attention with no workgroup barriers, for CPU adapters (llvmpipe), where each barrier
- * is a switch between the workgroup's SIMD groups: one invocation handles one (query, head, batch
- * row) and walks its keys in order with a running maximum and sum, keeping q and the output
- * (up to 256 dims) in private arrays. Bindings as {@linkcode ATTENTION_WGSL}; dispatch
- * (ceil(T * heads / 64), B).
+ * One pass of the serial kernel's key loop: keys j0 <= j < j1, key row of j at `kb` in `keys`,
+ * value row at `vb` in `vals` (vec4 indices), with the running maximum, sum and output.
+ */
+function keyLoop(j0: string, j1: string, keys: string, kb: string, vals: string, vb: string): string {
+  return `for (var j = ${j0}; j < ${j1}; j++) {
+    let kb = ${kb};
+    let vb = ${vb};
+    var s4 = vec4f(0.0);
+    for (var d = 0u; d < hd4; d++) { s4 = fma(q[d], ${keys}[kb + d], s4); }
+    let s = s4.x + s4.y + s4.z + s4.w;
+    if (s > run_max) {
+      let corr = exp(run_max - s);
+      run_sum *= corr;
+      for (var d = 0u; d < hd4; d++) { acc[d] *= corr; }
+      run_max = s;
+    }
+    let w = exp(s - run_max);
+    run_sum += w;
+    for (var d = 0u; d < hd4; d++) { acc[d] = fma(vec4f(w), ${vals}[vb + d], acc[d]); }
+  }`;
+}
+
+/**
+ * The same attention (and cache store) with no workgroup barriers, for CPU adapters (llvmpipe),
+ * where each barrier is a switch between the workgroup's SIMD groups: one invocation handles one
+ * (query, head, batch row), stores its row's key and value for its head at slot pos0 + t, and walks
+ * its keys in order (the cached ones, then the step's own from the q|k|v rows) with a running
+ * maximum and sum, keeping q and the output (up to 256 dims) in private arrays. Bindings as
+ * {@linkcode ATTENTION_WGSL}; dispatch (ceil(T * heads / 64), B).
  */
 export const ATTENTION_SERIAL_WGSL: string = /* wgsl */ `
 ${STEP_WGSL}
@@ -118,8 +164,8 @@ struct Params { C: u32, H: u32, hd: u32, cap: u32, scale: f32, pad0: u32, pad1: 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> st: Step;
 @group(0) @binding(2) var<storage, read> qkv: array<vec4f>;
-@group(0) @binding(3) var<storage, read> kc: array<vec4f>;
-@group(0) @binding(4) var<storage, read> vc: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> kc: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> vc: array<vec4f>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
 
 @compute @workgroup_size(64)
@@ -132,30 +178,21 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let C4 = p.C / 4u;
   let hd4 = p.hd / 4u;
   let hoff4 = h * hd4;
+  let row = m * 3u * C4 + hoff4;
+  let slot = (b * p.cap + st.pos0 + t) * C4 + hoff4;
   var q: array<vec4f, 64>;
   var acc: array<vec4f, 64>;
   for (var d = 0u; d < hd4; d++) {
-    q[d] = qkv[m * 3u * C4 + hoff4 + d] * p.scale;
+    q[d] = qkv[row + d] * p.scale;
+    kc[slot + d] = qkv[row + C4 + d];
+    vc[slot + d] = qkv[row + 2u * C4 + d];
     acc[d] = vec4f(0.0);
   }
   let nkeys = st.pos0 + t + 1u;
   var run_max = -3.0e38;
   var run_sum = 0.0;
-  for (var j = 0u; j < nkeys; j++) {
-    let kb = (b * p.cap + j) * C4 + hoff4;
-    var s4 = vec4f(0.0);
-    for (var d = 0u; d < hd4; d++) { s4 = fma(q[d], kc[kb + d], s4); }
-    let s = s4.x + s4.y + s4.z + s4.w;
-    if (s > run_max) {
-      let corr = exp(run_max - s);
-      run_sum *= corr;
-      for (var d = 0u; d < hd4; d++) { acc[d] *= corr; }
-      run_max = s;
-    }
-    let w = exp(s - run_max);
-    run_sum += w;
-    for (var d = 0u; d < hd4; d++) { acc[d] = fma(vec4f(w), vc[kb + d], acc[d]); }
-  }
+  ${keyLoop("0u", "st.pos0", "kc", "(b * p.cap + j) * C4 + hoff4", "vc", "kb")}
+  ${keyLoop("st.pos0", "nkeys", "qkv", "(b * st.T + j - st.pos0) * 3u * C4 + C4 + hoff4", "qkv", "kb + C4")}
   for (var d = 0u; d < hd4; d++) { out[m * C4 + hoff4 + d] = acc[d] / run_sum; }
 }
 `;

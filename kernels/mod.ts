@@ -7,7 +7,6 @@ import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { ARGMAX_WGSL } from "./argmax.ts";
 import { ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
-import { KV_STORE_WGSL } from "./kv_store.ts";
 import { LAYER_NORM_WGSL } from "./layer_norm.ts";
 import { MATMUL_F16_WGSL, MATMUL_WGSL, MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
@@ -41,19 +40,13 @@ export const MATMUL_F16: KernelSpec = { ...MATMUL, name: "matmul_f16", code: MAT
 export const MATMUL_WIDE: KernelSpec = { ...MATMUL, name: "matmul_wide", code: MATMUL_WIDE_WGSL };
 /** Linear layer for CPU adapters (16-bit weights). */
 export const MATMUL_WIDE_F16: KernelSpec = { ...MATMUL, name: "matmul_wide_f16", code: MATMUL_WIDE_F16_WGSL };
-/** Key/value cache store. */
-export const KV_STORE: KernelSpec = {
-  name: "kv_store",
-  code: KV_STORE_WGSL,
-  bindings: ["uniform", "uniform", "read", "write", "write"],
-};
-/** Causal attention over the cache. */
+/** Causal attention over the cache, storing the step's keys and values in it. */
 export const ATTENTION: KernelSpec = {
   name: "attention",
   code: ATTENTION_WGSL,
-  bindings: ["uniform", "uniform", "read", "read", "read", "write"],
+  bindings: ["uniform", "uniform", "read", "write", "write", "write"],
 };
-/** Causal attention over the cache without barriers, one invocation per query and head (CPU adapters). */
+/** Causal attention (and cache store) without barriers, one invocation per query and head (CPU adapters). */
 export const ATTENTION_SERIAL: KernelSpec = { ...ATTENTION, name: "attention_serial", code: ATTENTION_SERIAL_WGSL };
 /** Greedy argmax into the token buffer. */
 export const ARGMAX: KernelSpec = {

@@ -17,7 +17,6 @@ import {
   ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
-  KV_STORE,
   LAYER_NORM,
   MATMUL,
   MATMUL_F16,
@@ -100,7 +99,6 @@ interface Workspace {
     layers: {
       ln1: GPUBindGroup;
       qkv: GPUBindGroup;
-      kv: GPUBindGroup;
       attn: GPUBindGroup;
       proj: GPUBindGroup;
       ln2: GPUBindGroup;
@@ -206,7 +204,7 @@ function tmFor(M: number): number {
   return Math.ceil(M / Math.ceil(M / 8));
 }
 
-/** The kernels every model uses, for a device and weight type: embedding, LayerNorm, cache store, attention, argmax and one-row matrix product. */
+/** The kernels every model uses, for a device and weight type: embedding, LayerNorm, attention (with the cache store), argmax and one-row matrix product. */
 function baseKernels(
   gpu: GpuContext,
   dtype: WeightDType,
@@ -216,7 +214,6 @@ function baseKernels(
   return [
     ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
     ["ln", LAYER_NORM, {}],
-    ["kv", KV_STORE, {}],
     attentionKernel(gpu, headDim),
     ["argmax", ARGMAX, {}],
     ["mm1", matmulSpec(dtype, wide), matmulConstants(gpu, 1, wide)],
@@ -676,7 +673,6 @@ export class GPTModel {
     const ff = storage("ff", rows * 4 * C * 4);
     const last = storage("last", B * C * 4);
     const logits = storage("logits", B * this.#vp * 4);
-    const kvParams = uni("kv.params", [C, cap]);
     const sampleParams = uni("sample.params", []);
     const attnParams = uni("attn.params", [C, H, hd, cap, new Uint32Array(f.buffer)[0]]);
     const s = this.#statics;
@@ -695,7 +691,6 @@ export class GPTModel {
       return {
         ln1: bg(LAYER_NORM, `ln1.${l}`, [s.ln, step, x, lw.ln1, h]),
         qkv: bg(mm, `qkv.${l}`, [s.qkv, step, this.#fuseLn ? x : h, lw.qkv.buffer, lw.qkvB, qkv, lw.ln1]),
-        kv: bg(KV_STORE, `kv.${l}`, [kvParams, step, qkv, kc, vc]),
         attn: bg(this.#serialAttention ? ATTENTION_SERIAL : ATTENTION, `attn.${l}`, [
           attnParams,
           step,
@@ -745,14 +740,12 @@ export class GPTModel {
     const mm = this.#pipe(`mm${tm}`);
     const my = Math.ceil(rows / tm);
     const embed = this.#pipe("embed");
-    const kv = this.#pipe("kv");
     const ln = this.#pipe("ln");
     const attn = this.#pipe("attn");
     for (const e of g.embed) rec.dispatch("embedding", embed, e, wx(C), rows);
     for (const lg of g.layers) {
       if (!this.#fuseLn) rec.dispatch("layer_norm", ln, lg.ln1, rows);
       rec.dispatch(this.#fuseLn ? "matmul norm1+qkv" : "matmul qkv", mm, lg.qkv, Math.ceil(3 * C / this.#cols), my);
-      rec.dispatch("kv_store", kv, lg.kv, wx(C), rows);
       if (this.#serialAttention) rec.dispatch("attention", attn, lg.attn, Math.ceil(T * H / 64), B);
       else rec.dispatch("attention", attn, lg.attn, T, H, B);
       rec.dispatch("matmul out_proj+residual", mm, lg.proj, Math.ceil(C / this.#cols), my);

@@ -6,7 +6,6 @@ import {
   ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
-  KV_STORE,
   LAYER_NORM,
   MATMUL,
   MATMUL_F16,
@@ -197,9 +196,9 @@ Deno.test("embedding kernel gathers token + position rows from vocabulary chunks
   }
 });
 
-Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, cache, a full context over several key blocks)", async () => {
+Deno.test("attention kernel stores the step's keys and values and matches the CPU reference (head_dim 12, one token, cache, a full context over several key blocks)", async () => {
   const C = 24, H = 2, hd = 12;
-  const cases = [[1, 1, 0, 1], [2, 5, 0, 5], [1, 1, 70, 71], [2, 130, 0, 130], [1, 3, 61, 80]];
+  const cases = [[1, 1, 0, 1], [2, 5, 0, 5], [1, 1, 70, 71], [2, 130, 0, 130], [1, 3, 61, 80], [2, 4, 3, 9]];
   for (
     const [B, T, pos0, cap, aw, parts] of [
       ...cases.map((c) => [...c, 64, 1]),
@@ -207,71 +206,50 @@ Deno.test("attention kernel matches the CPU reference (head_dim 12, one token, c
       ...cases.map((c) => [...c, 0, 0]), // AW 0: the barrier-free variant
     ]
   ) {
-    const q = randomArray(g, B * T * 3 * C, -2, 2); // qkv rows; only q is read
-    const kc = randomArray(g, B * cap * C, -2, 2);
-    const vc = randomArray(g, B * cap * C, -2, 2);
-    const [out] = await runKernel(
+    const qkv = randomArray(g, B * T * 3 * C, -2, 2);
+    // slots from pos0 on hold NaN: the step's keys must come from the qkv rows, not the cache
+    const cache = () => {
+      const c = randomArray(g, B * cap * C, -2, 2);
+      for (let b = 0; b < B; b++) c.fill(NaN, (b * cap + pos0) * C, (b + 1) * cap * C);
+      return c;
+    };
+    const kc = cache(), vc = cache();
+    const [kOut, vOut, out] = (await runKernel(
       aw ? ATTENTION : ATTENTION_SERIAL,
       [
         { uniform: new Uint32Array([C, H, hd, cap, f32bits(1 / Math.sqrt(hd)), 0, 0, 0]) },
         { uniform: stepWords({ B, T, pos0 }) },
-        q,
+        qkv,
         kc,
         vc,
         new Float32Array(B * T * C),
       ],
       aw ? [T, H, B] : [Math.ceil(T * H / 64), B],
-      [5],
+      [3, 4, 5],
       aw ? { AW: aw, PARTS: parts } : {},
-    );
+    )) as Float32Array[];
+    const what = `attention B=${B} T=${T} pos0=${pos0} cap=${cap} AW=${aw}`;
     for (let b = 0; b < B; b++) {
-      const qb = new Float32Array(T * C);
-      for (let t = 0; t < T; t++) qb.set(q.subarray((b * T + t) * 3 * C, (b * T + t) * 3 * C + C), t * C);
       const n = pos0 + T;
-      const ref = attentionRef(
-        qb,
-        kc.subarray(b * cap * C, (b * cap + n) * C),
-        vc.subarray(b * cap * C, (b * cap + n) * C),
-        T,
-        pos0,
-        C,
-        H,
-      );
-      assertClose(
-        out.subarray(b * T * C, (b + 1) * T * C),
-        ref,
-        1e-5,
-        1e-5,
-        `attention B=${B} T=${T} pos0=${pos0} AW=${aw} row ${b}`,
-      );
+      const qb = new Float32Array(T * C), kb = new Float32Array(n * C), vb = new Float32Array(n * C);
+      kb.set(kc.subarray(b * cap * C, (b * cap + pos0) * C));
+      vb.set(vc.subarray(b * cap * C, (b * cap + pos0) * C));
+      for (let t = 0; t < T; t++) {
+        const r = (b * T + t) * 3 * C;
+        qb.set(qkv.subarray(r, r + C), t * C);
+        kb.set(qkv.subarray(r + C, r + 2 * C), (pos0 + t) * C);
+        vb.set(qkv.subarray(r + 2 * C, r + 3 * C), (pos0 + t) * C);
+      }
+      const ref = attentionRef(qb, kb, vb, T, pos0, C, H);
+      assertClose(out.subarray(b * T * C, (b + 1) * T * C), ref, 1e-5, 1e-5, `${what} row ${b}`);
+      // the cache now holds slots 0..n of this row exactly; later slots are untouched
+      const rowOf = (c: Float32Array) => [...c.subarray(b * cap * C, (b + 1) * cap * C)];
+      assert.deepEqual(rowOf(kOut).slice(0, n * C), [...kb], `${what}: keys in the cache, row ${b}`);
+      assert.deepEqual(rowOf(vOut).slice(0, n * C), [...vb], `${what}: values in the cache, row ${b}`);
+      assert.ok(rowOf(kOut).slice(n * C).every(Number.isNaN), `${what}: key slots after the step untouched`);
+      assert.ok(rowOf(vOut).slice(n * C).every(Number.isNaN), `${what}: value slots after the step untouched`);
     }
   }
-});
-
-Deno.test("kv_store kernel writes keys and values at positions pos0 + t", async () => {
-  const C = 8, B = 2, T = 3, pos0 = 2, cap = 6;
-  const qkv = randomArray(g, B * T * 3 * C);
-  const [kc, vc] = await runKernel(
-    KV_STORE,
-    [
-      { uniform: new Uint32Array([C, cap, 0, 0]) },
-      { uniform: stepWords({ B, T, pos0 }) },
-      qkv,
-      new Float32Array(B * cap * C),
-      new Float32Array(B * cap * C),
-    ],
-    [1, B * T],
-    [3, 4],
-  );
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
-      const src = (b * T + t) * 3 * C;
-      const dst = (b * cap + pos0 + t) * C;
-      assert.deepEqual([...kc.subarray(dst, dst + C)], [...qkv.subarray(src + C, src + 2 * C)]);
-      assert.deepEqual([...vc.subarray(dst, dst + C)], [...qkv.subarray(src + 2 * C, src + 3 * C)]);
-    }
-  }
-  assert.ok(kc.subarray(0, 2 * C).every((v) => v === 0), "slots before pos0 untouched");
 });
 
 Deno.test("argmax kernel picks the first largest logit and writes it after the window", async () => {

@@ -43,16 +43,45 @@ fn put(m: u32, col: u32, acc: f32) {
 }
 
 function matmul(f16: boolean): string {
+  // one k-quad of the product: four weight rows (w0..w3 of the quad at index k4), then the TM rows of x
+  const quad = (k: string, n: string) => `
+      let i${n} = wb + ${k} * 256u;
+      let w${n}0 = wload(i${n});
+      let w${n}1 = wload(i${n} + 64u);
+      let w${n}2 = wload(i${n} + 128u);
+      let w${n}3 = wload(i${n} + 192u);`;
+  const fmas = (k: string, n: string) => `
+      {
+        var g = vec4f(1.0);
+        var sh = vec4f(0.0);
+        if (ln) {
+          g = lnw[${k}];
+          sh = lnw[K4 + ${k}];
+        }
+        for (var r = 0u; r < TM; r++) {
+          var xv = x[rowb[r] + ${k}];
+          if (ln) { xv = (xv - vec4f(mean[r])) * rstd[r] * g + sh; }
+          var a = acc[r];
+          a = fma(vec4f(xv.x), w${n}0, a);
+          a = fma(vec4f(xv.y), w${n}1, a);
+          a = fma(vec4f(xv.z), w${n}2, a);
+          a = fma(vec4f(xv.w), w${n}3, a);
+          acc[r] = a;
+        }
+      }`;
   return /* wgsl */ `
 // y[m, y_off + n] (=|+=) act(sum_k x[x_row0 + m, k] * w[k, n] + bias[n]) for m < M, n < N.
 // The weight is stored input-major in blocks of 256 columns: element (k, n) sits at
-// ((n / 256) * K + k) * 256 + n % 256, so a workgroup streams one contiguous block and its 64
-// invocations read consecutive columns (4 each) of one weight row at a time.
-// A workgroup computes TM rows x 256 columns; invocation (lx, ly) owns columns 4lx..4lx+3 of
-// its block and the k-quads with index % KS == ly; with KS > 1 partial sums meet in workgroup memory.
+// ((n / 256) * K + k) * 256 + n % 256, so invocations next to each other read consecutive
+// columns (4 each) of one weight row.
+// A workgroup computes TM rows x 4 WG columns; invocation (lx, ly) owns columns 4lx..4lx+3 of
+// its tile and the k-quads with index % KS == ly, U (4 or 1) quads per loop trip (their loads
+// are in flight together); with KS > 1 the partial sums meet in workgroup memory, added in two
+// levels of about sqrt(KS) each (two barriers), and the rows' outputs are spread over the k-slices.
 // With flag 8 the rows of x are first layer-normalised (eps p.eps, biased variance, then scale
-// and shift from lnw): each workgroup computes its rows' mean and variance in a prologue, so the
-// LayerNorm before the attention and the feed-forward costs no dispatch of its own.
+// and shift from lnw): each workgroup computes its rows' mean and variance in a prologue (sums
+// over all its invocations, added in two levels the same way), so the LayerNorm before the
+// attention and the feed-forward costs no dispatch of its own.
 // binding 0 (uniform) p: shapes and flags (1 bias, 2 GELU, 4 add into y, 8 LayerNorm of x)
 // binding 1 (uniform) st: the step (M is st.rows, st.batch or p.M, by p.m_mode)
 // binding 2 (read) x: [*, K] f32, K a multiple of 4
@@ -64,12 +93,37 @@ ${prelude(f16 ? "vec2<u32>" : "vec4f")}
 override TM: u32 = 8u;
 override KS: u32 = 1u;
 override WG: u32 = 64u;
+override U: u32 = 4u; // k-quads in flight per loop trip: 4 (and the last up to 3 together), or 1
 
-var<workgroup> part: array<vec4f, 1024>;
-var<workgroup> lnred: array<vec2f, 1024>;
+// LayerNorm sums, then partial products: TM * KS * WG <= 1024
+var<workgroup> red: array<vec4f, 1024>;
 
 fn wload(i: u32) -> vec4f {
   ${f16 ? "let q = w[i];\n  return vec4f(unpack2x16float(q.x), unpack2x16float(q.y));" : "return w[i];"}
+}
+
+// chunk length for adding n values in two levels: about sqrt(n)
+fn chunk(n: u32) -> u32 {
+  return u32(ceil(sqrt(f32(n))));
+}
+
+// y[m, n0..n0 + 3] from the four sums, the bias and the old y (all read before any write)
+fn put4(m: u32, n0: u32, acc: vec4f) {
+  let row = m * p.ldy + p.y_off;
+  var v = acc;
+  var old = vec4f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let col = min(n0 + i, p.N - 1u); // past N: a valid column, read but not written
+    if ((p.flags & 1u) != 0u) { v[i] += bias[col]; }
+    if ((p.flags & 4u) != 0u) { old[i] = y[row + col]; }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    if (n0 + i >= p.N) { break; }
+    var e = v[i];
+    if ((p.flags & 2u) != 0u) { e = gelu(e); }
+    if ((p.flags & 4u) != 0u) { e += old[i]; }
+    y[row + n0 + i] = e;
+  }
 }
 
 @compute @workgroup_size(WG, KS)
@@ -96,59 +150,80 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
         let v = x[rowb[r] + k4] - vec4f(shift);
         s += vec2f(v.x + v.y + v.z + v.w, dot(v, v));
       }
-      lnred[tid] = s;
-      workgroupBarrier();
-      var tot = vec2f(0.0);
-      for (var i = 0u; i < nt; i++) { tot += lnred[i]; }
-      workgroupBarrier();
+      red[r * nt + tid] = vec4f(s, shift, 0.0);
+    }
+    workgroupBarrier();
+    // two levels: chunks of S sums each (one (row, chunk) per invocation), then the chunks
+    let S = chunk(nt);
+    let nch = (nt + S - 1u) / S;
+    for (var task = tid; task < TM * nch; task += nt) {
+      let r = task / nch;
+      let i0 = r * nt + (task % nch) * S;
+      var tot = red[i0];
+      for (var i = i0 + 1u; i < min(i0 + S, (r + 1u) * nt); i++) { tot += vec4f(red[i].xy, 0.0, 0.0); }
+      red[i0] = tot;
+    }
+    workgroupBarrier();
+    for (var r = 0u; r < TM; r++) {
+      var tot = red[r * nt];
+      for (var c = 1u; c < nch; c++) { tot += vec4f(red[r * nt + c * S].xy, 0.0, 0.0); }
       let mu = tot.x / f32(p.K);
-      mean[r] = shift + mu;
+      mean[r] = tot.z + mu;
       rstd[r] = 1.0 / sqrt(max(tot.y / f32(p.K) - mu * mu, 0.0) + p.eps);
     }
+    workgroupBarrier(); // red is reused for the partial sums
   }
   var acc: array<vec4f, 8>;
-  for (var k4 = lid.y; k4 < K4; k4 += KS) {
-    let i = wb + k4 * 256u;
-    let w0 = wload(i);
-    let w1 = wload(i + 64u);
-    let w2 = wload(i + 128u);
-    let w3 = wload(i + 192u);
-    var g = vec4f(1.0);
-    var sh = vec4f(0.0);
-    if (ln) {
-      g = lnw[k4];
-      sh = lnw[K4 + k4];
+  var k4 = lid.y;
+  if (U == 4u) {
+    for (; k4 + 3u * KS < K4; k4 += 4u * KS) {
+      let ka = k4;
+      let kb = k4 + KS;
+      let kc = k4 + 2u * KS;
+      let kd = k4 + 3u * KS;${quad("ka", "a")}${quad("kb", "b")}${quad("kc", "c")}${quad("kd", "d")}${fmas("ka", "a")}${
+    fmas("kb", "b")
+  }${fmas("kc", "c")}${fmas("kd", "d")}
     }
-    for (var r = 0u; r < TM; r++) {
-      var xv = x[rowb[r] + k4];
-      if (ln) { xv = (xv - vec4f(mean[r])) * rstd[r] * g + sh; }
-      var a = acc[r];
-      a = fma(vec4f(xv.x), w0, a);
-      a = fma(vec4f(xv.y), w1, a);
-      a = fma(vec4f(xv.z), w2, a);
-      a = fma(vec4f(xv.w), w3, a);
-      acc[r] = a;
+    // the last zero to three k-quads: all loads first (indices clamped in range), sums only in range
+    let ka = min(k4, K4 - 1u);
+    let kb = min(k4 + KS, K4 - 1u);
+    let kc = min(k4 + 2u * KS, K4 - 1u);${quad("ka", "a")}${quad("kb", "b")}${quad("kc", "c")}
+    if (k4 < K4) {${fmas("ka", "a")}
     }
-  }
-  if (KS > 1u) {
-    for (var r = 0u; r < TM; r++) { part[(lid.y * TM + r) * WG + lid.x] = acc[r]; }
-    workgroupBarrier();
-    if (lid.y != 0u) { return; }
-    for (var r = 0u; r < TM; r++) {
-      var s = vec4f(0.0);
-      for (var j = 0u; j < KS; j++) { s += part[(j * TM + r) * WG + lid.x]; }
-      acc[r] = s;
+    if (k4 + KS < K4) {${fmas("kb", "b")}
+    }
+    if (k4 + 2u * KS < K4) {${fmas("kc", "c")}
+    }
+  } else {
+    for (; k4 < K4; k4 += KS) {${quad("k4", "a")}${fmas("k4", "a")}
     }
   }
   let n0 = gcol * 4u;
-  for (var r = 0u; r < TM; r++) {
-    let m = m0 + r;
-    if (m >= M) { break; }
-    for (var i = 0u; i < 4u; i++) {
-      let col = n0 + i;
-      if (col >= p.N) { break; }
-      put(m, col, acc[r][i]);
+  if (KS == 1u) {
+    for (var r = 0u; r < TM; r++) {
+      if (m0 + r >= M) { break; }
+      put4(m0 + r, n0, acc[r]);
     }
+    return;
+  }
+  // KS partial sums per (row, column group), added in two levels: chunks of S, then the chunks
+  for (var r = 0u; r < TM; r++) { red[(lid.y * TM + r) * WG + lid.x] = acc[r]; }
+  workgroupBarrier();
+  let S = chunk(KS);
+  let nch = (KS + S - 1u) / S;
+  for (var task = lid.y; task < TM * nch; task += KS) {
+    let r = task / nch;
+    let j0 = (task % nch) * S;
+    var tot = red[(j0 * TM + r) * WG + lid.x];
+    for (var j = j0 + 1u; j < min(j0 + S, KS); j++) { tot += red[(j * TM + r) * WG + lid.x]; }
+    red[(j0 * TM + r) * WG + lid.x] = tot;
+  }
+  workgroupBarrier();
+  for (var r = lid.y; r < TM; r += KS) {
+    if (m0 + r >= M) { break; }
+    var tot = red[r * WG + lid.x];
+    for (var c = 1u; c < nch; c++) { tot += red[(c * S * TM + r) * WG + lid.x]; }
+    put4(m0 + r, n0, tot);
   }
 }
 `;

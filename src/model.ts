@@ -242,14 +242,26 @@ function mmWg(gpu: GpuContext): number {
 /**
  * Override constants of the matrix kernel for TM rows per workgroup: KS (k-slices) is 1 on a CPU
  * adapter; on a GPU as many as keep the partial sums (TM * KS * WG vec4s) within the kernel's
- * 1024-entry workgroup array and the invocation limit.
+ * 1024-entry workgroup array and the invocation limit; U from {@linkcode unrollFor}.
  */
 function matmulConstants(gpu: GpuContext, tm: number, wide: boolean): Record<string, number> {
   if (wide) return { TM: tm, WG: 16 };
   const wg = mmWg(gpu);
   const byLimit = Math.floor(Math.min(256, gpu.device.limits.maxComputeInvocationsPerWorkgroup) / wg);
   const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(64, byLimit, Math.floor(1024 / (tm * wg))));
-  return { TM: tm, KS: ks, WG: wg };
+  return { TM: tm, KS: ks, WG: wg, U: unrollFor(gpu, tm) };
+}
+
+/**
+ * k-quads each invocation of the matrix kernel has in flight per loop trip: 4 for one-row
+ * products (decoding) on a GPU, where a step waits on the latency of each product's loads; 1 for
+ * more rows (their arithmetic hides the latency) and on CPU adapters, where the unrolled loop
+ * takes llvmpipe seconds to compile. GPT_WEBGPU_MM_UNROLL=1 or 4 decides.
+ */
+function unrollFor(gpu: GpuContext, tm: number): number {
+  const env = envNumber("GPT_WEBGPU_MM_UNROLL");
+  if (env === 1 || env === 4) return env;
+  return !gpu.isCpu && tm === 1 ? 4 : 1;
 }
 
 /**
@@ -278,6 +290,16 @@ function fuseLnFor(gpu: GpuContext): boolean {
 /** Compiles the base kernels (cached per device). */
 async function precompile(gpu: GpuContext, dtype: WeightDType, headDim: number): Promise<void> {
   for (const [, spec, c] of baseKernels(gpu, dtype, headDim, wideMatmul(gpu))) await pipelineOf(gpu.device, spec, c);
+}
+
+/** A number from an environment variable, or undefined when unset, not a number or not permitted. */
+function envNumber(name: string): number | undefined {
+  try {
+    const v = Deno.env.get(name);
+    return v === undefined || v.trim() === "" || !Number.isFinite(Number(v)) ? undefined : Number(v);
+  } catch {
+    return undefined; // no --allow-env: use the default
+  }
 }
 
 /** A boolean from an environment variable ("1" or "0"), or undefined when unset or not permitted. */

@@ -73,6 +73,7 @@ async function matmulCase(
   ks = 1,
   wg = 64,
   wide = false,
+  u = 1,
 ) {
   const { device } = await getGpu();
   const x = randomArray(g, M * K);
@@ -92,7 +93,7 @@ async function matmulCase(
     [{ uniform: params }, { uniform: stepWords({ B: 1, T: M }) }, x, mat.buffer, bias, y0.slice(), lnw],
     [Math.ceil(N / (cols * wg)), Math.ceil(M / tm)],
     [5],
-    wide ? { TM: tm, WG: wg } : { TM: tm, KS: ks, WG: wg },
+    wide ? { TM: tm, WG: wg } : { TM: tm, KS: ks, WG: wg, U: u },
   );
   const xin = flags & MM_LN ? layerNormRef(x, M, K, lnw.subarray(0, K), lnw.subarray(K), 1e-5) : x;
   let ref = linearRef(xin, M, K, wt, N, flags & MM_BIAS ? bias : undefined);
@@ -104,7 +105,7 @@ async function matmulCase(
     ref,
     2e-5 * Math.sqrt(K),
     1e-5,
-    `matmul M=${M} K=${K} N=${N} flags=${flags} f16=${f16} TM=${tm} KS=${ks} WG=${wg} wide=${wide}`,
+    `matmul M=${M} K=${K} N=${N} flags=${flags} f16=${f16} TM=${tm} KS=${ks} WG=${wg} wide=${wide} U=${u}`,
   );
 }
 
@@ -124,6 +125,13 @@ Deno.test("matmul kernel with a fused LayerNorm matches LayerNorm then the refer
   await matmulCase(3, 256, 64, MM_LN | MM_ADD, false, 3, 1, 16);
   await matmulCase(1, 3072, 300, MM_LN | MM_BIAS, false, 1, 64, 4); // the GPU decode shape
   await matmulCase(8, 768, 37, MM_LN | MM_GELU, true, 8, 32, 4);
+});
+
+Deno.test("matmul kernel with four k-quads per loop trip (the GPU decode kernel) matches the reference", async () => {
+  // 3 k-slices, K from 48 to 96: every count of whole trips of 4 quads and of quads left over (0 to 3)
+  for (let K = 48; K <= 96; K += 4) await matmulCase(1, K, 70, MM_BIAS | MM_ADD, false, 1, 3, 4, false, 4);
+  // K = 768, 64 k-slices: no whole trip, 3 quads left over (the 124M shapes), 16-bit weights, LayerNorm
+  await matmulCase(1, 768, 300, MM_LN | MM_BIAS | MM_GELU, true, 1, 64, 4, false, 4);
 });
 
 Deno.test("matmul kernel with 16-bit weights matches the reference on half-rounded weights", async () => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One run on a machine with a real GPU:
-# the test suite, the comparison table (PyTorch is skipped there) and the decode-step profile.
+# the test suite, the comparison table (PyTorch is skipped there), the decode-step profile, and
+# decode speed with one and with four k-quads in flight per matrix-kernel loop trip (GPT_WEBGPU_MM_UNROLL).
 # Output goes to $OUT (or ./device-out).
 set -uo pipefail
 out=${OUT:-device-out}
@@ -13,6 +14,8 @@ mkdir -p "$out"
   deno run -A bench/profile.ts f32 64
   deno run -A bench/profile.ts f16 64
   deno run -A bench/decode_speed.ts
+  echo "# GPT_WEBGPU_MM_UNROLL=1 (the default on a GPU is 4 for one-row products)"
+  GPT_WEBGPU_MM_UNROLL=1 deno run -A bench/decode_speed.ts
 } 2>&1 | tee "$out/bench.txt"
 NO_COLOR=1 timeout 240 deno test -A tests/ 2>&1 | tail -60 > "$out/tests.txt"
 tail -3 "$out/tests.txt"

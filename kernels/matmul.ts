@@ -267,7 +267,7 @@ function matmulWide(f16: boolean, cols: number): string {
 // (same bindings and params, flags 1 bias, 2 GELU, 4 add), for CPU adapters: invocation g owns
 // columns ${cols} g .. ${cols} g + ${cols - 1} (one block holds 256 / ${cols} invocations' columns) and TM rows.
 ${prelude(f16 ? "vec4<u32>" : "vec4f")}
-override TM: u32 = 8u;
+override TM: u32 = 8u; // rows per workgroup, at most ${MM_WIDE_ROWS}
 override WG: u32 = 16u;
 
 @compute @workgroup_size(WG)
@@ -276,12 +276,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let m0 = wg.y * TM;
   if (m0 >= M) { return; }
   let K4 = p.K / 4u;
-  var rowb: array<u32, 8>;
+  var rowb: array<u32, ${MM_WIDE_ROWS}>;
   for (var r = 0u; r < TM; r++) { rowb[r] = (p.x_row0 + min(m0 + r, M - 1u)) * K4; }
   let g = wg.x * WG + lid.x;
   let wb = (g / ${256 / cols}u) * p.K * ${rowVecs}u + (g % ${256 / cols}u) * ${V}u;
-  var acc: array<vec4f, ${8 * A}>;
-  var xs: array<vec4f, 8>;
+  var acc: array<vec4f, ${MM_WIDE_ROWS * A}>;
+  var xs: array<vec4f, ${MM_WIDE_ROWS}>;
   for (var k4 = 0u; k4 < K4; k4++) {
     for (var r = 0u; r < TM; r++) { xs[r] = x[rowb[r] + k4]; }
     let i = wb + k4 * ${4 * rowVecs}u;
@@ -302,6 +302,11 @@ ${body}  }
 `;
 }
 
+/**
+ * Most rows per workgroup of the CPU matrix kernels: more rows load each weight fewer times, and up
+ * to 12 the row loop still unrolls (at 16 llvmpipe's code is 4x slower).
+ */
+export const MM_WIDE_ROWS = 12;
 /** Columns per invocation of the CPU matrix kernels (f32, f16). */
 export const MM_WIDE_COLS = { f32: 16, f16: 16 } as const;
 /** The matrix product for CPU adapters, float32 weights ({@linkcode MM_WIDE_COLS} columns per invocation). */

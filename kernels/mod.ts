@@ -11,7 +11,7 @@ import { LAYER_NORM_WGSL } from "./layer_norm.ts";
 import { MATMUL_F16_WGSL, MATMUL_WGSL, MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
 
-export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN, MM_WIDE_COLS } from "./matmul.ts";
+export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "./matmul.ts";
 export { STEP_BYTES } from "./step.ts";
 
 /** Token + position embedding (f32 weights). */

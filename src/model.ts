@@ -27,6 +27,7 @@ import {
   MM_GELU,
   MM_LN,
   MM_WIDE_COLS,
+  MM_WIDE_ROWS,
   SAMPLE,
   STEP_BYTES,
 } from "../kernels/mod.ts";
@@ -199,9 +200,12 @@ class TimedRecorder implements Recorder {
   }
 }
 
-/** Rows per workgroup for a matrix product over `M` rows: at most 8, in as few tiles as possible, wasting fewest rows. */
-function tmFor(M: number): number {
-  return Math.ceil(M / Math.ceil(M / 8));
+/**
+ * Rows per workgroup for a matrix product over `M` rows: at most `maxRows` (8 for the GPU kernel,
+ * {@linkcode MM_WIDE_ROWS} for the CPU one), in as few tiles as possible, wasting fewest rows.
+ */
+function tmFor(M: number, maxRows: number): number {
+  return Math.ceil(M / Math.ceil(M / maxRows));
 }
 
 /** The kernels every model uses, for a device and weight type: embedding, LayerNorm, attention (with the cache store), argmax and one-row matrix product. */
@@ -607,6 +611,11 @@ export class GPTModel {
     return attentionKernel(this.#gpu, this.config.emb_dim / this.config.n_heads)[1] === ATTENTION_SERIAL;
   }
 
+  /** Rows per matrix workgroup for `M` rows (see {@linkcode tmFor}). */
+  #tmFor(M: number): number {
+    return tmFor(M, this.#wide ? MM_WIDE_ROWS : 8);
+  }
+
   /** Output columns per matmul workgroup. */
   get #cols(): number {
     return this.#wide ? 16 * MM_WIDE_COLS[this.dtype] : 4 * mmWg(this.#gpu);
@@ -624,7 +633,7 @@ export class GPTModel {
 
   /** Compiles the matrix kernels a set of row counts needs (once each). */
   async #compileRows(rowCounts: Iterable<number>): Promise<void> {
-    const tms = new Set([...rowCounts].map(tmFor));
+    const tms = new Set([...rowCounts].map((n) => this.#tmFor(n)));
     await Promise.all([...tms].map(async (tm) => {
       if (!this.#pipes.has(`mm${tm}`)) {
         this.#pipes.set(
@@ -758,7 +767,7 @@ export class GPTModel {
     const rows = B * T;
     const g = ws.groups;
     const wx = (n: number) => Math.ceil(n / 64);
-    const tm = tmFor(rows);
+    const tm = this.#tmFor(rows);
     const mm = this.#pipe(`mm${tm}`);
     const my = Math.ceil(rows / tm);
     const embed = this.#pipe("embed");
@@ -787,7 +796,7 @@ export class GPTModel {
   #encodeNext(rec: Recorder, ws: Workspace, B: number, sample = false): void {
     const g = ws.groups;
     rec.dispatch("layer_norm", this.#pipe("ln"), g.lnfLast, B);
-    const tm = tmFor(B);
+    const tm = this.#tmFor(B);
     const mm = this.#pipe(`mm${tm}`);
     this.#weights.head.forEach((c, i) => {
       rec.dispatch("matmul head", mm, g.head[i], Math.ceil(c.N / this.#cols), Math.ceil(B / tm));
@@ -1036,7 +1045,7 @@ export class GPTModel {
         pass.dispatchWorkgroups(rows);
         for (let r0 = 0; r0 < rows; r0 += groupRows) {
           const n = Math.min(groupRows, rows - r0);
-          const tm = tmFor(n);
+          const tm = this.#tmFor(n);
           pass.setPipeline(this.#pipe(`mm${tm}`));
           for (const c of this.#weights.head) {
             const params = d.createBuffer({

@@ -140,12 +140,15 @@ Deno.test("matmul kernel with 16-bit weights matches the reference on half-round
   await matmulCase(3, 256, 1, 0, true, 3, 2);
 });
 
-Deno.test("wide matmul kernel (CPU adapters) matches the reference: odd N, several blocks, 1 to 9 rows, f32 and f16", async () => {
+Deno.test("wide matmul kernel (CPU adapters) matches the reference: odd N, several blocks, 1 to 13 rows, f32 and f16", async () => {
   for (const f16 of [false, true]) {
     await matmulCase(1, 12, 37, MM_BIAS, f16, 1, 1, 16, true);
     await matmulCase(3, 20, 300, MM_BIAS | MM_GELU, f16, 3, 1, 16, true);
     await matmulCase(9, 48, 257, MM_BIAS | MM_ADD, f16, 5, 1, 16, true);
     await matmulCase(9, 48, 513, 0, f16, 8, 1, 16, true);
+    await matmulCase(12, 40, 300, MM_BIAS | MM_GELU | MM_ADD, f16, 12, 1, 16, true); // MM_WIDE_ROWS rows
+    await matmulCase(11, 20, 37, MM_BIAS, f16, 12, 1, 16, true);
+    await matmulCase(13, 24, 64, MM_ADD, f16, 7, 1, 16, true);
     await matmulCase(2, 768, 5, MM_ADD, f16, 2, 1, 4, true);
     await matmulCase(1, 3072, 768, MM_BIAS | MM_ADD, f16, 1, 1, 16, true); // the decode shape
   }

@@ -237,9 +237,11 @@ function attentionKernel(gpu: GpuContext, headDim: number): [string, KernelSpec,
 /**
  * Invocations along the columns of a matrix workgroup (4 columns each): small tiles make more
  * workgroups, which a GPU with many cores needs for the one-row (decode) products; on a CPU
- * adapter 16 keeps each workgroup's loads contiguous.
+ * adapter 16 keeps each workgroup's loads contiguous. GPT_WEBGPU_MM_WG=1|2|4|8|16 sets it on a GPU.
  */
 function mmWg(gpu: GpuContext): number {
+  const env = envNumber("GPT_WEBGPU_MM_WG");
+  if (!gpu.isCpu && (env === 1 || env === 2 || env === 4 || env === 8 || env === 16)) return env;
   return gpu.isCpu ? 16 : 4;
 }
 
@@ -252,7 +254,7 @@ function matmulConstants(gpu: GpuContext, tm: number, wide: boolean): Record<str
   if (wide) return { TM: tm, WG: 16 };
   const wg = mmWg(gpu);
   const byLimit = Math.floor(Math.min(256, gpu.device.limits.maxComputeInvocationsPerWorkgroup) / wg);
-  const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(64, byLimit, Math.floor(1024 / (tm * wg))));
+  const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(byLimit, Math.floor(1024 / (tm * wg))));
   return { TM: tm, KS: ks, WG: wg, U: unrollFor(gpu, tm) };
 }
 

@@ -125,6 +125,7 @@ Deno.test("matmul kernel with a fused LayerNorm matches LayerNorm then the refer
   await matmulCase(3, 256, 64, MM_LN | MM_ADD, false, 3, 1, 16);
   await matmulCase(1, 3072, 300, MM_LN | MM_BIAS, false, 1, 64, 4); // the GPU decode shape
   await matmulCase(8, 768, 37, MM_LN | MM_GELU, true, 8, 32, 4);
+  await matmulCase(1, 768, 70, MM_LN | MM_BIAS | MM_ADD, false, 1, 128, 2); // GPT_WEBGPU_MM_WG=2
 });
 
 Deno.test("matmul kernel with four k-quads per loop trip (the GPU decode kernel) matches the reference", async () => {

@@ -1,5 +1,17 @@
 import { STEP_WGSL } from "./step.ts";
 
+/** The params, step and bindings both attention kernels share, with activations as `t` arrays. */
+function bindings(t: "f32" | "vec4f"): string {
+  return /* wgsl */ `${STEP_WGSL}
+struct Params { C: u32, H: u32, hd: u32, cap: u32, scale: f32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> qkv: array<${t}>;
+@group(0) @binding(3) var<storage, read_write> kc: array<${t}>;
+@group(0) @binding(4) var<storage, read_write> vc: array<${t}>;
+@group(0) @binding(5) var<storage, read_write> out: array<${t}>;`;
+}
+
 /**
  * Causal multi-head attention over the key/value cache, softmax(q k^T / sqrt(head_dim)) v, which
  * also stores the step's keys and values in the cache. Query t of batch row b (position pos0 + t)
@@ -18,14 +30,7 @@ import { STEP_WGSL } from "./step.ts";
  * [B, cap, C]; binding 5 (write) out: [rows, C]. Dispatch (T, heads, B).
  */
 export const ATTENTION_WGSL: string = /* wgsl */ `
-${STEP_WGSL}
-struct Params { C: u32, H: u32, hd: u32, cap: u32, scale: f32, pad0: u32, pad1: u32, pad2: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;
-@group(0) @binding(3) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(4) var<storage, read_write> vc: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+${bindings("f32")}
 
 override AW: u32 = 64u;   // invocations per workgroup, a multiple of 64, at most 256
 override PARTS: u32 = 1u; // invocations per key score
@@ -159,14 +164,7 @@ function keyLoop(j0: string, j1: string, keys: string, kb: string, vals: string,
  * {@linkcode ATTENTION_WGSL}; dispatch (ceil(T * heads / 64), B).
  */
 export const ATTENTION_SERIAL_WGSL: string = /* wgsl */ `
-${STEP_WGSL}
-struct Params { C: u32, H: u32, hd: u32, cap: u32, scale: f32, pad0: u32, pad1: u32, pad2: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> qkv: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> kc: array<vec4f>;
-@group(0) @binding(4) var<storage, read_write> vc: array<vec4f>;
-@group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
+${bindings("vec4f")}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {

@@ -386,6 +386,8 @@ export class GPTModel {
   #vp: number;
   #fused: boolean;
   #wide: boolean;
+  /** Invocations along the columns of a general matrix workgroup ({@linkcode mmWg}, read once). */
+  #wg: number;
 
   private constructor(
     cfg: Required<GPTConfig>,
@@ -402,6 +404,7 @@ export class GPTModel {
     this.#vp = roundUp(cfg.vocab_size, 64);
     this.#fused = fuseLnFor(gpu);
     this.#wide = gpu.isCpu && !this.#fused;
+    this.#wg = mmWg(gpu);
   }
 
   /**
@@ -620,7 +623,7 @@ export class GPTModel {
 
   /** Output columns per matmul workgroup. */
   get #cols(): number {
-    return this.#wide ? 16 * MM_WIDE_COLS[this.dtype] : 4 * mmWg(this.#gpu);
+    return this.#wide ? 16 * MM_WIDE_COLS[this.dtype] : 4 * this.#wg;
   }
 
   #pipes = new Map<string, GPUComputePipeline>();

@@ -298,24 +298,25 @@ async function precompile(gpu: GpuContext, dtype: WeightDType, headDim: number):
   for (const [, spec, c] of baseKernels(gpu, dtype, headDim, wideMatmul(gpu))) await pipelineOf(gpu.device, spec, c);
 }
 
+/** An environment variable, or undefined when unset or not permitted (no --allow-env: the defaults). */
+function envValue(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A number from an environment variable, or undefined when unset, not a number or not permitted. */
 function envNumber(name: string): number | undefined {
-  try {
-    const v = Deno.env.get(name);
-    return v === undefined || v.trim() === "" || !Number.isFinite(Number(v)) ? undefined : Number(v);
-  } catch {
-    return undefined; // no --allow-env: use the default
-  }
+  const v = envValue(name);
+  return v === undefined || v.trim() === "" || !Number.isFinite(Number(v)) ? undefined : Number(v);
 }
 
 /** A boolean from an environment variable ("1" or "0"), or undefined when unset or not permitted. */
 function envFlag(name: string): boolean | undefined {
-  try {
-    const v = Deno.env.get(name);
-    return v === undefined ? undefined : v === "1";
-  } catch {
-    return undefined; // no --allow-env: use the default
-  }
+  const v = envValue(name);
+  return v === undefined ? undefined : v === "1";
 }
 
 /** Validates a batch of token rows and returns it as `[B, T]` plus a flat copy. */

@@ -30,14 +30,22 @@ fn rowCount() -> u32 {
   return p.M;
 }
 
+// GELU of v (flag 2), then plus the old output (flag 4)
+fn finish(v: f32, old: f32) -> f32 {
+  var e = v;
+  if ((p.flags & 2u) != 0u) { e = gelu(e); }
+  if ((p.flags & 4u) != 0u) { e += old; }
+  return e;
+}
+
 // y[m, y_off + col] (=|+=) act(acc + bias[col]), by p.flags
 fn put(m: u32, col: u32, acc: f32) {
   var v = acc;
   if ((p.flags & 1u) != 0u) { v += bias[col]; }
-  if ((p.flags & 2u) != 0u) { v = gelu(v); }
   let o = m * p.ldy + p.y_off + col;
-  if ((p.flags & 4u) != 0u) { v += y[o]; }
-  y[o] = v;
+  var old = 0.0;
+  if ((p.flags & 4u) != 0u) { old = y[o]; }
+  y[o] = finish(v, old);
 }
 `;
 }
@@ -119,10 +127,7 @@ fn put4(m: u32, n0: u32, acc: vec4f) {
   }
   for (var i = 0u; i < 4u; i++) {
     if (n0 + i >= p.N) { break; }
-    var e = v[i];
-    if ((p.flags & 2u) != 0u) { e = gelu(e); }
-    if ((p.flags & 4u) != 0u) { e += old[i]; }
-    y[row + n0 + i] = e;
+    y[row + n0 + i] = finish(v[i], old[i]);
   }
 }
 

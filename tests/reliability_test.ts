@@ -174,3 +174,34 @@ Deno.test("SafetensorsFile.open() checks the header length against the file befo
     await Deno.remove(p);
   }
 });
+
+Deno.test({
+  name:
+    "on Linux the device comes from Vulkan alone (no OpenGL Mesa loaded); a DENO_WEBGPU_BACKEND the user set is kept",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const device = new URL("../src/gpu/device.ts", import.meta.url).href;
+    const script = `import { getGpu } from "${device}";
+      const before = Deno.env.get("DENO_WEBGPU_BACKEND") ?? null;
+      const g = await getGpu();
+      const maps = Deno.readTextFileSync("/proc/self/maps");
+      console.log(JSON.stringify({ before, after: Deno.env.get("DENO_WEBGPU_BACKEND") ?? null,
+        egl: maps.includes("libEGL"), adapter: g.description }));`;
+    // the child starts from this environment without DENO_WEBGPU_BACKEND, plus `extra`
+    const base = Object.entries(Deno.env.toObject()).filter(([k]) => k !== "DENO_WEBGPU_BACKEND");
+    const run = async (extra: Record<string, string>) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--ext=ts", script],
+        env: { ...Object.fromEntries(base), ...extra },
+        clearEnv: true,
+        stderr: "inherit",
+      }).output();
+      assert.ok(out.success, "the child process failed");
+      return JSON.parse(new TextDecoder().decode(out.stdout));
+    };
+    const a = await run({});
+    assert.deepEqual([a.before, a.after, a.egl], [null, null, false]);
+    const b = await run({ DENO_WEBGPU_BACKEND: "vulkan,gl", GPT_WEBGPU_ALLOW_SLOW_ADAPTER: "1" });
+    assert.deepEqual([b.before, b.after, b.egl], ["vulkan,gl", "vulkan,gl", true]);
+  },
+});

@@ -82,7 +82,7 @@ const BACKEND_VAR = "DENO_WEBGPU_BACKEND";
  * second copy of Mesa (EGL and its llvmpipe, with their own threads), which is never used: this
  * module refuses llvmpipe through OpenGL, and a GPU with a Vulkan driver is found through Vulkan.
  * Asking for Vulkan alone, while Deno creates its WebGPU instance (at the first adapter request),
- * saves about 15 ms and 20 MiB here. Done only when `DENO_WEBGPU_BACKEND` is unset and may be
+ * saves about 20 MiB of memory here. Done only when `DENO_WEBGPU_BACKEND` is unset and may be
  * written without a prompt; the variable is removed again right after.
  *
  * @param request The adapter request.

@@ -1,8 +1,8 @@
 /**
  * `deno task test`: runs `deno test -A` (with any extra arguments) and exits with its code, with
  * one exception. Now and then the test process crashes while it exits (glibc's "double free or
- * corruption", or a segmentation fault), after every test passed and the summary was printed; it
- * was seen only in runs that wrote Deno's or Mesa's caches. That crash is reported as a warning,
+ * corruption", or a segmentation fault), after every test passed and the summary was printed; which
+ * library is at fault is not found yet. That crash is reported as a warning,
  * and the run counts as passed only when the summary is the last thing printed and says that tests
  * passed and none failed.
  *

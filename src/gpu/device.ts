@@ -86,9 +86,9 @@ const BACKEND_VAR = "DENO_WEBGPU_BACKEND";
  * written without a prompt; the variable is removed again right after.
  *
  * @param request The adapter request.
- * @returns Its result.
+ * @returns Its result, and whether Vulkan alone was asked for.
  */
-async function withVulkanOnLinux<T>(request: () => Promise<T>): Promise<T> {
+async function withVulkanOnLinux<T>(request: () => Promise<T>): Promise<{ result: T; vulkanOnly: boolean }> {
   let set = false;
   try {
     set = Deno.build.os === "linux" &&
@@ -99,7 +99,7 @@ async function withVulkanOnLinux<T>(request: () => Promise<T>): Promise<T> {
     set = false; // no Deno namespace or no permission API: ask as is
   }
   try {
-    return await request();
+    return { result: await request(), vulkanOnly: set };
   } finally {
     if (set) Deno.env.delete(BACKEND_VAR);
   }
@@ -138,10 +138,13 @@ export async function requestGpu(): Promise<GpuContext> {
       `Cannot run the model: this runtime has no WebGPU (navigator.gpu), use Deno 2 or another runtime with WebGPU`,
     );
   }
-  const adapter = await withVulkanOnLinux(() => gpu.requestAdapter({ powerPreference: "high-performance" }));
+  const { result: adapter, vulkanOnly } = await withVulkanOnLinux(() =>
+    gpu.requestAdapter({ powerPreference: "high-performance" })
+  );
   if (!adapter) {
+    const gl = vulkanOnly ? ` (only Vulkan was asked for; DENO_WEBGPU_BACKEND=gl asks for OpenGL)` : "";
     throw new WebGPUUnavailableError(
-      `Cannot run the model: no WebGPU adapter was found, ${HOW_TO_GET_ONE}`,
+      `Cannot run the model: no WebGPU adapter was found${gl}, ${HOW_TO_GET_ONE}`,
     );
   }
   // Mesa's llvmpipe through OpenGL (what Deno finds on a Linux machine without Mesa's Vulkan

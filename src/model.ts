@@ -241,7 +241,7 @@ function attentionKernel(gpu: GpuContext, headDim: number): [string, KernelSpec,
  */
 function mmWg(gpu: GpuContext): number {
   const env = envNumber("GPT_WEBGPU_MM_WG");
-  if (!gpu.isCpu && (env === 1 || env === 2 || env === 4 || env === 8 || env === 16)) return env;
+  if (!gpu.isCpu && env !== undefined && [1, 2, 4, 8, 16].includes(env)) return env;
   return gpu.isCpu ? 16 : 4;
 }
 

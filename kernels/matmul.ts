@@ -247,33 +247,35 @@ function matmulWide(f16: boolean, cols: number): string {
   const rowVecs = 256 / perVec; // vectors in one 256-column block row
   const unpack = (q: string, half: 0 | 1) =>
     f16 ? `vec4f(unpack2x16float(${q}.${half ? "z" : "x"}), unpack2x16float(${q}.${half ? "w" : "y"}))` : q;
-  let body = "";
-  for (let j = 0; j < 4; j++) {
-    const loads = Array.from({ length: V }, (_, v) => `let q${v} = w[i + ${j * rowVecs + v}u];`).join(" ");
+  // one weight row (k = 4 k4 + j, its vectors from index `i`): load, unpack, then the TM rows' sums
+  const kRow = (i: string, j: string, indent: string) => {
+    const loads = Array.from({ length: V }, (_, v) => `let q${v} = w[${i} + ${v}u];`).join(" ");
     const us = Array.from(
       { length: A },
       (_, a) => `let u${a} = ${f16 ? unpack(`q${a >> 1}`, (a & 1) as 0 | 1) : `q${a}`};`,
-    )
-      .join(" ");
+    ).join(" ");
     const fmas = Array.from({ length: A }, (_, a) => `acc[r * ${A}u + ${a}u] = fma(s, u${a}, acc[r * ${A}u + ${a}u]);`)
-      .join("\n        ");
-    body += `    {
-      ${loads}
-      ${us}
-      for (var r = 0u; r < TM; r++) {
-        let s = vec4f(xs[r][${j}]);
-        ${fmas}
-      }
-    }
-`;
-  }
+      .join(`\n${indent}  `);
+    return `${indent}${loads}
+${indent}${us}
+${indent}for (var r = 0u; r < TM; r++) {
+${indent}  let s = vec4f(xs[r][${j}]);
+${indent}  ${fmas}
+${indent}}`;
+  };
+  const unrolled = [0, 1, 2, 3].map((j) => `      {\n${kRow(`i + ${j * rowVecs}u`, `${j}`, "        ")}\n      }`)
+    .join("\n");
   return /* wgsl */ `
 // y[m, y_off + n] (=|+=) act(sum_k x[x_row0 + m, k] * w[k, n] + bias[n]), like the matmul kernel
 // (same bindings and params, flags 1 bias, 2 GELU, 4 add), for CPU adapters: invocation g owns
 // columns ${cols} g .. ${cols} g + ${cols - 1} (one block holds 256 / ${cols} invocations' columns) and TM rows.
+// UNROLL 4 writes out the four weight rows of a k-quad (one-row products: fastest); UNROLL 1 walks
+// them in a loop, a body small enough that llvmpipe compiles it about 3x faster and that runs
+// faster with several rows (fewer values live at once).
 ${prelude(f16 ? "vec4<u32>" : "vec4f")}
 override TM: u32 = 8u; // rows per workgroup, at most ${MM_WIDE_ROWS}
 override WG: u32 = 16u;
+override UNROLL: u32 = 1u; // 4 or 1
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -290,7 +292,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   for (var k4 = 0u; k4 < K4; k4++) {
     for (var r = 0u; r < TM; r++) { xs[r] = x[rowb[r] + k4]; }
     let i = wb + k4 * ${4 * rowVecs}u;
-${body}  }
+    if (UNROLL == 4u) {
+${unrolled}
+    } else {
+      for (var j = 0u; j < 4u; j++) {
+        let ij = i + j * ${rowVecs}u;
+${kRow("ij", "j", "        ")}
+      }
+    }
+  }
   let n0 = g * ${cols}u;
   for (var r = 0u; r < TM; r++) {
     let m = m0 + r;
@@ -308,10 +318,11 @@ ${body}  }
 }
 
 /**
- * Most rows per workgroup of the CPU matrix kernels: more rows load each weight fewer times, and up
- * to 12 the row loop still unrolls (at 16 llvmpipe's code is 4x slower).
+ * Most rows per workgroup of the CPU matrix kernels: more rows load each weight fewer times. With
+ * the k-quad's rows walked in a loop (UNROLL 1), 11 rows ran fastest per row on llvmpipe, and 12
+ * ran 4-5x slower (most likely the row loop is then no longer unrolled).
  */
-export const MM_WIDE_ROWS = 12;
+export const MM_WIDE_ROWS = 11;
 /** Columns per invocation of the CPU matrix kernels (f32, f16). */
 export const MM_WIDE_COLS = { f32: 16, f16: 16 } as const;
 /** The matrix product for CPU adapters, float32 weights ({@linkcode MM_WIDE_COLS} columns per invocation). */

@@ -248,10 +248,11 @@ function mmWg(gpu: GpuContext): number {
 /**
  * Override constants of the matrix kernel for TM rows per workgroup: KS (k-slices) is 1 on a CPU
  * adapter; on a GPU as many as keep the partial sums (TM * KS * WG vec4s) within the kernel's
- * 1024-entry workgroup array and the invocation limit; U from {@linkcode unrollFor}.
+ * 1024-entry workgroup array and the invocation limit; U (UNROLL in the CPU kernel) from
+ * {@linkcode unrollFor}.
  */
 function matmulConstants(gpu: GpuContext, tm: number, wide: boolean): Record<string, number> {
-  if (wide) return { TM: tm, WG: 16 };
+  if (wide) return { TM: tm, WG: 16, UNROLL: unrollFor(gpu, tm, true) };
   const wg = mmWg(gpu);
   const byLimit = Math.floor(Math.min(256, gpu.device.limits.maxComputeInvocationsPerWorkgroup) / wg);
   const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(byLimit, Math.floor(1024 / (tm * wg))));
@@ -259,15 +260,17 @@ function matmulConstants(gpu: GpuContext, tm: number, wide: boolean): Record<str
 }
 
 /**
- * k-quads each invocation of the matrix kernel has in flight per loop trip: 4 for one-row
- * products (decoding) on a GPU, where a step waits on the latency of each product's loads; 1 for
- * more rows (their arithmetic hides the latency) and on CPU adapters, where the unrolled loop
- * takes llvmpipe seconds to compile. GPT_WEBGPU_MM_UNROLL=1 or 4 decides.
+ * How far the matrix kernel's k loop is written out, 4 or 1, and 4 only for one-row products
+ * (decoding). The GPU kernel keeps 4 k-quads of loads in flight per loop trip on a GPU, where a
+ * step waits on the latency of each product's loads (on a CPU adapter the GPU kernel's unrolled
+ * loop takes llvmpipe seconds to compile). The CPU kernel (`wide`) writes out the 4 weight rows
+ * of a k-quad; with several rows it walks them in a loop instead, which llvmpipe compiles about
+ * 3x faster and which runs faster there. GPT_WEBGPU_MM_UNROLL=1 or 4 decides.
  */
-function unrollFor(gpu: GpuContext, tm: number): number {
+function unrollFor(gpu: GpuContext, tm: number, wide = false): number {
   const env = envNumber("GPT_WEBGPU_MM_UNROLL");
   if (env === 1 || env === 4) return env;
-  return !gpu.isCpu && tm === 1 ? 4 : 1;
+  return tm === 1 && (wide || !gpu.isCpu) ? 4 : 1;
 }
 
 /**

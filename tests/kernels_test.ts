@@ -12,7 +12,7 @@ import {
   MATMUL_WIDE,
   MATMUL_WIDE_F16,
 } from "../kernels/mod.ts";
-import { MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_WIDE_COLS } from "../kernels/matmul.ts";
+import { MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { createMatrix } from "../src/gpu/weights.ts";
 import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
@@ -93,7 +93,7 @@ async function matmulCase(
     [{ uniform: params }, { uniform: stepWords({ B: 1, T: M }) }, x, mat.buffer, bias, y0.slice(), lnw],
     [Math.ceil(N / (cols * wg)), Math.ceil(M / tm)],
     [5],
-    wide ? { TM: tm, WG: wg } : { TM: tm, KS: ks, WG: wg, U: u },
+    wide ? { TM: tm, WG: wg, UNROLL: u } : { TM: tm, KS: ks, WG: wg, U: u },
   );
   const xin = flags & MM_LN ? layerNormRef(x, M, K, lnw.subarray(0, K), lnw.subarray(K), 1e-5) : x;
   let ref = linearRef(xin, M, K, wt, N, flags & MM_BIAS ? bias : undefined);
@@ -142,16 +142,20 @@ Deno.test("matmul kernel with 16-bit weights matches the reference on half-round
 });
 
 Deno.test("wide matmul kernel (CPU adapters) matches the reference: odd N, several blocks, 1 to 13 rows, f32 and f16", async () => {
+  const R = MM_WIDE_ROWS;
   for (const f16 of [false, true]) {
-    await matmulCase(1, 12, 37, MM_BIAS, f16, 1, 1, 16, true);
-    await matmulCase(3, 20, 300, MM_BIAS | MM_GELU, f16, 3, 1, 16, true);
+    // UNROLL 4 (one-row products) and 1 (several rows) as the model picks them, then the other way round
+    for (const [one, many] of [[4, 1], [1, 4]]) {
+      await matmulCase(1, 12, 37, MM_BIAS, f16, 1, 1, 16, true, one);
+      await matmulCase(1, 3072, 768, MM_BIAS | MM_ADD, f16, 1, 1, 16, true, one); // the decode shape
+      await matmulCase(3, 20, 300, MM_BIAS | MM_GELU, f16, 3, 1, 16, true, many);
+      await matmulCase(R, 40, 300, MM_BIAS | MM_GELU | MM_ADD, f16, R, 1, 16, true, many); // MM_WIDE_ROWS rows
+    }
     await matmulCase(9, 48, 257, MM_BIAS | MM_ADD, f16, 5, 1, 16, true);
     await matmulCase(9, 48, 513, 0, f16, 8, 1, 16, true);
-    await matmulCase(12, 40, 300, MM_BIAS | MM_GELU | MM_ADD, f16, 12, 1, 16, true); // MM_WIDE_ROWS rows
-    await matmulCase(11, 20, 37, MM_BIAS, f16, 12, 1, 16, true);
+    await matmulCase(R - 1, 20, 37, MM_BIAS, f16, R, 1, 16, true);
     await matmulCase(13, 24, 64, MM_ADD, f16, 7, 1, 16, true);
     await matmulCase(2, 768, 5, MM_ADD, f16, 2, 1, 4, true);
-    await matmulCase(1, 3072, 768, MM_BIAS | MM_ADD, f16, 1, 1, 16, true); // the decode shape
   }
 });
 

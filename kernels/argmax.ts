@@ -45,3 +45,30 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (lid == 0u) { tokens[b * st.L + st.start + st.T] = bi[0]; }
 }
 `;
+
+/**
+ * The same choice without barriers, for CPU adapters (llvmpipe), where each barrier is a switch
+ * between the workgroup's SIMD groups and makes the kernel several times slower to compile: one
+ * invocation per workgroup scans its batch row's logits in order. Bindings and dispatch as
+ * {@linkcode ARGMAX_WGSL}.
+ */
+export const ARGMAX_SERIAL_WGSL: string = /* wgsl */ `
+${STEP_WGSL}
+struct Params { V: u32, ldl: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> logits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> tokens: array<u32>;
+
+@compute @workgroup_size(1)
+fn main(@builtin(workgroup_id) wg: vec3u) {
+  let b = wg.x;
+  var best = -3.4e38;
+  var besti = 0xffffffffu;
+  for (var v = 0u; v < p.V; v++) {
+    let x = logits[b * p.ldl + v];
+    if (x > best || besti == 0xffffffffu) { best = x; besti = v; }
+  }
+  tokens[b * st.L + st.start + st.T] = besti;
+}
+`;

@@ -54,3 +54,41 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
 }
 `;
+
+/**
+ * The same LayerNorm without barriers, for CPU adapters (llvmpipe), where each barrier is a switch
+ * between the workgroup's SIMD groups and makes the kernel several times slower to compile: one
+ * invocation per workgroup normalises one row in three passes over it. Bindings and dispatch as
+ * {@linkcode LAYER_NORM_WGSL}.
+ */
+export const LAYER_NORM_SERIAL_WGSL: string = /* wgsl */ `
+${STEP_WGSL}
+struct Params { C: u32, last_only: u32, eps: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(1)
+fn main(@builtin(workgroup_id) wg: vec3u) {
+  let r = wg.x;
+  let n_out = select(st.rows, st.batch, p.last_only != 0u);
+  if (r >= n_out) { return; }
+  let in_row = select(r, r * st.T + st.T - 1u, p.last_only != 0u);
+  let base = in_row * p.C;
+  var s = 0.0;
+  for (var c = 0u; c < p.C; c++) { s += x[base + c]; }
+  let mean = s / f32(p.C);
+  var s2 = 0.0;
+  for (var c = 0u; c < p.C; c++) {
+    let d = x[base + c] - mean;
+    s2 += d * d;
+  }
+  let rstd = 1.0 / sqrt(s2 / f32(p.C) + p.eps);
+  let ob = r * p.C;
+  for (var c = 0u; c < p.C; c++) {
+    y[ob + c] = (x[base + c] - mean) * rstd * w[c] + w[p.C + c];
+  }
+}
+`;

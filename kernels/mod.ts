@@ -4,10 +4,10 @@
  * @module
  */
 import type { KernelSpec } from "../src/gpu/pipelines.ts";
-import { ARGMAX_WGSL } from "./argmax.ts";
+import { ARGMAX_SERIAL_WGSL, ARGMAX_WGSL } from "./argmax.ts";
 import { ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
-import { LAYER_NORM_WGSL } from "./layer_norm.ts";
+import { LAYER_NORM_SERIAL_WGSL, LAYER_NORM_WGSL } from "./layer_norm.ts";
 import { MATMUL_F16_WGSL, MATMUL_WGSL, MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
 
@@ -28,6 +28,8 @@ export const LAYER_NORM: KernelSpec = {
   code: LAYER_NORM_WGSL,
   bindings: ["uniform", "uniform", "read", "read", "write"],
 };
+/** LayerNorm without barriers, one invocation per row (CPU adapters). */
+export const LAYER_NORM_SERIAL: KernelSpec = { ...LAYER_NORM, name: "layer_norm_serial", code: LAYER_NORM_SERIAL_WGSL };
 /** Linear layer (f32 weights). */
 export const MATMUL: KernelSpec = {
   name: "matmul",
@@ -54,6 +56,8 @@ export const ARGMAX: KernelSpec = {
   code: ARGMAX_WGSL,
   bindings: ["uniform", "uniform", "read", "write"],
 };
+/** Greedy argmax without barriers, one invocation per batch row (CPU adapters). */
+export const ARGMAX_SERIAL: KernelSpec = { ...ARGMAX, name: "argmax_serial", code: ARGMAX_SERIAL_WGSL };
 /** Top-k / top-p / temperature sampling into the token buffer. */
 export const SAMPLE: KernelSpec = {
   name: "sample",

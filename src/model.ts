@@ -13,11 +13,13 @@ import { type InputTensor, type ModelWeights, WeightBuilder } from "./model_weig
 import { openWeights } from "./loader.ts";
 import {
   ARGMAX,
+  ARGMAX_SERIAL,
   ATTENTION,
   ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
   LAYER_NORM,
+  LAYER_NORM_SERIAL,
   MATMUL,
   MATMUL_F16,
   MATMUL_WIDE,
@@ -217,11 +219,19 @@ function baseKernels(
 ): [string, KernelSpec, Record<string, number>][] {
   return [
     ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
-    ["ln", LAYER_NORM, {}],
+    ["ln", serialFor(gpu, LAYER_NORM, LAYER_NORM_SERIAL), {}],
     attentionKernel(gpu, headDim),
-    ["argmax", ARGMAX, {}],
+    ["argmax", serialFor(gpu, ARGMAX, ARGMAX_SERIAL), {}],
     ["mm1", matmulSpec(dtype, wide), matmulConstants(gpu, 1, wide)],
   ];
+}
+
+/**
+ * The barrier-free variant of a kernel on a CPU adapter, where each workgroup barrier is a switch
+ * between SIMD groups and makes llvmpipe compile the kernel several times slower; else the kernel.
+ */
+function serialFor(gpu: GpuContext, spec: KernelSpec, serial: KernelSpec): KernelSpec {
+  return gpu.isCpu ? serial : spec;
 }
 
 /**
@@ -724,12 +734,13 @@ export class GPTModel {
         entries: res.map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
     const mm = this.#mm;
+    const ln = serialFor(this.#gpu, LAYER_NORM, LAYER_NORM_SERIAL);
     const emb = this.dtype === "f16" ? EMBEDDING_F16 : EMBEDDING;
     const layers = w.layers.map((lw, l) => {
       const kc = storage(`k_cache${l}`, B * cap * C * 4);
       const vc = storage(`v_cache${l}`, B * cap * C * 4);
       return {
-        ln1: bg(LAYER_NORM, `ln1.${l}`, [s.ln, step, x, lw.ln1, h]),
+        ln1: bg(ln, `ln1.${l}`, [s.ln, step, x, lw.ln1, h]),
         qkv: bg(mm, `qkv.${l}`, [s.qkv, step, this.#fuseLn ? x : h, lw.qkv.buffer, lw.qkvB, qkv, lw.ln1]),
         attn: bg(this.#serialAttention ? ATTENTION_SERIAL : ATTENTION, `attn.${l}`, [
           attnParams,
@@ -740,7 +751,7 @@ export class GPTModel {
           ctx,
         ]),
         proj: bg(mm, `proj.${l}`, [s.proj, step, ctx, lw.proj.buffer, lw.projB, x, lw.ln1]),
-        ln2: bg(LAYER_NORM, `ln2.${l}`, [s.ln, step, x, lw.ln2, h]),
+        ln2: bg(ln, `ln2.${l}`, [s.ln, step, x, lw.ln2, h]),
         fc: bg(mm, `fc.${l}`, [s.fc, step, this.#fuseLn ? x : h, lw.fc.buffer, lw.fcB, ff, lw.ln2]),
         fc2: bg(mm, `fc2.${l}`, [s.fc2, step, ff, lw.fc2.buffer, lw.fc2B, x, lw.ln2]),
       };
@@ -759,10 +770,10 @@ export class GPTModel {
       groups: {
         embed: w.tok.map((c, i) => bg(emb, "embed", [s.embed[i], step, tokens, c.buffer, w.pos, x])),
         layers,
-        lnfLast: bg(LAYER_NORM, "lnf_last", [s.lnLast, step, x, w.lnf, last]),
-        lnfAll: bg(LAYER_NORM, "lnf_all", [s.ln, step, x, w.lnf, h]),
+        lnfLast: bg(ln, "lnf_last", [s.lnLast, step, x, w.lnf, last]),
+        lnfAll: bg(ln, "lnf_all", [s.ln, step, x, w.lnf, h]),
         head: w.head.map((c, i) => bg(mm, "head", [s.head[i], step, last, c.buffer, w.lnf, logits, w.lnf])),
-        argmax: bg(ARGMAX, "argmax", [s.argmax, step, logits, tokens]),
+        argmax: bg(serialFor(this.#gpu, ARGMAX, ARGMAX_SERIAL), "argmax", [s.argmax, step, logits, tokens]),
         sample: bg(SAMPLE, "sample", [sampleParams, step, logits, tokens]),
       },
     };

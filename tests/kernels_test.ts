@@ -2,11 +2,13 @@
 import assert from "node:assert/strict";
 import {
   ARGMAX,
+  ARGMAX_SERIAL,
   ATTENTION,
   ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
   LAYER_NORM,
+  LAYER_NORM_SERIAL,
   MATMUL,
   MATMUL_F16,
   MATMUL_WIDE,
@@ -22,45 +24,47 @@ import { f32bits, runKernel, stepWords } from "./_harness.ts";
 
 const g = new TorchGenerator(7);
 
-Deno.test("layer_norm kernel matches the CPU reference (C = 37, 768; all rows and last rows only)", async () => {
-  for (const [rows, C] of [[3, 37], [1, 768], [5, 1]]) {
-    const x = randomArray(g, rows * C, -3, 3);
-    const w = randomArray(g, 2 * C, -1, 1);
-    const eps = 1e-5;
+Deno.test("layer_norm kernels (with barriers; serial for CPU adapters) match the CPU reference (C = 37, 768; all rows and last rows only)", async () => {
+  for (const spec of [LAYER_NORM, LAYER_NORM_SERIAL]) {
+    for (const [rows, C] of [[3, 37], [1, 768], [5, 1]]) {
+      const x = randomArray(g, rows * C, -3, 3);
+      const w = randomArray(g, 2 * C, -1, 1);
+      const eps = 1e-5;
+      const [y] = await runKernel(
+        spec,
+        [
+          { uniform: new Uint32Array([C, 0, f32bits(eps), 0]) },
+          { uniform: stepWords({ B: 1, T: rows }) },
+          x,
+          w,
+          new Float32Array(rows * C),
+        ],
+        [rows],
+        [4],
+      );
+      const ref = layerNormRef(x, rows, C, w.subarray(0, C), w.subarray(C), eps);
+      assertClose(y, ref, 1e-5, 1e-5, `${spec.name} ${rows}x${C}`);
+    }
+    // last_only: batch of 2 rows of T = 3, normalise token 2 of each
+    const C = 20, T = 3, B = 2;
+    const x = randomArray(g, B * T * C, -2, 2);
+    const w = randomArray(g, 2 * C);
     const [y] = await runKernel(
-      LAYER_NORM,
+      spec,
       [
-        { uniform: new Uint32Array([C, 0, f32bits(eps), 0]) },
-        { uniform: stepWords({ B: 1, T: rows }) },
+        { uniform: new Uint32Array([C, 1, f32bits(1e-5), 0]) },
+        { uniform: stepWords({ B, T }) },
         x,
         w,
-        new Float32Array(rows * C),
+        new Float32Array(B * C),
       ],
-      [rows],
+      [B],
       [4],
     );
-    const ref = layerNormRef(x, rows, C, w.subarray(0, C), w.subarray(C), eps);
-    assertClose(y, ref, 1e-5, 1e-5, `layer_norm ${rows}x${C}`);
+    const lastRows = new Float32Array(B * C);
+    for (let b = 0; b < B; b++) lastRows.set(x.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
+    assertClose(y, layerNormRef(lastRows, B, C, w.subarray(0, C), w.subarray(C)), 1e-5, 1e-5, `${spec.name} last_only`);
   }
-  // last_only: batch of 2 rows of T = 3, normalise token 2 of each
-  const C = 20, T = 3, B = 2;
-  const x = randomArray(g, B * T * C, -2, 2);
-  const w = randomArray(g, 2 * C);
-  const [y] = await runKernel(
-    LAYER_NORM,
-    [
-      { uniform: new Uint32Array([C, 1, f32bits(1e-5), 0]) },
-      { uniform: stepWords({ B, T }) },
-      x,
-      w,
-      new Float32Array(B * C),
-    ],
-    [B],
-    [4],
-  );
-  const lastRows = new Float32Array(B * C);
-  for (let b = 0; b < B; b++) lastRows.set(x.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
-  assertClose(y, layerNormRef(lastRows, B, C, w.subarray(0, C), w.subarray(C)), 1e-5, 1e-5, "layer_norm last_only");
 });
 
 async function matmulCase(
@@ -268,29 +272,31 @@ Deno.test("attention kernel stores the step's keys and values and matches the CP
   }
 });
 
-Deno.test("argmax kernel picks the first largest logit and writes it after the window", async () => {
-  for (const V of [37, 1000, 50257]) {
-    const B = 3, ldl = Math.ceil(V / 64) * 64, L = 10, start = 1, T = 4;
-    const logits = randomArray(g, B * ldl, -5, 5);
-    logits[0 * ldl + V - 1] = 9; // last id wins
-    logits[1 * ldl + 3] = 7; // a tie: the first index wins
-    logits[1 * ldl + V - 2] = 7;
-    logits[2 * ldl + V] = 100; // padding is never read
-    const [tokens] = await runKernel(
-      ARGMAX,
-      [
-        { uniform: new Uint32Array([V, ldl, 0, 0]) },
-        { uniform: stepWords({ B, T, start, L }) },
-        logits,
-        new Uint32Array(B * L),
-      ],
-      [B],
-      [3],
-    );
-    for (let b = 0; b < B; b++) {
-      let best = 0;
-      for (let v = 1; v < V; v++) if (logits[b * ldl + v] > logits[b * ldl + best]) best = v;
-      assert.equal(tokens[b * L + start + T], best, `V=${V} row ${b}`);
+Deno.test("argmax kernels (with barriers; serial for CPU adapters) pick the first largest logit and write it after the window", async () => {
+  for (const spec of [ARGMAX, ARGMAX_SERIAL]) {
+    for (const V of [37, 1000, 50257]) {
+      const B = 3, ldl = Math.ceil(V / 64) * 64, L = 10, start = 1, T = 4;
+      const logits = randomArray(g, B * ldl, -5, 5);
+      logits[0 * ldl + V - 1] = 9; // last id wins
+      logits[1 * ldl + 3] = 7; // a tie: the first index wins
+      logits[1 * ldl + V - 2] = 7;
+      logits[2 * ldl + V] = 100; // padding is never read
+      const [tokens] = await runKernel(
+        spec,
+        [
+          { uniform: new Uint32Array([V, ldl, 0, 0]) },
+          { uniform: stepWords({ B, T, start, L }) },
+          logits,
+          new Uint32Array(B * L),
+        ],
+        [B],
+        [3],
+      );
+      for (let b = 0; b < B; b++) {
+        let best = 0;
+        for (let v = 1; v < V; v++) if (logits[b * ldl + v] > logits[b * ldl + best]) best = v;
+        assert.equal(tokens[b * L + start + T], best, `${spec.name} V=${V} row ${b}`);
+      }
     }
   }
 });

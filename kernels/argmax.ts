@@ -1,5 +1,14 @@
 import { STEP_WGSL } from "./step.ts";
 
+/** The params, step and bindings both kernels share. */
+const BINDINGS = /* wgsl */ `${STEP_WGSL}
+struct Params { V: u32, ldl: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> logits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> tokens: array<u32>;
+`;
+
 /**
  * Greedy choice: the index of the largest logit of each batch row (the first one on ties, like
  * `torch.argmax`), written into the token buffer right after the step's window, where the next
@@ -9,13 +18,7 @@ import { STEP_WGSL } from "./step.ts";
  * binding 2 (read) logits: [B, ldl]; binding 3 (read_write) tokens: [B, L].
  */
 export const ARGMAX_WGSL: string = /* wgsl */ `
-${STEP_WGSL}
-struct Params { V: u32, ldl: u32, pad0: u32, pad1: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> logits: array<f32>;
-@group(0) @binding(3) var<storage, read_write> tokens: array<u32>;
-
+${BINDINGS}
 var<workgroup> bv: array<f32, 256>;
 var<workgroup> bi: array<u32, 256>;
 
@@ -53,13 +56,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
  * {@linkcode ARGMAX_WGSL}.
  */
 export const ARGMAX_SERIAL_WGSL: string = /* wgsl */ `
-${STEP_WGSL}
-struct Params { V: u32, ldl: u32, pad0: u32, pad1: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> logits: array<f32>;
-@group(0) @binding(3) var<storage, read_write> tokens: array<u32>;
-
+${BINDINGS}
 @compute @workgroup_size(1)
 fn main(@builtin(workgroup_id) wg: vec3u) {
   let b = wg.x;

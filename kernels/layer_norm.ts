@@ -1,5 +1,15 @@
 import { STEP_WGSL } from "./step.ts";
 
+/** The params, step and bindings both kernels share. */
+const BINDINGS = /* wgsl */ `${STEP_WGSL}
+struct Params { C: u32, last_only: u32, eps: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+`;
+
 /**
  * LayerNorm over the last dimension (biased variance, eps from the config), then scale and shift.
  * One workgroup of 64 normalises one row. With `last_only`, workgroup b reads the last token of
@@ -10,14 +20,7 @@ import { STEP_WGSL } from "./step.ts";
  * binding 4 (write) y: [rows or B, C].
  */
 export const LAYER_NORM_WGSL: string = /* wgsl */ `
-${STEP_WGSL}
-struct Params { C: u32, last_only: u32, eps: f32, pad: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> w: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-
+${BINDINGS}
 var<workgroup> red: array<f32, 64>;
 
 fn reduce_sum(v: f32, lid: u32) -> f32 {
@@ -62,14 +65,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
  * {@linkcode LAYER_NORM_WGSL}.
  */
 export const LAYER_NORM_SERIAL_WGSL: string = /* wgsl */ `
-${STEP_WGSL}
-struct Params { C: u32, last_only: u32, eps: f32, pad: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> w: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-
+${BINDINGS}
 @compute @workgroup_size(1)
 fn main(@builtin(workgroup_id) wg: vec3u) {
   let r = wg.x;

@@ -8,6 +8,11 @@ struct Params { C: u32, last_only: u32, eps: f32, pad: u32 }
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> w: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+// rows written: the step's rows, or with last_only one per batch row
+fn outRows() -> u32 { return select(st.rows, st.batch, p.last_only != 0u); }
+// the row of x that output row r normalises: r, or with last_only the last token of batch row r
+fn inRow(r: u32) -> u32 { return select(r, r * st.T + st.T - 1u, p.last_only != 0u); }
 `;
 
 /**
@@ -38,10 +43,8 @@ fn reduce_sum(v: f32, lid: u32) -> f32 {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let r = wg.x;
-  let n_out = select(st.rows, st.batch, p.last_only != 0u);
-  if (r >= n_out) { return; }
-  let in_row = select(r, r * st.T + st.T - 1u, p.last_only != 0u);
-  let base = in_row * p.C;
+  if (r >= outRows()) { return; }
+  let base = inRow(r) * p.C;
   var s = 0.0;
   for (var c = lid; c < p.C; c += 64u) { s += x[base + c]; }
   let mean = reduce_sum(s, lid) / f32(p.C);
@@ -69,10 +72,8 @@ ${BINDINGS}
 @compute @workgroup_size(1)
 fn main(@builtin(workgroup_id) wg: vec3u) {
   let r = wg.x;
-  let n_out = select(st.rows, st.batch, p.last_only != 0u);
-  if (r >= n_out) { return; }
-  let in_row = select(r, r * st.T + st.T - 1u, p.last_only != 0u);
-  let base = in_row * p.C;
+  if (r >= outRows()) { return; }
+  let base = inRow(r) * p.C;
   var s = 0.0;
   for (var c = 0u; c < p.C; c++) { s += x[base + c]; }
   let mean = s / f32(p.C);

@@ -7,12 +7,14 @@ import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { ARGMAX_SERIAL_WGSL, ARGMAX_WGSL } from "./argmax.ts";
 import { ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
+import { HEAD_MARK_WGSL, HEAD_PICK_WGSL, HEAD_SCREEN_WGSL, headQuantWgsl, headRefineWgsl } from "./head_screen.ts";
 import { LAYER_NORM_SERIAL_WGSL, LAYER_NORM_WGSL } from "./layer_norm.ts";
 import { MATMUL_F16_WGSL, MATMUL_WGSL, MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
 
 export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "./matmul.ts";
 export { STEP_BYTES } from "./step.ts";
+export { REFINE_INVOCATIONS, SCREEN_GROUP } from "./head_screen.ts";
 
 /** Token + position embedding (f32 weights). */
 export const EMBEDDING: KernelSpec = {
@@ -63,4 +65,38 @@ export const SAMPLE: KernelSpec = {
   name: "sample",
   code: SAMPLE_WGSL,
   bindings: ["uniform", "uniform", "read", "write"],
+};
+/** 8-bit copy of a head chunk for screening (f32 weights). */
+export const HEAD_QUANT: KernelSpec = {
+  name: "head_quant",
+  code: headQuantWgsl(false),
+  bindings: ["uniform", "read", "write", "write"],
+};
+/** 8-bit copy of a head chunk for screening (16-bit weights). */
+export const HEAD_QUANT_F16: KernelSpec = { ...HEAD_QUANT, name: "head_quant_f16", code: headQuantWgsl(true) };
+/** Estimated logits with error bounds, from the 8-bit copy. */
+export const HEAD_SCREEN: KernelSpec = {
+  name: "head_screen",
+  code: HEAD_SCREEN_WGSL,
+  bindings: ["uniform", "uniform", "read", "read", "read", "write", "write", "write"],
+};
+/** The list of candidates for the greedy choice. */
+export const HEAD_MARK: KernelSpec = {
+  name: "head_mark",
+  code: HEAD_MARK_WGSL,
+  bindings: ["uniform", "uniform", "read", "read", "read", "write", "write"],
+};
+/** Exact logits of the candidates (f32 weights). */
+export const HEAD_REFINE: KernelSpec = {
+  name: "head_refine",
+  code: headRefineWgsl(false),
+  bindings: ["uniform", "uniform", "read", "read", "read", "read", "write"],
+};
+/** Exact logits of the candidates (16-bit weights). */
+export const HEAD_REFINE_F16: KernelSpec = { ...HEAD_REFINE, name: "head_refine_f16", code: headRefineWgsl(true) };
+/** The best candidate into the token buffer. */
+export const HEAD_PICK: KernelSpec = {
+  name: "head_pick",
+  code: HEAD_PICK_WGSL,
+  bindings: ["uniform", "uniform", "read", "read", "write", "write", "write"],
 };

@@ -18,6 +18,13 @@ import {
   ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
+  HEAD_MARK,
+  HEAD_PICK,
+  HEAD_QUANT,
+  HEAD_QUANT_F16,
+  HEAD_REFINE,
+  HEAD_REFINE_F16,
+  HEAD_SCREEN,
   LAYER_NORM,
   LAYER_NORM_SERIAL,
   MATMUL,
@@ -30,7 +37,9 @@ import {
   MM_LN,
   MM_WIDE_COLS,
   MM_WIDE_ROWS,
+  REFINE_INVOCATIONS,
   SAMPLE,
+  SCREEN_GROUP,
   STEP_BYTES,
 } from "../kernels/mod.ts";
 
@@ -114,7 +123,33 @@ interface Workspace {
     argmax: GPUBindGroup;
     sample: GPUBindGroup;
   };
+  /** The screened greedy choice's buffers and bind groups, made on first use. */
+  screen?: {
+    buffers: GPUBuffer[];
+    lo: GPUBuffer;
+    count: GPUBuffer;
+    screen: GPUBindGroup[];
+    mark: GPUBindGroup;
+    refine: GPUBindGroup[];
+    pick: GPUBindGroup;
+  };
 }
+
+/** The 8-bit copy of the head that screens the greedy choice (see kernels/head_screen.ts). */
+interface HeadScreen {
+  buffers: GPUBuffer[];
+  /** Per head chunk: the copy, the scales and bound factors, the params. */
+  chunks: { q: GPUBuffer; sc: GPUBuffer; params: GPUBuffer }[];
+  /** Params over the whole vocabulary (mark and pick). */
+  all: GPUBuffer;
+}
+
+/**
+ * Generation calls of at least this many steps build the screening copy of the head (one pass
+ * over the head, about 0.4-0.6 s for GPT-2 124M on llvmpipe); later calls use it whatever their
+ * length. Each screened step saves about 25 ms there, so shorter calls would not repay it.
+ */
+const SCREEN_MIN_STEPS = 32;
 
 interface Statics {
   embed: GPUBuffer[];
@@ -395,6 +430,7 @@ export class GPTModel {
   #owned: GPUBuffer[];
   #statics!: Statics;
   #ws?: Workspace;
+  #screen?: HeadScreen;
   #destroyed = false;
   #queue: Promise<unknown> = Promise.resolve();
   #vp: number;
@@ -677,7 +713,7 @@ export class GPTModel {
       rows = Math.max(rows, old.rows);
       L = Math.max(L, old.L);
       cap = Math.max(cap, old.cap);
-      for (const b of old.buffers) b.destroy();
+      for (const b of [...old.buffers, ...(old.screen?.buffers ?? [])]) b.destroy();
       this.#ws = undefined;
     }
     L = roundUp(L, 64);
@@ -781,6 +817,126 @@ export class GPTModel {
     return ws;
   }
 
+  /**
+   * Whether a greedy generation call of `steps` steps screens the head: on CPU adapters (where
+   * the full head is a quarter of a decoding step), once the copy exists or for calls long enough
+   * to repay it ({@linkcode SCREEN_MIN_STEPS}). `GPT_WEBGPU_HEAD_SCREEN=0` turns it off, `=1` on
+   * for every greedy call. GPUs keep the full head: their matrix kernel adds in another order.
+   */
+  #screenFor(steps: number, sampling: boolean): boolean {
+    if (sampling || !this.#wide) return false;
+    const env = envValue("GPT_WEBGPU_HEAD_SCREEN");
+    if (env === "0") return false;
+    return env === "1" || this.#screen !== undefined || steps >= SCREEN_MIN_STEPS;
+  }
+
+  /** Compiles the screening kernels and makes the 8-bit copy of the head (once). */
+  async #buildScreen(): Promise<void> {
+    if (this.#screen) return;
+    const d = this.#gpu.device;
+    const f16 = this.dtype === "f16";
+    const kernels: [string, KernelSpec][] = [
+      ["hquant", f16 ? HEAD_QUANT_F16 : HEAD_QUANT],
+      ["hscreen", HEAD_SCREEN],
+      ["hmark", HEAD_MARK],
+      ["hrefine", f16 ? HEAD_REFINE_F16 : HEAD_REFINE],
+      ["hpick", HEAD_PICK],
+    ];
+    await Promise.all(kernels.map(async ([key, spec]) => this.#pipes.set(key, await pipelineOf(d, spec, {}))));
+    const { emb_dim: C, vocab_size: V } = this.config;
+    const G = Math.ceil(V / SCREEN_GROUP);
+    const buffers: GPUBuffer[] = [];
+    const uniform = (words: number[]) => {
+      const b = d.createBuffer({
+        label: "head_screen.params",
+        size: 32,
+        usage: GPUBufferUsage.UNIFORM,
+        mappedAtCreation: true,
+      });
+      new Uint32Array(b.getMappedRange()).set(words);
+      b.unmap();
+      buffers.push(b);
+      return b;
+    };
+    const storage = (label: string, size: number) => {
+      const b = d.createBuffer({ label, size: roundUp(size, 16), usage: GPUBufferUsage.STORAGE });
+      buffers.push(b);
+      return b;
+    };
+    const enc = d.createCommandEncoder({ label: "head_screen.quantize" });
+    const pass = enc.beginComputePass();
+    pass.setPipeline(this.#pipe("hquant"));
+    const chunks = this.#weights.head.map((c) => {
+      const q = storage(`head_screen.q[${c.v0}]`, C * c.ldw);
+      const sc = storage(`head_screen.sc[${c.v0}]`, c.ldw * 8);
+      const params = uniform([C, c.N, c.v0, G, this.#vp, 0, 0, 0]);
+      pass.setBindGroup(
+        0,
+        d.createBindGroup({
+          layout: layoutOf(d, f16 ? HEAD_QUANT_F16 : HEAD_QUANT),
+          entries: [params, c.buffer, q, sc].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        }),
+      );
+      pass.dispatchWorkgroups(Math.ceil(c.ldw / 4 / 64));
+      return { q, sc, params };
+    });
+    pass.end();
+    d.queue.submit([enc.finish()]);
+    try {
+      await this.#await(d.queue.onSubmittedWorkDone());
+    } catch (e) {
+      for (const b of buffers) b.destroy();
+      throw e;
+    }
+    this.#screen = { buffers, chunks, all: uniform([C, V, 0, G, this.#vp, 0, 0, 0]) };
+  }
+
+  /** The workspace's screening buffers and bind groups (made on first use). */
+  #screenGroups(ws: Workspace): NonNullable<Workspace["screen"]> {
+    if (ws.screen) return ws.screen;
+    const d = this.#gpu.device;
+    const hs = this.#screen!;
+    const B = ws.B;
+    const G = Math.ceil(this.config.vocab_size / SCREEN_GROUP);
+    const buffers: GPUBuffer[] = [];
+    const storage = (label: string, bytes: number) => {
+      const b = d.createBuffer({
+        label,
+        size: roundUp(Math.max(bytes, 16), 16),
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      });
+      buffers.push(b);
+      return b;
+    };
+    const hi = storage("head_screen.hi", B * this.#vp * 4);
+    const ghi = storage("head_screen.ghi", B * G * 4);
+    const lo = storage("head_screen.lo", B * 4);
+    const count = storage("head_screen.count", B * 4);
+    const list = storage("head_screen.list", B * this.#vp * 4);
+    const vals = storage("head_screen.vals", B * this.#vp * 4);
+    const last = ws.buffers.find((b) => b.label === "last")!;
+    const bg = (spec: KernelSpec, res: GPUBuffer[]) =>
+      d.createBindGroup({
+        label: spec.name,
+        layout: layoutOf(d, spec),
+        entries: res.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      });
+    const f16 = this.dtype === "f16";
+    const head = this.#weights.head;
+    ws.screen = {
+      buffers,
+      lo,
+      count,
+      screen: hs.chunks.map((c) => bg(HEAD_SCREEN, [c.params, ws.step, last, c.q, c.sc, hi, ghi, lo])),
+      mark: bg(HEAD_MARK, [hs.all, ws.step, hi, ghi, lo, count, list]),
+      refine: hs.chunks.map((c, i) =>
+        bg(f16 ? HEAD_REFINE_F16 : HEAD_REFINE, [c.params, ws.step, last, head[i].buffer, count, list, vals])
+      ),
+      pick: bg(HEAD_PICK, [hs.all, ws.step, list, vals, ws.tokens, count, lo]),
+    };
+    return ws.screen;
+  }
+
   /** Encodes the transformer blocks for one step (embedding through the last block). */
   #encodeBody(rec: Recorder, ws: Workspace, B: number, T: number): void {
     const { emb_dim: C, n_heads: H } = this.config;
@@ -812,10 +968,27 @@ export class GPTModel {
     }
   }
 
-  /** Encodes the final norm of each row's last token, the head and the argmax (or the sampler). */
-  #encodeNext(rec: Recorder, ws: Workspace, B: number, sample = false): void {
+  /**
+   * Encodes the final norm of each row's last token, the head and the argmax (or the sampler), or
+   * with `screen` the screened greedy choice (the same ids).
+   */
+  #encodeNext(rec: Recorder, ws: Workspace, B: number, sample = false, screen = false): void {
     const g = ws.groups;
     rec.dispatch("layer_norm", this.#pipe("ln"), g.lnfLast, B);
+    if (screen && !sample) {
+      const s = this.#screenGroups(ws);
+      const head = this.#weights.head;
+      const groups = Math.ceil(this.config.vocab_size / SCREEN_GROUP);
+      head.forEach((c, i) => {
+        rec.dispatch("head screen", this.#pipe("hscreen"), s.screen[i], Math.ceil(c.N / SCREEN_GROUP / 16), B);
+      });
+      rec.dispatch("head mark", this.#pipe("hmark"), s.mark, Math.ceil(groups / 16), B);
+      head.forEach((_, i) => {
+        rec.dispatch("head refine", this.#pipe("hrefine"), s.refine[i], REFINE_INVOCATIONS / 16, B);
+      });
+      rec.dispatch("head pick", this.#pipe("hpick"), s.pick, B);
+      return;
+    }
     const tm = this.#tmFor(B);
     const mm = this.#pipe(`mm${tm}`);
     this.#weights.head.forEach((c, i) => {
@@ -842,11 +1015,13 @@ export class GPTModel {
     return this.#serial(async () => {
       const d = this.#gpu.device;
       await this.#compileRows([B, B * T]);
+      const screen = this.#screenFor(Infinity, false);
+      if (screen) await this.#buildScreen();
       const ws = this.#workspace(B, B * T, pos0 + T + 1, pos0 + T);
       d.queue.writeBuffer(ws.step, 0, new Uint32Array([B, T, B * T, 0, pos0, ws.L, 0, 0]));
       const list = new ListRecorder();
       this.#encodeBody(list, ws, B, T);
-      this.#encodeNext(list, ws, B);
+      this.#encodeNext(list, ws, B, false, screen);
       const kernels: Record<string, number> = {};
       const count: Record<string, number> = {};
       for (const c of list.calls) count[c.name] = (count[c.name] ?? 0) + 1;
@@ -953,8 +1128,15 @@ export class GPTModel {
       if (options.sampling && !this.#pipes.has("sample")) {
         this.#pipes.set("sample", await pipelineOf(this.#gpu.device, SAMPLE, {}));
       }
+      const screen = this.#screenFor(plan.length, Boolean(options.sampling));
+      if (screen) await this.#buildScreen();
       const ws = this.#workspace(B, B * maxT, L, cap);
       const d = this.#gpu.device;
+      if (screen) {
+        const s = this.#screenGroups(ws);
+        d.queue.writeBuffer(s.lo, 0, new Uint32Array(ws.B));
+        d.queue.writeBuffer(s.count, 0, new Uint32Array(ws.B));
+      }
       const init = new Uint32Array(B * ws.L);
       for (let b = 0; b < B; b++) init.set(flat.subarray(b * T0, (b + 1) * T0), b * ws.L);
       d.queue.writeBuffer(ws.tokens, 0, init);
@@ -987,7 +1169,7 @@ export class GPTModel {
           const pass = enc.beginComputePass({ label: `step ${i}` });
           const rec = new PassRecorder(pass);
           this.#encodeBody(rec, ws, B, plan[i].T);
-          this.#encodeNext(rec, ws, B, Boolean(sm));
+          this.#encodeNext(rec, ws, B, Boolean(sm), screen);
           pass.end();
           const last = i + 1 === plan.length;
           if (!last && options.readAfter?.(i + 1)) {
@@ -1107,7 +1289,9 @@ export class GPTModel {
     if (this.#destroyed) return;
     this.#destroyed = true;
     for (const b of this.#owned) b.destroy();
-    if (this.#ws) { for (const b of this.#ws.buffers) b.destroy(); }
+    for (const b of this.#screen?.buffers ?? []) b.destroy();
+    this.#screen = undefined;
+    if (this.#ws) { for (const b of [...this.#ws.buffers, ...(this.#ws.screen?.buffers ?? [])]) b.destroy(); }
     this.#ws = undefined;
     this.#owned = [];
   }

@@ -6,7 +6,9 @@
  *
  * For the matrix kernels it prints the weight bytes they read and the rate: a decode step reads
  * every weight once, so GB/s against the machine's memory bandwidth says how far from its limit
- * each kernel is.
+ * each kernel is. On CPU adapters the greedy choice is screened ("head screen" reads the head's
+ * 8-bit copy, "head refine" only the candidates' weights); `GPT_WEBGPU_HEAD_SCREEN=0` profiles the
+ * full head instead.
  */
 import { GPT_CONFIG_124M, GPTModel } from "../mod.ts";
 
@@ -23,6 +25,7 @@ const weightBytes: Record<string, number> = {
   "matmul norm2+fc+gelu": L * C * 4 * C * bpe,
   "matmul fc2+residual": L * 4 * C * C * bpe,
   "matmul head": C * V * bpe,
+  "head screen": C * V, // the 8-bit copy of the head (CPU adapters)
 };
 await model.profileStep(1, 1, pos);
 const runs: Awaited<ReturnType<typeof model.profileStep>>[] = [];

@@ -15,8 +15,9 @@
  *
  * Kernels, per vocabulary chunk unless said: quantize (once per model), screen (estimates, upper
  * bounds, the best lower bound per batch row by `atomicMax`), mark (whole vocabulary: the list of
- * candidates), refine (their exact logits) and pick (one invocation per batch row: the best
- * candidate into the token buffer, and the count and bound reset for the next step).
+ * candidates), route (one invocation: too many candidates in some row, and the step falls back
+ * to the full head), refine (the candidates' exact logits) and pick (one invocation per batch
+ * row: the best candidate into the token buffer, and the count and bound reset for the next step).
  *
  * @module
  */
@@ -35,7 +36,9 @@ struct HeadParams {
   v0: u32,  // first id of the chunk
   G: u32,   // groups of ${SCREEN_GROUP} ids in the whole vocabulary (row stride of ghi and gbest)
   ldh: u32, // row stride of the estimates
-  pad0: u32, pad1: u32, pad2: u32,
+  limit: u32, // most candidates per batch row before the full head is used instead
+  nargs: u32, // indirect dispatches of the full head (one per chunk, then the argmax)
+  pad2: u32,
 }
 const NONE = 0xffffffffu;
 `;
@@ -284,5 +287,40 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
   tokens[b * st.L + st.start + st.T] = select(besti, 0u, besti == NONE);
   count[b] = 0u;
   lo[b] = 0u;
+}
+`;
+
+/**
+ * Falls back to the full head when the screen leaves more than `p.limit` candidates in some batch
+ * row (then their exact logits would cost more than the full product): copies the full head's
+ * indirect dispatch sizes (one per chunk, then the argmax's) from the table, else zeros, and on a
+ * fallback empties the candidate lists, so that refine does nothing and the argmax, run after
+ * pick, writes the token. One invocation.
+ *
+ * binding 0 (uniform) p; binding 1 (uniform) st; binding 2 (read) table: [nargs] (x, y, z, -);
+ * binding 3 (write) args: [3 nargs] indirect dispatch sizes; binding 4 (write) count.
+ */
+export const HEAD_ROUTE_WGSL: string = /* wgsl */ `${STEP_WGSL}${PARAMS}
+@group(0) @binding(0) var<uniform> p: HeadParams;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> table: array<vec4u>;
+@group(0) @binding(3) var<storage, read_write> args: array<u32>;
+@group(0) @binding(4) var<storage, read_write> count: array<u32>;
+
+@compute @workgroup_size(1)
+fn main() {
+  var over = false;
+  for (var b = 0u; b < st.batch; b++) {
+    if (count[b] > p.limit) { over = true; }
+  }
+  for (var i = 0u; i < p.nargs; i++) {
+    let t = select(vec4u(0u), table[i], over);
+    args[3u * i] = t.x;
+    args[3u * i + 1u] = t.y;
+    args[3u * i + 2u] = t.z;
+  }
+  if (over) {
+    for (var b = 0u; b < st.batch; b++) { count[b] = 0u; }
+  }
 }
 `;

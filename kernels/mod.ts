@@ -7,7 +7,14 @@ import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { ARGMAX_SERIAL_WGSL, ARGMAX_WGSL } from "./argmax.ts";
 import { ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
-import { HEAD_MARK_WGSL, HEAD_PICK_WGSL, HEAD_SCREEN_WGSL, headQuantWgsl, headRefineWgsl } from "./head_screen.ts";
+import {
+  HEAD_MARK_WGSL,
+  HEAD_PICK_WGSL,
+  HEAD_ROUTE_WGSL,
+  HEAD_SCREEN_WGSL,
+  headQuantWgsl,
+  headRefineWgsl,
+} from "./head_screen.ts";
 import { LAYER_NORM_SERIAL_WGSL, LAYER_NORM_WGSL } from "./layer_norm.ts";
 import { MATMUL_F16_WGSL, MATMUL_WGSL, MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
@@ -99,4 +106,10 @@ export const HEAD_PICK: KernelSpec = {
   name: "head_pick",
   code: HEAD_PICK_WGSL,
   bindings: ["uniform", "uniform", "read", "read", "write", "write", "write"],
+};
+/** The fallback to the full head when the screen leaves too many candidates. */
+export const HEAD_ROUTE: KernelSpec = {
+  name: "head_route",
+  code: HEAD_ROUTE_WGSL,
+  bindings: ["uniform", "uniform", "read", "write", "write"],
 };

@@ -24,6 +24,7 @@ import {
   HEAD_QUANT_F16,
   HEAD_REFINE,
   HEAD_REFINE_F16,
+  HEAD_ROUTE,
   HEAD_SCREEN,
   LAYER_NORM,
   LAYER_NORM_SERIAL,
@@ -128,8 +129,12 @@ interface Workspace {
     buffers: GPUBuffer[];
     lo: GPUBuffer;
     count: GPUBuffer;
+    /** Full-head dispatch sizes for this call's batch (written per call), and the route's copy. */
+    table: GPUBuffer;
+    args: GPUBuffer;
     screen: GPUBindGroup[];
     mark: GPUBindGroup;
+    route: GPUBindGroup;
     refine: GPUBindGroup[];
     pick: GPUBindGroup;
   };
@@ -151,6 +156,13 @@ interface HeadScreen {
  */
 const SCREEN_MIN_STEPS = 32;
 
+/**
+ * A step falls back to the full head when a batch row has more than `vocab / SCREEN_FALLBACK`
+ * candidates: each costs about 4.4 µs on llvmpipe (a strided pass over its weights), so about
+ * vocab / 8 of them would cost what the full head saves.
+ */
+const SCREEN_FALLBACK = 16;
+
 interface Statics {
   embed: GPUBuffer[];
   ln: GPUBuffer;
@@ -163,9 +175,13 @@ interface Statics {
   argmax: GPUBuffer;
 }
 
+/** An indirect dispatch's sizes: three u32 at `offset` in `buffer`. */
+type Indirect = [buffer: GPUBuffer, offset: number];
+
 /** Where dispatches go: one compute pass, or one timed pass each. */
 interface Recorder {
   dispatch(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y?: number, z?: number): void;
+  dispatchIndirect(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, at: Indirect): void;
 }
 
 class PassRecorder implements Recorder {
@@ -174,10 +190,17 @@ class PassRecorder implements Recorder {
   constructor(pass: GPUComputePassEncoder) {
     this.#pass = pass;
   }
-  dispatch(_name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1, z = 1): void {
+  #bind(pipe: GPUComputePipeline, group: GPUBindGroup): void {
     if (pipe !== this.#pipe) this.#pass.setPipeline(this.#pipe = pipe);
     this.#pass.setBindGroup(0, group);
+  }
+  dispatch(_name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1, z = 1): void {
+    this.#bind(pipe, group);
     this.#pass.dispatchWorkgroups(x, y, z);
+  }
+  dispatchIndirect(_name: string, pipe: GPUComputePipeline, group: GPUBindGroup, at: Indirect): void {
+    this.#bind(pipe, group);
+    this.#pass.dispatchWorkgroupsIndirect(...at);
   }
 }
 
@@ -188,12 +211,22 @@ interface Call {
   x: number;
   y: number;
   z: number;
+  indirect?: Indirect;
+}
+
+/** Sends a recorded call to another recorder. */
+function replay(rec: Recorder, c: Call): void {
+  if (c.indirect) rec.dispatchIndirect(c.name, c.pipe, c.group, c.indirect);
+  else rec.dispatch(c.name, c.pipe, c.group, c.x, c.y, c.z);
 }
 
 class ListRecorder implements Recorder {
   calls: Call[] = [];
   dispatch(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1, z = 1): void {
     this.calls.push({ name, pipe, group, x, y, z });
+  }
+  dispatchIndirect(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, indirect: Indirect): void {
+    this.calls.push({ name, pipe, group, x: 0, y: 0, z: 0, indirect });
   }
 }
 
@@ -208,6 +241,12 @@ class TimedRecorder implements Recorder {
     this.#qs = dev.createQuerySet({ type: "timestamp", count: 2 * max });
   }
   dispatch(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1, z = 1): void {
+    this.#timed(name, pipe, group, (pass) => pass.dispatchWorkgroups(x, y, z));
+  }
+  dispatchIndirect(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, at: Indirect): void {
+    this.#timed(name, pipe, group, (pass) => pass.dispatchWorkgroupsIndirect(...at));
+  }
+  #timed(name: string, pipe: GPUComputePipeline, group: GPUBindGroup, go: (p: GPUComputePassEncoder) => void): void {
     const i = this.names.length;
     this.names.push(name);
     const pass = this.#enc.beginComputePass({
@@ -215,7 +254,7 @@ class TimedRecorder implements Recorder {
     });
     pass.setPipeline(pipe);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(x, y, z);
+    go(pass);
     pass.end();
   }
   async read(wait: (p: Promise<void>) => Promise<void>): Promise<number[]> {
@@ -841,6 +880,7 @@ export class GPTModel {
       ["hmark", HEAD_MARK],
       ["hrefine", f16 ? HEAD_REFINE_F16 : HEAD_REFINE],
       ["hpick", HEAD_PICK],
+      ["hroute", HEAD_ROUTE],
     ];
     await Promise.all(kernels.map(async ([key, spec]) => this.#pipes.set(key, await pipelineOf(d, spec, {}))));
     const { emb_dim: C, vocab_size: V } = this.config;
@@ -888,7 +928,19 @@ export class GPTModel {
       for (const b of buffers) b.destroy();
       throw e;
     }
-    this.#screen = { buffers, chunks, all: uniform([C, V, 0, G, this.#vp, 0, 0, 0]) };
+    const limit = Math.ceil(V / SCREEN_FALLBACK);
+    this.#screen = { buffers, chunks, all: uniform([C, V, 0, G, this.#vp, limit, chunks.length + 1, 0]) };
+  }
+
+  /** Resets the screen's counters and writes the full head's dispatch sizes for `B` rows. */
+  #startScreen(ws: Workspace, B: number): void {
+    const s = this.#screenGroups(ws);
+    const d = this.#gpu.device;
+    d.queue.writeBuffer(s.lo, 0, new Uint32Array(ws.B));
+    d.queue.writeBuffer(s.count, 0, new Uint32Array(ws.B));
+    const tm = this.#tmFor(B);
+    const sizes = this.#weights.head.map((c) => [Math.ceil(c.N / this.#cols), Math.ceil(B / tm), 1, 0]);
+    d.queue.writeBuffer(s.table, 0, new Uint32Array([...sizes.flat(), B, 1, 1, 0]));
   }
 
   /** The workspace's screening buffers and bind groups (made on first use). */
@@ -914,6 +966,14 @@ export class GPTModel {
     const count = storage("head_screen.count", B * 4);
     const list = storage("head_screen.list", B * this.#vp * 4);
     const vals = storage("head_screen.vals", B * this.#vp * 4);
+    const nargs = this.#weights.head.length + 1;
+    const table = storage("head_screen.table", nargs * 16);
+    const args = d.createBuffer({
+      label: "head_screen.args",
+      size: nargs * 12,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.INDIRECT,
+    });
+    buffers.push(args);
     const last = ws.buffers.find((b) => b.label === "last")!;
     const bg = (spec: KernelSpec, res: GPUBuffer[]) =>
       d.createBindGroup({
@@ -927,6 +987,9 @@ export class GPTModel {
       buffers,
       lo,
       count,
+      table,
+      args,
+      route: bg(HEAD_ROUTE, [hs.all, ws.step, table, args, count]),
       screen: hs.chunks.map((c) => bg(HEAD_SCREEN, [c.params, ws.step, last, c.q, c.sc, hi, ghi, lo])),
       mark: bg(HEAD_MARK, [hs.all, ws.step, hi, ghi, lo, count, list]),
       refine: hs.chunks.map((c, i) =>
@@ -983,10 +1046,15 @@ export class GPTModel {
         rec.dispatch("head screen", this.#pipe("hscreen"), s.screen[i], Math.ceil(c.N / SCREEN_GROUP / 16), B);
       });
       rec.dispatch("head mark", this.#pipe("hmark"), s.mark, Math.ceil(groups / 16), B);
+      rec.dispatch("head route", this.#pipe("hroute"), s.route, 1);
       head.forEach((_, i) => {
         rec.dispatch("head refine", this.#pipe("hrefine"), s.refine[i], REFINE_INVOCATIONS / 16, B);
       });
       rec.dispatch("head pick", this.#pipe("hpick"), s.pick, B);
+      // the full head and argmax, with zero workgroups unless the route fell back to them
+      const mm = this.#pipe(`mm${this.#tmFor(B)}`);
+      head.forEach((_, i) => rec.dispatchIndirect("matmul head (fallback)", mm, g.head[i], [s.args, 12 * i]));
+      rec.dispatchIndirect("argmax (fallback)", this.#pipe("argmax"), g.argmax, [s.args, 12 * head.length]);
       return;
     }
     const tm = this.#tmFor(B);
@@ -1018,6 +1086,7 @@ export class GPTModel {
       const screen = this.#screenFor(Infinity, false);
       if (screen) await this.#buildScreen();
       const ws = this.#workspace(B, B * T, pos0 + T + 1, pos0 + T);
+      if (screen) this.#startScreen(ws, B);
       d.queue.writeBuffer(ws.step, 0, new Uint32Array([B, T, B * T, 0, pos0, ws.L, 0, 0]));
       const list = new ListRecorder();
       this.#encodeBody(list, ws, B, T);
@@ -1028,7 +1097,7 @@ export class GPTModel {
       if (this.#gpu.timestamps) {
         const enc = d.createCommandEncoder({ label: "profile" });
         const rec = new TimedRecorder(d, enc, list.calls.length);
-        for (const c of list.calls) rec.dispatch(c.name, c.pipe, c.group, c.x, c.y, c.z);
+        for (const c of list.calls) replay(rec, c);
         const times = await rec.read((p) => this.#await(p));
         list.calls.forEach((c, i) => kernels[c.name] = (kernels[c.name] ?? 0) + times[i]);
         if (times.some((t) => t > 0)) return { method: "timestamp-query", kernels, count };
@@ -1050,7 +1119,7 @@ export class GPTModel {
         const pass = enc.beginComputePass();
         const rec = new PassRecorder(pass);
         for (let r = 0; r < R; r++) {
-          for (const c of list.calls) if (c.name === name) rec.dispatch(c.name, c.pipe, c.group, c.x, c.y, c.z);
+          for (const c of list.calls) if (c.name === name) replay(rec, c);
         }
         pass.end();
         kernels[name] = Math.max(0, (await wall(enc)) - base) / R;
@@ -1132,11 +1201,7 @@ export class GPTModel {
       if (screen) await this.#buildScreen();
       const ws = this.#workspace(B, B * maxT, L, cap);
       const d = this.#gpu.device;
-      if (screen) {
-        const s = this.#screenGroups(ws);
-        d.queue.writeBuffer(s.lo, 0, new Uint32Array(ws.B));
-        d.queue.writeBuffer(s.count, 0, new Uint32Array(ws.B));
-      }
+      if (screen) this.#startScreen(ws, B);
       const init = new Uint32Array(B * ws.L);
       for (let b = 0; b < B; b++) init.set(flat.subarray(b * T0, (b + 1) * T0), b * ws.L);
       d.queue.writeBuffer(ws.tokens, 0, init);

@@ -99,6 +99,28 @@ Deno.test("the screened greedy head breaks exact ties like torch.argmax (lowest 
   assert.deepEqual(out, [[5, 6, 0, 0, 0, 0]]);
 });
 
+Deno.test("the screened greedy head falls back to the full head when too many ids are candidates", async () => {
+  const cfg = validateConfig(CFG);
+  const C = cfg.emb_dim;
+  const p = randomParams(CFG, 7);
+  const g = new TorchGenerator(10);
+  // every row is v plus differences far below the 8-bit copy's resolution: every id is a candidate
+  const v = new Float32Array(C);
+  g.uniform(v, -1, 1);
+  const noise = new Float32Array(cfg.vocab_size * C);
+  g.uniform(noise, -1e-4, 1e-4);
+  p.set("out_head.weight", noise.map((e, i) => v[i % C] + e));
+  for (const dtype of ["f32", "f16"] as const) {
+    using model = await modelOf(p, dtype);
+    const ids = randomIds(g, 2, 3, cfg.vocab_size);
+    await assertSameIds(model, [[ids, 10, 10]], `fallback ${dtype}`);
+    if (dtype === "f32") {
+      const out = await withScreen("1", () => generate(model, ids, { maxNewTokens: 10, contextSize: 10 }));
+      ids.forEach((row, b) => assert.deepEqual(out[b], generateRef(cfg, p, row, 10, 10), `fallback row ${b}`));
+    }
+  }
+});
+
 Deno.test("the screened greedy head runs only where asked: CPU adapters, greedy, GPT_WEBGPU_HEAD_SCREEN", async () => {
   using model = await modelOf(randomParams(CFG, 6), "f32");
   const on = await withScreen("1", () => model.profileStep(1, 1, 3));
@@ -110,5 +132,6 @@ Deno.test("the screened greedy head runs only where asked: CPU adapters, greedy,
     assert.equal(on.count["head refine"], 3);
     assert.equal(on.count["head pick"], 1);
     assert.equal(on.count["matmul head"], undefined);
+    assert.equal(on.count["matmul head (fallback)"], 3, "the full head, with zero workgroups unless needed");
   }
 });

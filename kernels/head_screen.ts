@@ -292,7 +292,7 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
 
 /**
  * Falls back to the full head when the screen leaves more than `p.limit` candidates in some batch
- * row (then their exact logits would cost more than the full product): copies the full head's
+ * row (then their exact logits would cost more than the full product), or none: copies the full head's
  * indirect dispatch sizes (one per chunk, then the argmax's) from the table, else zeros, and on a
  * fallback empties the candidate lists, so that refine does nothing and the argmax, run after
  * pick, writes the token. One invocation.
@@ -311,7 +311,8 @@ export const HEAD_ROUTE_WGSL: string = /* wgsl */ `${STEP_WGSL}${PARAMS}
 fn main() {
   var over = false;
   for (var b = 0u; b < st.batch; b++) {
-    if (count[b] > p.limit) { over = true; }
+    // no candidate at all only happens with NaN or infinite estimates: the argmax skips NaNs
+    if (count[b] > p.limit || count[b] == 0u) { over = true; }
   }
   for (var i = 0u; i < p.nargs; i++) {
     let t = select(vec4u(0u), table[i], over);

@@ -92,6 +92,15 @@ Deno.test("the screened greedy head breaks exact ties like torch.argmax (lowest 
       ids.forEach((row, b) => assert.deepEqual(out[b], generateRef(cfg, p, row, 12, 10), `ties row ${b}`));
     }
   }
+  // a NaN row: its logit is NaN, which the argmax skips, and so does the screened choice
+  const nan = new Float32Array(cfg.vocab_size * C);
+  g.uniform(nan, -1, 1);
+  nan.fill(NaN, 40 * C, 41 * C);
+  p.set("out_head.weight", nan);
+  for (const dtype of ["f32", "f16"] as const) {
+    using model = await modelOf(p, dtype);
+    await assertSameIds(model, [[randomIds(g, 2, 3, cfg.vocab_size), 6, 10]], `NaN row ${dtype}`);
+  }
   // an all-zero head: every logit is 0, so every choice is id 0
   p.set("out_head.weight", new Float32Array(cfg.vocab_size * C));
   using zero = await modelOf(p, "f32");

@@ -24,7 +24,7 @@
 import { STEP_WGSL } from "./step.ts";
 
 /** Vocabulary ids per screening group (one invocation of the screen and refine kernels). */
-export const SCREEN_GROUP = 32;
+export const SCREEN_GROUP = 64;
 /** Invocations of the refine kernel per batch row (8 workgroups of 16). */
 export const REFINE_INVOCATIONS = 128;
 
@@ -104,6 +104,23 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 `;
 }
 
+/** vec4<u32> loads of the 8-bit copy per hidden index in one screening invocation. */
+const H = SCREEN_GROUP / 16;
+
+/** The screen's inner loop body: load the group's bytes of one hidden index, sign-extend, add. */
+function screenBody(): string {
+  const lines: string[] = [];
+  for (let h = 0; h < H; h++) lines.push(`let q${h} = bitcast<vec4i>(q[i + ${h}u]);`);
+  lines.push("let s = vec4f(xv[j]);");
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < 4; i++) {
+      const byte = i === 3 ? `q${h} >> vec4u(24u)` : `(q${h} << vec4u(${24 - 8 * i}u)) >> vec4u(24u)`;
+      lines.push(`a[${4 * h + i}] = fma(s, vec4f(${byte}), a[${4 * h + i}]);`);
+    }
+  }
+  return lines.map((l) => `      ${l}`).join("\n");
+}
+
 /**
  * Estimates of a chunk's logits and their upper bounds, the best upper bound of each group of
  * ${SCREEN_GROUP} ids, and the best lower bound of each batch row (atomicMax over all chunks). One
@@ -132,33 +149,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   if (b >= st.batch || n0 >= p.N) { return; }
   let K4 = p.K / 4u;
   let xb = b * K4;
-  // ids n0 .. n0 + 31: two vec4<u32> of each 256-id block row; word j of vector h holds ids
+  // ids n0 .. n0 + ${SCREEN_GROUP - 1}: ${H} vec4<u32> of each 256-id block row; word j of vector h holds ids
   // n0 + 16 h + 4 j .. + 3, one byte each, so a[4 h + i][j] sums id n0 + 16 h + 4 j + i
-  let qb = (g / 8u) * p.K * 16u + (g % 8u) * 2u;
-  var a: array<vec4f, 8>;
+  let qb = (g / ${256 / SCREEN_GROUP}u) * p.K * 16u + (g % ${256 / SCREEN_GROUP}u) * ${H}u;
+  var a: array<vec4f, ${4 * H}>;
   var ss = 0.0;
   for (var k4 = 0u; k4 < K4; k4++) {
     let xv = x[xb + k4];
     ss += dot(xv, xv);
     for (var j = 0u; j < 4u; j++) {
       let i = qb + (k4 * 4u + j) * 16u;
-      let q0 = bitcast<vec4i>(q[i]);
-      let q1 = bitcast<vec4i>(q[i + 1u]);
-      let s = vec4f(xv[j]);
-      a[0] = fma(s, vec4f((q0 << vec4u(24u)) >> vec4u(24u)), a[0]);
-      a[1] = fma(s, vec4f((q0 << vec4u(16u)) >> vec4u(24u)), a[1]);
-      a[2] = fma(s, vec4f((q0 << vec4u(8u)) >> vec4u(24u)), a[2]);
-      a[3] = fma(s, vec4f(q0 >> vec4u(24u)), a[3]);
-      a[4] = fma(s, vec4f((q1 << vec4u(24u)) >> vec4u(24u)), a[4]);
-      a[5] = fma(s, vec4f((q1 << vec4u(16u)) >> vec4u(24u)), a[5]);
-      a[6] = fma(s, vec4f((q1 << vec4u(8u)) >> vec4u(24u)), a[6]);
-      a[7] = fma(s, vec4f(q1 >> vec4u(24u)), a[7]);
+${screenBody()}
     }
   }
   let nx = sqrt(ss) * 1.01;
   var gh = -3.4e38;
   var gl = -3.4e38;
-  for (var h = 0u; h < 2u; h++) {
+  for (var h = 0u; h < ${H}u; h++) {
     for (var j = 0u; j < 4u; j++) {
       for (var i = 0u; i < 4u; i++) {
         let n = n0 + 16u * h + 4u * j + i;

@@ -304,8 +304,12 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
  * fallback empties the candidate lists, so that refine does nothing and the argmax, run after
  * pick, writes the token. One invocation.
  *
+ * Counts the screened steps and the fallbacks, so that a model whose head does not screen well
+ * can stop screening.
+ *
  * binding 0 (uniform) p; binding 1 (uniform) st; binding 2 (read) table: [nargs] (x, y, z, -);
- * binding 3 (write) args: [3 nargs] indirect dispatch sizes; binding 4 (write) count.
+ * binding 3 (write) args: [3 nargs] indirect dispatch sizes; binding 4 (write) count;
+ * binding 5 (write) stats: (steps, fallbacks).
  */
 export const HEAD_ROUTE_WGSL: string = /* wgsl */ `${STEP_WGSL}${PARAMS}
 @group(0) @binding(0) var<uniform> p: HeadParams;
@@ -313,6 +317,7 @@ export const HEAD_ROUTE_WGSL: string = /* wgsl */ `${STEP_WGSL}${PARAMS}
 @group(0) @binding(2) var<storage, read> table: array<vec4u>;
 @group(0) @binding(3) var<storage, read_write> args: array<u32>;
 @group(0) @binding(4) var<storage, read_write> count: array<u32>;
+@group(0) @binding(5) var<storage, read_write> stats: array<u32, 2>;
 
 @compute @workgroup_size(1)
 fn main() {
@@ -327,7 +332,9 @@ fn main() {
     args[3u * i + 1u] = t.y;
     args[3u * i + 2u] = t.z;
   }
+  stats[0] += 1u;
   if (over) {
+    stats[1] += 1u;
     for (var b = 0u; b < st.batch; b++) { count[b] = 0u; }
   }
 }

@@ -111,5 +111,5 @@ export const HEAD_PICK: KernelSpec = {
 export const HEAD_ROUTE: KernelSpec = {
   name: "head_route",
   code: HEAD_ROUTE_WGSL,
-  bindings: ["uniform", "uniform", "read", "write", "write"],
+  bindings: ["uniform", "uniform", "read", "write", "write", "write"],
 };

@@ -132,6 +132,8 @@ interface Workspace {
     /** Full-head dispatch sizes for this call's batch (written per call), and the route's copy. */
     table: GPUBuffer;
     args: GPUBuffer;
+    /** Steps screened and steps that fell back to the full head, since the call began. */
+    stats: GPUBuffer;
     screen: GPUBindGroup[];
     mark: GPUBindGroup;
     route: GPUBindGroup;
@@ -470,6 +472,8 @@ export class GPTModel {
   #statics!: Statics;
   #ws?: Workspace;
   #screen?: HeadScreen;
+  /** Set when most steps of a screened call fell back to the full head: screening stops. */
+  #screenOff = false;
   #destroyed = false;
   #queue: Promise<unknown> = Promise.resolve();
   #vp: number;
@@ -866,7 +870,8 @@ export class GPTModel {
     if (sampling || !this.#wide) return false;
     const env = envValue("GPT_WEBGPU_HEAD_SCREEN");
     if (env === "0") return false;
-    return env === "1" || this.#screen !== undefined || steps >= SCREEN_MIN_STEPS;
+    if (env === "1") return true;
+    return !this.#screenOff && (this.#screen !== undefined || steps >= SCREEN_MIN_STEPS);
   }
 
   /** Compiles the screening kernels and makes the 8-bit copy of the head (once). */
@@ -932,12 +937,38 @@ export class GPTModel {
     this.#screen = { buffers, chunks, all: uniform([C, V, 0, G, this.#vp, limit, chunks.length + 1, 0]) };
   }
 
+  /** Encodes a copy of the screen's step counts into a mappable buffer. */
+  #copyStats(ws: Workspace, enc: GPUCommandEncoder): GPUBuffer {
+    const out = this.#gpu.device.createBuffer({
+      label: "head_screen.stats.read",
+      size: 16,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    enc.copyBufferToBuffer(ws.screen!.stats, 0, out, 0, 16);
+    return out;
+  }
+
+  /**
+   * Stops screening for this model when more than half of a call's screened steps (at least
+   * {@linkcode SCREEN_MIN_STEPS}) fell back to the full head: then the screen only adds its cost.
+   */
+  async #checkStats(out: GPUBuffer): Promise<void> {
+    try {
+      await this.#await(out.mapAsync(GPUMapMode.READ));
+      const [steps, fallbacks] = new Uint32Array(out.getMappedRange());
+      if (steps >= SCREEN_MIN_STEPS && 2 * fallbacks > steps) this.#screenOff = true;
+    } finally {
+      out.destroy();
+    }
+  }
+
   /** Resets the screen's counters and writes the full head's dispatch sizes for `B` rows. */
   #startScreen(ws: Workspace, B: number): void {
     const s = this.#screenGroups(ws);
     const d = this.#gpu.device;
     d.queue.writeBuffer(s.lo, 0, new Uint32Array(ws.B));
     d.queue.writeBuffer(s.count, 0, new Uint32Array(ws.B));
+    d.queue.writeBuffer(s.stats, 0, new Uint32Array(4));
     const tm = this.#tmFor(B);
     const sizes = this.#weights.head.map((c) => [Math.ceil(c.N / this.#cols), Math.ceil(B / tm), 1, 0]);
     d.queue.writeBuffer(s.table, 0, new Uint32Array([...sizes.flat(), B, 1, 1, 0]));
@@ -968,6 +999,12 @@ export class GPTModel {
     const vals = storage("head_screen.vals", B * this.#vp * 4);
     const nargs = this.#weights.head.length + 1;
     const table = storage("head_screen.table", nargs * 16);
+    const stats = d.createBuffer({
+      label: "head_screen.stats",
+      size: 16,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+    });
+    buffers.push(stats);
     const args = d.createBuffer({
       label: "head_screen.args",
       size: nargs * 12,
@@ -989,7 +1026,8 @@ export class GPTModel {
       count,
       table,
       args,
-      route: bg(HEAD_ROUTE, [hs.all, ws.step, table, args, count]),
+      stats,
+      route: bg(HEAD_ROUTE, [hs.all, ws.step, table, args, count, stats]),
       screen: hs.chunks.map((c) => bg(HEAD_SCREEN, [c.params, ws.step, last, c.q, c.sc, hi, ghi, lo])),
       mark: bg(HEAD_MARK, [hs.all, ws.step, hi, ghi, lo, count, list]),
       refine: hs.chunks.map((c, i) =>
@@ -1247,7 +1285,9 @@ export class GPTModel {
             enc = d.createCommandEncoder({ label: "generate" });
           }
         }
+        const stats = screen ? this.#copyStats(ws, enc) : undefined;
         copyOut(new Uint32Array(await this.#readback(ws.tokens, B * ws.L * 4, enc)));
+        if (stats) await this.#checkStats(stats);
         if (options.onChunk) await options.onChunk(res, plan.length);
         return res;
       } finally {

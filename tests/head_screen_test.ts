@@ -18,10 +18,11 @@ const CFG: GPTConfig = {
   qkv_bias: true,
 };
 
-/** Runs `fn` with GPT_WEBGPU_HEAD_SCREEN set to `value`, then restores it. */
-async function withScreen<T>(value: "0" | "1", fn: () => Promise<T>): Promise<T> {
+/** Runs `fn` with GPT_WEBGPU_HEAD_SCREEN set to `value` (or unset), then restores it. */
+async function withScreen<T>(value: "0" | "1" | undefined, fn: () => Promise<T>): Promise<T> {
   const old = Deno.env.get("GPT_WEBGPU_HEAD_SCREEN");
-  Deno.env.set("GPT_WEBGPU_HEAD_SCREEN", value);
+  if (value === undefined) Deno.env.delete("GPT_WEBGPU_HEAD_SCREEN");
+  else Deno.env.set("GPT_WEBGPU_HEAD_SCREEN", value);
   try {
     return await fn();
   } finally {
@@ -127,11 +128,30 @@ Deno.test("the screened greedy head falls back to the full head when too many id
       const out = await withScreen("1", () => generate(model, ids, { maxNewTokens: 10, contextSize: 10 }));
       ids.forEach((row, b) => assert.deepEqual(out[b], generateRef(cfg, p, row, 10, 10), `fallback row ${b}`));
     }
+    // by default, a call of 32 steps that all fall back turns screening off for the model
+    if (model.adapter.includes("llvmpipe")) {
+      const before = await withScreen(undefined, () => model.profileStep(1, 1, 3));
+      assert.equal(before.count["head pick"], 1, "screening on before");
+      const long = await withScreen(undefined, () => generate(model, ids, { maxNewTokens: 32, contextSize: 10 }));
+      assert.deepEqual(long, await withScreen("0", () => generate(model, ids, { maxNewTokens: 32, contextSize: 10 })));
+      const after = await withScreen(undefined, () => model.profileStep(1, 1, 3));
+      assert.equal(after.count["head pick"], undefined, "screening off after");
+      assert.equal(after.count["matmul head"], dtype === "f16" ? 2 : 3, "one product per vocabulary chunk");
+    }
   }
 });
 
 Deno.test("the screened greedy head runs only where asked: CPU adapters, greedy, GPT_WEBGPU_HEAD_SCREEN", async () => {
   using model = await modelOf(randomParams(CFG, 6), "f32");
+  if (model.adapter.includes("llvmpipe")) {
+    // by default: not for a short call, then on from a call of 32 steps on (which keeps it: few candidates)
+    await withScreen(undefined, () => generate(model, [[1, 2]], { maxNewTokens: 4 }));
+    const short = await withScreen(undefined, () => model.profileStep(1, 1, 3));
+    assert.equal(short.count["head pick"], 1, "profileStep screens when a long call would");
+    await withScreen(undefined, () => generate(model, [[1, 2]], { maxNewTokens: 32, contextSize: 10 }));
+    const long = await withScreen(undefined, () => model.profileStep(1, 1, 3));
+    assert.equal(long.count["head pick"], 1, "still screening after a call of 32 steps");
+  }
   const on = await withScreen("1", () => model.profileStep(1, 1, 3));
   const off = await withScreen("0", () => model.profileStep(1, 1, 3));
   assert.equal(off.count["head pick"], undefined);

@@ -1,6 +1,7 @@
 // deno bench -A bench/ : time per call; tokens per second = new tokens / time.
 // Napkin maths for GPT-2 124M (163M parameters with the untied head), batch 1:
-// - a decode step reads every weight once: 652 MB in f32, 326 MB in f16 (the head alone 154 / 77 MB);
+// - a decode step reads every weight once: 652 MB in f32, 326 MB in f16 (the head alone 154 / 77 MB); on a CPU
+//   adapter, greedy calls of 32 steps or more read the head's 8-bit copy instead (39 MB) plus a few exact rows;
 // - a step over T tokens costs about 2 * 85M * T FLOPs in the blocks plus 2 * 38.6M for the head row.
 import { generate, generateTextSimple, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
 

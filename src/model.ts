@@ -1285,7 +1285,8 @@ export class GPTModel {
             enc = d.createCommandEncoder({ label: "generate" });
           }
         }
-        const stats = screen ? this.#copyStats(ws, enc) : undefined;
+        // the step counts can only turn screening off for a call of SCREEN_MIN_STEPS or more
+        const stats = screen && plan.length >= SCREEN_MIN_STEPS ? this.#copyStats(ws, enc) : undefined;
         copyOut(new Uint32Array(await this.#readback(ws.tokens, B * ws.L * 4, enc)));
         if (stats) await this.#checkStats(stats);
         if (options.onChunk) await options.onChunk(res, plan.length);

@@ -153,8 +153,9 @@ interface HeadScreen {
 
 /**
  * Generation calls of at least this many steps build the screening copy of the head (one pass
- * over the head, about 0.4-0.6 s for GPT-2 124M on llvmpipe); later calls use it whatever their
- * length. Each screened step saves about 25 ms there, so shorter calls would not repay it.
+ * over the head, 0.16-0.31 s for GPT-2 124M on llvmpipe, compiling included); later calls use it
+ * whatever their length. Each screened step saves about 30 ms there, so much shorter calls would
+ * not repay it.
  */
 const SCREEN_MIN_STEPS = 32;
 

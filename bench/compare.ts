@@ -4,6 +4,9 @@
  *
  *   deno task bench:compare            # or: deno run -A bench/compare.ts [--reps N] [--quick]
  *
+ * `--python PATH` picks the Python that has PyTorch; `--torch-device cuda` runs PyTorch on an
+ * NVIDIA GPU (to compare with this project on the same GPU).
+ *
  * PyTorch is skipped with a message when `python3 -c "import torch"` fails
  * (Debian: apt-get install python3-torch libopenblas0-pthread).
  */
@@ -11,11 +14,22 @@ import { parseArgs } from "node:util";
 import { generate, generateTextSimple, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
 
 const { values } = parseArgs({
-  options: { reps: { type: "string" }, quick: { type: "boolean" }, python: { type: "string" } },
+  options: {
+    reps: { type: "string" },
+    quick: { type: "boolean" },
+    python: { type: "string" },
+    "torch-device": { type: "string" },
+  },
 });
 const REPS = Number(values.reps ?? 3);
 const QUICK = Boolean(values.quick);
 const PY = values.python ?? "/usr/bin/python3";
+const TORCH_DEVICE = values["torch-device"] ?? "cpu";
+if (!/^(cpu|cuda(:\d+)?)$/.test(TORCH_DEVICE)) {
+  throw new TypeError(
+    `--torch-device must be cpu or cuda, not "${TORCH_DEVICE}": pass --torch-device cuda or leave it out`,
+  );
+}
 const DECODE = QUICK ? 32 : 128;
 const PREFILL = QUICK ? 128 : 512;
 const threads = String(navigator.hardwareConcurrency);
@@ -78,6 +92,7 @@ const env = {
   ...Deno.env.toObject(),
   OMP_NUM_THREADS: threads,
   XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
+  TORCH_DEVICE,
 };
 const cliOurs = await processCost([Deno.execPath(), "run", "-A", `${root}mod.ts`, "Hello, I am"], env, REPS);
 
@@ -94,7 +109,7 @@ if (probe.success) {
   }).output();
   torch = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
   cliTorch = await processCost([PY, `${here}torch_reference.py`, "seed"], env, REPS);
-  torchNote = `PyTorch ${torch!.torch}, ${torch!.threads} threads`;
+  torchNote = `PyTorch ${torch!.torch} on ${torch!.device}, ${torch!.threads} threads`;
 } else {
   torchNote =
     `PyTorch not found (${PY} -c "import torch" failed): install python3-torch and libopenblas0-pthread to compare`;

@@ -1,9 +1,12 @@
 /**
  * Decode speed with the key/value cache at several lengths: GPT-2 124M, batch 1, greedy,
- * 4-token prompt; median of 3 runs each.
+ * 4-token prompt; median of 3 runs each. Also the process's CPU time per token (all threads:
+ * JavaScript, WebGPU and the driver), which says whether encoding the steps or the GPU sets the
+ * pace: CPU time near the wall time means the CPU side does.
  *
  *   deno run -A bench/decode_speed.ts
  */
+import process from "node:process";
 import { generate, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
 
 const prompt = [[15496, 11, 314, 716]];
@@ -11,17 +14,21 @@ for (const dtype of ["f32", "f16"] as const) {
   using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype });
   await generate(model, prompt, { maxNewTokens: 8 });
   for (const n of [128, 512]) {
-    const ts: number[] = [];
+    const runs: { wall: number; cpu: number }[] = [];
     for (let i = 0; i < 3; i++) {
+      const c = process.cpuUsage();
       const t = performance.now();
       await generate(model, prompt, { maxNewTokens: n });
-      ts.push(performance.now() - t);
+      const u = process.cpuUsage(c);
+      runs.push({ wall: performance.now() - t, cpu: (u.user + u.system) / 1000 });
     }
-    ts.sort((a, b) => a - b);
+    runs.sort((a, b) => a.wall - b.wall);
+    const { wall, cpu } = runs[1];
     console.log(
-      `${model.adapter} · ${dtype} · ${n} new tokens: ${(n / ts[1] * 1000).toFixed(1)} tokens/s (${
-        ts[1].toFixed(0)
-      } ms)`,
+      `${model.adapter} · ${dtype} · ${n} new tokens: ${(n / wall * 1000).toFixed(1)} tokens/s (${
+        wall.toFixed(0)
+      } ms; ` +
+        `${(wall / n).toFixed(3)} ms wall and ${(cpu / n).toFixed(3)} ms CPU per token)`,
     );
   }
 }

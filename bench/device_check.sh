@@ -1,24 +1,47 @@
 #!/usr/bin/env bash
-# One run on a machine with a real GPU:
-# the test suite, the comparison table (PyTorch is skipped there), the decode-step profile, and
-# decode speed with one and with four k-quads in flight per matrix-kernel loop trip (GPT_WEBGPU_MM_UNROLL)
-# and with 8 instead of 16 columns per matrix workgroup (GPT_WEBGPU_MM_WG).
-# Output goes to $OUT (or ./device-out).
+# One run on a machine with an NVIDIA GPU, in order of what matters most:
+# decode speed (with the process's CPU time per token), the decode-step profile, the comparison table
+# against PyTorch on the same GPU (when `python3` there has PyTorch with CUDA), decode speed with the
+# GPU-kernel variants (GPT_WEBGPU_MM_WG, GPT_WEBGPU_MM_UNROLL, GPT_WEBGPU_FUSE_LN), then the tests.
+# Each step has its own time limit; output goes to $OUT (or ./device-out) as it is written.
+#
+#   bash ../shared/gpu/bundle.sh        # here, with network: Deno, its cache, the Vulkan loader
+#   bash .gpu/run.sh bash bench/device_check.sh        # there
+#
+# Where the GPU's Vulkan driver needs X11 libraries the machine lacks, Debian packages of them in
+# .gpu/xdebs are unpacked into /tmp/xlibs and put on LD_LIBRARY_PATH (not into /).
 set -uo pipefail
 out=${OUT:-device-out}
 mkdir -p "$out"
+if ! ldconfig -p | grep -q 'libX11.so.6 ' && compgen -G ".gpu/xdebs/*.deb" >/dev/null; then
+  for f in .gpu/xdebs/*.deb; do dpkg -x "$f" /tmp/xlibs; done
+  export LD_LIBRARY_PATH=/tmp/xlibs/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  echo "X11 libraries from .gpu/xdebs"
+fi
+step() { # step SECONDS TITLE COMMAND...
+  local s=$1 title=$2
+  shift 2
+  echo "## $title"
+  local t0=$SECONDS
+  timeout "$s" "$@"
+  echo "## ($title: exit $?, $((SECONDS - t0)) s)"
+}
+py=$(command -v python3 || echo /usr/bin/python3)
 {
   date -u
   deno --version | head -1
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
-  deno run -A bench/compare.ts --reps 3
-  deno run -A bench/profile.ts f32 64
-  deno run -A bench/profile.ts f16 64
-  deno run -A bench/decode_speed.ts
-  echo "# GPT_WEBGPU_MM_UNROLL=1 (the default on a GPU is 4 for one-row products)"
-  GPT_WEBGPU_MM_UNROLL=1 deno run -A bench/decode_speed.ts
-  echo "# GPT_WEBGPU_MM_WG=2 (8 columns per matrix workgroup instead of 16: twice the workgroups)"
-  GPT_WEBGPU_MM_WG=2 deno run -A bench/decode_speed.ts
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>&1
+  step 30 "adapter" deno run -A bench/adapter_probe.ts
+  step 120 "decode speed" deno run -A bench/decode_speed.ts
+  step 60 "profile f32" deno run -A bench/profile.ts f32 64
+  step 60 "profile f16" deno run -A bench/profile.ts f16 64
+  step 180 "comparison, PyTorch on the GPU" deno run -A bench/compare.ts --reps 3 --python "$py" --torch-device cuda
+  step 90 "GPT_WEBGPU_MM_WG=2 (8 columns per matrix workgroup instead of 16)" \
+    env GPT_WEBGPU_MM_WG=2 deno run -A bench/decode_speed.ts
+  step 90 "GPT_WEBGPU_MM_UNROLL=1 (one k-quad per loop trip instead of 4)" \
+    env GPT_WEBGPU_MM_UNROLL=1 deno run -A bench/decode_speed.ts
+  step 90 "GPT_WEBGPU_FUSE_LN=0 (LayerNorm as its own kernel)" env GPT_WEBGPU_FUSE_LN=0 deno run -A bench/decode_speed.ts
 } 2>&1 | tee "$out/bench.txt"
-NO_COLOR=1 timeout 240 deno test -A tests/ 2>&1 | tail -60 > "$out/tests.txt"
-tail -3 "$out/tests.txt"
+NO_COLOR=1 timeout 200 deno test -A tests/ > "$out/tests.txt" 2>&1
+echo "tests: exit $?"
+grep -E "^(ok|FAILED)|passed|failed" "$out/tests.txt" | tail -5

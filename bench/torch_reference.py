@@ -1,11 +1,13 @@
-"""PyTorch reference for bench/compare.ts: the book's GPTModel (chapter 4) on the CPU.
+"""PyTorch reference for bench/compare.ts: the book's GPTModel (chapter 4), on the CPU by default.
 
   python3 bench/torch_reference.py seed    # the notebook's seed example, printed like mod.ts
   python3 bench/torch_reference.py bench [REPS DECODE PREFILL]   # timings as one JSON line
 
-Run with OMP_NUM_THREADS set to the machine's cores (compare.ts does).
+Run with OMP_NUM_THREADS set to the machine's cores (compare.ts does). TORCH_DEVICE=cuda runs the
+model on an NVIDIA GPU instead (the weights are drawn on the CPU first, so they are the same).
 """
 import json
+import os
 import statistics
 import sys
 import time
@@ -105,7 +107,7 @@ class GPTModel(nn.Module):
 
     def forward(self, idx, caches=None, pos0=0):
         n = idx.shape[1]
-        x = self.drop_emb(self.tok_emb(idx) + self.pos_emb(torch.arange(pos0, pos0 + n)))
+        x = self.drop_emb(self.tok_emb(idx) + self.pos_emb(torch.arange(pos0, pos0 + n, device=idx.device)))
         for i, blk in enumerate(self.trf_blocks):
             x = blk(x, None if caches is None else caches[i])
         return self.out_head(self.final_norm(x))
@@ -139,8 +141,9 @@ def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "bench"
     torch.set_grad_enabled(False)
     torch.manual_seed(123)
-    model = GPTModel(GPT_CONFIG_124M).eval()
-    prompt = torch.tensor([[15496, 11, 314, 716]])
+    device = os.environ.get("TORCH_DEVICE", "cpu")
+    model = GPTModel(GPT_CONFIG_124M).eval().to(device)
+    prompt = torch.tensor([[15496, 11, 314, 716]], device=device)
     if mode == "seed":
         out = generate_text_simple(model, prompt, 6, GPT_CONFIG_124M["context_length"])
         print("Output:", out.tolist())
@@ -149,21 +152,26 @@ def main():
     reps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     n_decode = int(sys.argv[3]) if len(sys.argv) > 3 else 128
     n_prefill = int(sys.argv[4]) if len(sys.argv) > 4 else 512
-    res = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": device}
+    if device != "cpu":
+        res["device"] = torch.cuda.get_device_name()
 
     def median_time(fn, n):
         ts = []
         for _ in range(n):
             t = time.perf_counter()
             fn()
+            if device != "cpu":
+                torch.cuda.synchronize()
             ts.append(time.perf_counter() - t)
         return statistics.median(ts)
 
     out = generate_text_simple(model, prompt, 6, 1024)
+    generate_cached(model, prompt, 8)  # warm-up (on a GPU: kernel loading)
     res["seed_ids"] = out[0].tolist()
     res["simple_tok_s"] = 6 / median_time(lambda: generate_text_simple(model, prompt, 6, 1024), reps)
     res["decode_tok_s"] = n_decode / median_time(lambda: generate_cached(model, prompt, n_decode), reps)
-    long = torch.tensor([[(i * 7919) % 50257 for i in range(n_prefill)]])
+    long = torch.tensor([[(i * 7919) % 50257 for i in range(n_prefill)]], device=device)
     res["prefill_tok_s"] = n_prefill / median_time(lambda: model(long), reps)
     print(json.dumps(res))
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One run on a machine with an NVIDIA GPU, in order of what matters most:
-# decode speed (with the process's CPU time per token), the decode-step profile, the comparison table
-# against PyTorch on the same GPU (when `python3` there has PyTorch with CUDA), decode speed with the
-# GPU-kernel variants (GPT_WEBGPU_MM_WG, GPT_WEBGPU_MM_UNROLL, GPT_WEBGPU_FUSE_LN), then the tests.
+# decode speed (with the process's CPU time per token) with the default kernels and with the other
+# attention kernel, the decode-step profile, decode speed with larger matrix workgroups
+# (GPT_WEBGPU_MM_THREADS), the comparison table against PyTorch on the same GPU (when `python3`
+# there has PyTorch with CUDA), then the tests.
 # Each step has its own time limit; output goes to $OUT (or ./device-out) as it is written.
 #
 #   bash ../shared/gpu/bundle.sh        # here, with network: Deno, its cache, the Vulkan loader
@@ -33,14 +34,15 @@ py=$(command -v python3 || echo /usr/bin/python3)
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>&1
   step 30 "adapter" deno run -A bench/adapter_probe.ts
   step 120 "decode speed" deno run -A bench/decode_speed.ts
+  step 90 "GPT_WEBGPU_ATTENTION=parts (the workgroup-wide attention kernel instead of key blocks)" \
+    env GPT_WEBGPU_ATTENTION=parts deno run -A bench/decode_speed.ts
   step 60 "profile f32" deno run -A bench/profile.ts f32 64
   step 60 "profile f16" deno run -A bench/profile.ts f16 64
+  step 60 "profile f32 at position 500" deno run -A bench/profile.ts f32 500
+  step 90 "GPT_WEBGPU_MM_THREADS=1024 (up to 1024 invocations per matrix workgroup instead of 256)" \
+    env GPT_WEBGPU_MM_THREADS=1024 deno run -A bench/decode_speed.ts
+  step 90 "GPT_WEBGPU_MM_THREADS=512" env GPT_WEBGPU_MM_THREADS=512 deno run -A bench/decode_speed.ts
   step 180 "comparison, PyTorch on the GPU" deno run -A bench/compare.ts --reps 3 --python "$py" --torch-device cuda
-  step 90 "GPT_WEBGPU_MM_WG=2 (8 columns per matrix workgroup instead of 16)" \
-    env GPT_WEBGPU_MM_WG=2 deno run -A bench/decode_speed.ts
-  step 90 "GPT_WEBGPU_MM_UNROLL=1 (one k-quad per loop trip instead of 4)" \
-    env GPT_WEBGPU_MM_UNROLL=1 deno run -A bench/decode_speed.ts
-  step 90 "GPT_WEBGPU_FUSE_LN=0 (LayerNorm as its own kernel)" env GPT_WEBGPU_FUSE_LN=0 deno run -A bench/decode_speed.ts
 } 2>&1 | tee "$out/bench.txt"
 NO_COLOR=1 timeout 200 deno test -A tests/ > "$out/tests.txt" 2>&1
 echo "tests: exit $?"

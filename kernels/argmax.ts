@@ -12,7 +12,8 @@ struct Params { V: u32, ldl: u32, pad0: u32, pad1: u32 }
 /**
  * Greedy choice: the index of the largest logit of each batch row (the first one on ties, like
  * `torch.argmax`), written into the token buffer right after the step's window, where the next
- * step's embedding reads it. One workgroup of 256 per batch row.
+ * step's embedding reads it. One workgroup of 256 per batch row; each invocation keeps eight
+ * loads in flight (on a GPU a scan with one load at a time waits on each).
  *
  * binding 0 (uniform) p: vocabulary size, row stride of the logits; binding 1 (uniform) st: the step;
  * binding 2 (read) logits: [B, ldl]; binding 3 (read_write) tokens: [B, L].
@@ -27,9 +28,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let b = wg.x;
   var best = -3.4e38;
   var besti = 0xffffffffu;
-  for (var v = lid; v < p.V; v += 256u) {
-    let x = logits[b * p.ldl + v];
-    if (x > best || besti == 0xffffffffu) { best = x; besti = v; }
+  // ids lid, lid + 256, ... in increasing order, eight loads in flight per loop trip
+  for (var v0 = lid; v0 < p.V; v0 += 2048u) {
+    var xs: array<f32, 8>;
+    for (var u = 0u; u < 8u; u++) {
+      let v = min(v0 + 256u * u, p.V - 1u);
+      xs[u] = logits[b * p.ldl + v];
+    }
+    for (var u = 0u; u < 8u; u++) {
+      let v = v0 + 256u * u;
+      if (v < p.V && (xs[u] > best || besti == 0xffffffffu)) { best = xs[u]; besti = v; }
+    }
   }
   bv[lid] = best;
   bi[lid] = besti;

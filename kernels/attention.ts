@@ -133,6 +133,120 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 `;
 
 /**
+ * The attention of {@linkcode ATTENTION_WGSL} for GPUs, with the head size a multiple of 4
+ * (`HD4` = head_dim / 4, at most 64, set per model), made for decoding, where each query sees up
+ * to the whole context: one workgroup of 256 per (query, head, batch row), keys in blocks of `KB`
+ * (at most 1024). For each block, each invocation scores whole keys (one per invocation, vec4
+ * loads of the key row), the block maximum comes from a tree over the workgroup, each key's
+ * weight is computed once into workgroup memory, and then the invocations split into 256 / HD4
+ * slices of keys, each invocation adding one vec4 of output dims (and the weights) over its
+ * slice's keys; the slices are added in order at the end. A running maximum rescales the sums
+ * between blocks (online softmax). The order of every sum depends only on the key and the
+ * number of keys, not on whether a key came from the cache or the step's q|k|v rows, so a query
+ * gets the same output in a decoding step as in a full pass. Bindings as
+ * {@linkcode ATTENTION_WGSL} (as vec4 arrays); dispatch (T, heads, B).
+ */
+export const ATTENTION_BLOCK_WGSL: string = /* wgsl */ `
+${bindings("vec4f")}
+
+override HD4: u32 = 16u;  // head_dim / 4, at most 64
+override KB: u32 = 1024u; // keys per block, at most 1024
+
+const AW: u32 = 256u;
+const NEG: f32 = -3.0e38;
+var<workgroup> qs: array<vec4f, 64>;
+var<workgroup> sc: array<f32, 1024>;
+var<workgroup> red: array<f32, 256>;
+var<workgroup> acc_s: array<vec4f, 256>;
+var<workgroup> sum_s: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = wg.x;
+  let h = wg.y;
+  let b = wg.z;
+  let m = b * st.T + t;
+  let C4 = p.C / 4u;
+  let hoff = h * HD4;
+  let row = m * 3u * C4 + hoff;
+  if (lid < HD4) {
+    let slot = (b * p.cap + st.pos0 + t) * C4 + hoff;
+    qs[lid] = qkv[row + lid];
+    kc[slot + lid] = qkv[row + C4 + lid];
+    vc[slot + lid] = qkv[row + 2u * C4 + lid];
+  }
+  workgroupBarrier();
+  let nkeys = st.pos0 + t + 1u;
+  let cb = b * p.cap;          // cache row of key 0
+  let sb = b * st.T;           // q|k|v row of key pos0
+  let NS = AW / HD4;           // key slices in the weighted sum
+  let slice = lid / HD4;
+  let d4 = lid % HD4;
+  var acc = vec4f(0.0);
+  var wsum = 0.0;
+  var run_max = NEG;
+  for (var j0 = 0u; j0 < nkeys; j0 += KB) {
+    let n = min(KB, nkeys - j0);
+    var lmax = NEG;
+    for (var i = lid; i < n; i += AW) {
+      let j = j0 + i;
+      var s4 = vec4f(0.0);
+      if (j < st.pos0) {
+        let kb = (cb + j) * C4 + hoff;
+        for (var d = 0u; d < HD4; d++) { s4 = fma(qs[d], kc[kb + d], s4); }
+      } else {
+        let kb = (sb + j - st.pos0) * 3u * C4 + C4 + hoff;
+        for (var d = 0u; d < HD4; d++) { s4 = fma(qs[d], qkv[kb + d], s4); }
+      }
+      let s = (s4.x + s4.y + s4.z + s4.w) * p.scale;
+      sc[i] = s;
+      lmax = max(lmax, s);
+    }
+    red[lid] = lmax;
+    workgroupBarrier();
+    for (var w = AW / 2u; w > 0u; w = w >> 1u) {
+      if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
+      workgroupBarrier();
+    }
+    let new_max = max(run_max, red[0]);
+    let corr = exp(run_max - new_max);
+    for (var i = lid; i < n; i += AW) { sc[i] = exp(sc[i] - new_max); }
+    workgroupBarrier();
+    acc = acc * corr;
+    wsum = wsum * corr;
+    if (slice < NS) {
+      for (var i = slice; i < n; i += NS) {
+        let j = j0 + i;
+        let pi = sc[i];
+        var v: vec4f;
+        if (j < st.pos0) {
+          v = vc[(cb + j) * C4 + hoff + d4];
+        } else {
+          v = qkv[(sb + j - st.pos0) * 3u * C4 + 2u * C4 + hoff + d4];
+        }
+        acc = fma(vec4f(pi), v, acc);
+        wsum += pi;
+      }
+    }
+    run_max = new_max;
+    workgroupBarrier(); // sc and red are written again for the next block
+  }
+  acc_s[lid] = acc;
+  if (d4 == 0u) { sum_s[slice] = wsum; }
+  workgroupBarrier();
+  if (lid < HD4) {
+    var tot = acc_s[lid];
+    var ws = sum_s[0];
+    for (var s2 = 1u; s2 < NS; s2++) {
+      tot += acc_s[s2 * HD4 + lid];
+      ws += sum_s[s2];
+    }
+    out[m * C4 + hoff + lid] = tot / ws;
+  }
+}
+`;
+
+/**
  * One pass of the serial kernel's key loop: keys j0 <= j < j1, key row of j at `kb` in `keys`,
  * value row at `vb` in `vals` (vec4 indices), with the running maximum, sum and output.
  */

@@ -5,7 +5,7 @@
  */
 import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { ARGMAX_SERIAL_WGSL, ARGMAX_WGSL } from "./argmax.ts";
-import { ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
+import { ATTENTION_BLOCK_WGSL, ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
 import {
   HEAD_MARK_WGSL,
@@ -59,6 +59,8 @@ export const ATTENTION: KernelSpec = {
 };
 /** Causal attention (and cache store) without barriers, one invocation per query and head (CPU adapters). */
 export const ATTENTION_SERIAL: KernelSpec = { ...ATTENTION, name: "attention_serial", code: ATTENTION_SERIAL_WGSL };
+/** Causal attention (and cache store) in key blocks with vec4 loads, for GPUs (head size a multiple of 4). */
+export const ATTENTION_BLOCK: KernelSpec = { ...ATTENTION, name: "attention_block", code: ATTENTION_BLOCK_WGSL };
 /** Greedy argmax into the token buffer. */
 export const ARGMAX: KernelSpec = {
   name: "argmax",

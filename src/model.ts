@@ -15,6 +15,7 @@ import {
   ARGMAX,
   ARGMAX_SERIAL,
   ATTENTION,
+  ATTENTION_BLOCK,
   ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
@@ -313,11 +314,22 @@ function serialFor(gpu: GpuContext, spec: KernelSpec, serial: KernelSpec): Kerne
 
 /**
  * The attention kernel for an adapter: on a CPU adapter the barrier-free variant (each barrier is
- * costly in llvmpipe; it reads vec4s, so the head size must be a multiple of 4), else the
- * workgroup-wide one with 256 invocations.
+ * costly in llvmpipe), on a GPU the key-block variant with 256 invocations per query and head
+ * (both read vec4s, so the head size must be a multiple of 4), else the workgroup-wide one that
+ * takes any head size. GPT_WEBGPU_ATTENTION=serial|block|parts picks one on any adapter (where the
+ * head size allows).
  */
 function attentionKernel(gpu: GpuContext, headDim: number): [string, KernelSpec, Record<string, number>] {
-  if (gpu.isCpu && headDim % 4 === 0) return ["attn", ATTENTION_SERIAL, {}];
+  const env = envValue("GPT_WEBGPU_ATTENTION");
+  const kind = headDim % 4 !== 0
+    ? "parts"
+    : env === "serial" || env === "block" || env === "parts"
+    ? env
+    : gpu.isCpu
+    ? "serial"
+    : "block";
+  if (kind === "serial") return ["attn", ATTENTION_SERIAL, {}];
+  if (kind === "block") return ["attn", ATTENTION_BLOCK, { HD4: headDim / 4 }];
   return ["attn", ATTENTION, gpu.isCpu ? { AW: 64, PARTS: 1 } : { AW: 256, PARTS: 4 }];
 }
 
@@ -341,9 +353,18 @@ function mmWg(gpu: GpuContext): number {
 function matmulConstants(gpu: GpuContext, tm: number, wide: boolean): Record<string, number> {
   if (wide) return { TM: tm, WG: 16, UNROLL: unrollFor(gpu, tm, true) };
   const wg = mmWg(gpu);
-  const byLimit = Math.floor(Math.min(256, gpu.device.limits.maxComputeInvocationsPerWorkgroup) / wg);
+  const byLimit = Math.floor(Math.min(mmThreads(gpu), gpu.device.limits.maxComputeInvocationsPerWorkgroup) / wg);
   const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(byLimit, Math.floor(1024 / (tm * wg))));
   return { TM: tm, KS: ks, WG: wg, U: unrollFor(gpu, tm) };
+}
+
+/**
+ * Most invocations per matrix workgroup on a GPU (columns times k-slices): 256, or
+ * GPT_WEBGPU_MM_THREADS=64|128|256|512|1024 (where the device allows).
+ */
+function mmThreads(gpu: GpuContext): number {
+  const env = envNumber("GPT_WEBGPU_MM_THREADS");
+  return !gpu.isCpu && env !== undefined && [64, 128, 256, 512, 1024].includes(env) ? env : 256;
 }
 
 /**
@@ -479,6 +500,8 @@ export class GPTModel {
   #queue: Promise<unknown> = Promise.resolve();
   #vp: number;
   #fused: boolean;
+  /** The attention kernel and its constants, chosen once (see {@linkcode attentionKernel}). */
+  #attn: [string, KernelSpec, Record<string, number>];
   #wide: boolean;
   /** Invocations along the columns of a general matrix workgroup ({@linkcode mmWg}, read once). */
   #wg: number;
@@ -499,6 +522,7 @@ export class GPTModel {
     this.#fused = fuseLnFor(gpu);
     this.#wide = gpu.isCpu && !this.#fused;
     this.#wg = mmWg(gpu);
+    this.#attn = attentionKernel(gpu, cfg.emb_dim / cfg.n_heads);
   }
 
   /**
@@ -705,9 +729,14 @@ export class GPTModel {
     return this.#fused;
   }
 
-  /** Whether attention runs as the barrier-free kernel (see {@linkcode attentionKernel}). */
+  /** The attention kernel (see {@linkcode attentionKernel}). */
+  get #attention(): KernelSpec {
+    return this.#attn[1];
+  }
+
+  /** Whether attention runs as the barrier-free kernel, one invocation per (query, head). */
   get #serialAttention(): boolean {
-    return attentionKernel(this.#gpu, this.config.emb_dim / this.config.n_heads)[1] === ATTENTION_SERIAL;
+    return this.#attention === ATTENTION_SERIAL;
   }
 
   /** Rows per matrix workgroup for `M` rows (see {@linkcode tmFor}). */
@@ -726,7 +755,8 @@ export class GPTModel {
     const d = this.#gpu.device;
     const hd = this.config.emb_dim / this.config.n_heads;
     for (const [key, spec, c] of baseKernels(this.#gpu, this.dtype, hd, this.#wide)) {
-      this.#pipes.set(key, await pipelineOf(d, spec, c));
+      const [s, k] = key === "attn" ? [this.#attn[1], this.#attn[2]] : [spec, c];
+      this.#pipes.set(key, await pipelineOf(d, s, k));
     }
   }
 
@@ -822,7 +852,7 @@ export class GPTModel {
       return {
         ln1: bg(ln, `ln1.${l}`, [s.ln, step, x, lw.ln1, h]),
         qkv: bg(mm, `qkv.${l}`, [s.qkv, step, this.#fuseLn ? x : h, lw.qkv.buffer, lw.qkvB, qkv, lw.ln1]),
-        attn: bg(this.#serialAttention ? ATTENTION_SERIAL : ATTENTION, `attn.${l}`, [
+        attn: bg(this.#attention, `attn.${l}`, [
           attnParams,
           step,
           qkv,

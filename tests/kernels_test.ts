@@ -4,6 +4,7 @@ import {
   ARGMAX,
   ARGMAX_SERIAL,
   ATTENTION,
+  ATTENTION_BLOCK,
   ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
@@ -16,6 +17,7 @@ import {
 } from "../kernels/mod.ts";
 import { MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
+import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { createMatrix } from "../src/gpu/weights.ts";
 import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
 import { TorchGenerator } from "../src/torch_random.ts";
@@ -137,6 +139,9 @@ Deno.test("matmul kernel with four k-quads per loop trip (the GPU decode kernel)
   for (let K = 48; K <= 96; K += 4) await matmulCase(1, K, 70, MM_BIAS | MM_ADD, false, 1, 3, 4, false, 4);
   // K = 768, 64 k-slices: no whole trip, 3 quads left over (the 124M shapes), 16-bit weights, LayerNorm
   await matmulCase(1, 768, 300, MM_LN | MM_BIAS | MM_GELU, true, 1, 64, 4, false, 4);
+  // 256 k-slices (1024 invocations, GPT_WEBGPU_MM_THREADS=1024): K = 768 leaves slices idle, K = 3072 does not
+  await matmulCase(1, 768, 70, MM_LN | MM_BIAS | MM_ADD, false, 1, 256, 4, false, 4);
+  await matmulCase(1, 3072, 70, MM_BIAS | MM_GELU, true, 1, 256, 4, false, 4);
 });
 
 Deno.test("matmul kernel with 16-bit weights matches the reference on half-rounded weights", async () => {
@@ -216,16 +221,31 @@ Deno.test("embedding kernel gathers token + position rows from vocabulary chunks
   }
 });
 
-Deno.test("attention kernel stores the step's keys and values and matches the CPU reference (head_dim 12, one token, cache, a full context over several key blocks)", async () => {
+Deno.test("attention kernels store the step's keys and values and match the CPU reference (head_dim 12, one token, cache, a full context over several key blocks)", async () => {
   const C = 24, H = 2, hd = 12;
   const cases = [[1, 1, 0, 1], [2, 5, 0, 5], [1, 1, 70, 71], [2, 130, 0, 130], [1, 3, 61, 80], [2, 4, 3, 9]];
-  for (
-    const [B, T, pos0, cap, aw, parts] of [
-      ...cases.map((c) => [...c, 64, 1]),
-      ...cases.map((c) => [...c, 256, 4]),
-      ...cases.map((c) => [...c, 0, 0]), // AW 0: the barrier-free variant
-    ]
-  ) {
+  type Variant = {
+    spec: KernelSpec;
+    constants: Record<string, number>;
+    grid: (T: number, B: number) => [number, number?, number?];
+  };
+  const wide = (AW: number, PARTS: number): Variant => ({
+    spec: ATTENTION,
+    constants: { AW, PARTS },
+    grid: (T, B) => [T, H, B],
+  });
+  const block = (KB: number): Variant => ({
+    spec: ATTENTION_BLOCK,
+    constants: { HD4: hd / 4, KB },
+    grid: (T, B) => [T, H, B],
+  });
+  const serial: Variant = { spec: ATTENTION_SERIAL, constants: {}, grid: (T, B) => [Math.ceil(T * H / 64), B] };
+  for (const v of [wide(64, 1), wide(256, 4), serial, block(1024), block(32), block(7)]) {
+    for (const [B, T, pos0, cap] of cases) {
+      await checkAttention(v, B, T, pos0, cap);
+    }
+  }
+  async function checkAttention(v: Variant, B: number, T: number, pos0: number, cap: number) {
     const qkv = randomArray(g, B * T * 3 * C, -2, 2);
     // slots from pos0 on hold NaN: the step's keys must come from the qkv rows, not the cache
     const cache = () => {
@@ -235,7 +255,7 @@ Deno.test("attention kernel stores the step's keys and values and matches the CP
     };
     const kc = cache(), vc = cache();
     const [kOut, vOut, out] = (await runKernel(
-      aw ? ATTENTION : ATTENTION_SERIAL,
+      v.spec,
       [
         { uniform: new Uint32Array([C, H, hd, cap, f32bits(1 / Math.sqrt(hd)), 0, 0, 0]) },
         { uniform: stepWords({ B, T, pos0 }) },
@@ -244,11 +264,11 @@ Deno.test("attention kernel stores the step's keys and values and matches the CP
         vc,
         new Float32Array(B * T * C),
       ],
-      aw ? [T, H, B] : [Math.ceil(T * H / 64), B],
+      v.grid(T, B),
       [3, 4, 5],
-      aw ? { AW: aw, PARTS: parts } : {},
+      v.constants,
     )) as Float32Array[];
-    const what = `attention B=${B} T=${T} pos0=${pos0} cap=${cap} AW=${aw}`;
+    const what = `${v.spec.name} ${JSON.stringify(v.constants)} B=${B} T=${T} pos0=${pos0} cap=${cap}`;
     for (let b = 0; b < B; b++) {
       const n = pos0 + T;
       const qb = new Float32Array(T * C), kb = new Float32Array(n * C), vb = new Float32Array(n * C);
@@ -281,6 +301,8 @@ Deno.test("argmax kernels (with barriers; serial for CPU adapters) pick the firs
       logits[1 * ldl + 3] = 7; // a tie: the first index wins
       logits[1 * ldl + V - 2] = 7;
       logits[2 * ldl + V] = 100; // padding is never read
+      // ties among ids one invocation reads in one loop trip and the next (256 and 2048 apart)
+      for (const v of [V - 1, 2 * 256 + 9, 9, 2048 + 9]) if (v < V) logits[2 * ldl + v] = 8;
       const [tokens] = await runKernel(
         spec,
         [

@@ -94,26 +94,38 @@ Deno.test("GPTModel with 16-bit weights stays within half-precision error of the
   assertClose(l16, l32, 0.02 * maxRef, 0, "f16 vs f32");
 });
 
-Deno.test("GPTModel with LayerNorm fused into the matrix kernel (the GPU path) matches the CPU reference", async () => {
-  Deno.env.set("GPT_WEBGPU_FUSE_LN", "1");
-  let made;
-  try {
-    made = await oddModel("f32", 17);
-  } finally {
-    Deno.env.delete("GPT_WEBGPU_FUSE_LN");
+Deno.test("the GPU path (LayerNorm fused into the matrix kernel; key-block or workgroup-wide attention) matches the CPU reference, and generate() matches generateTextSimple() past the context", async () => {
+  for (const attention of ["block", "parts"]) {
+    Deno.env.set("GPT_WEBGPU_FUSE_LN", "1");
+    Deno.env.set("GPT_WEBGPU_ATTENTION", attention);
+    let made;
+    try {
+      made = await oddModel("f32", 17, { ...ODD, context_length: 40 });
+    } finally {
+      Deno.env.delete("GPT_WEBGPU_FUSE_LN");
+      Deno.env.delete("GPT_WEBGPU_ATTENTION");
+    }
+    const { model, p, cfg } = made;
+    using _ = model;
+    const ids = randomIds(new TorchGenerator(12), 2, 11, cfg.vocab_size);
+    const logits = await model.forward(ids);
+    for (let b = 0; b < 2; b++) {
+      const V = cfg.vocab_size;
+      assertClose(
+        logits.subarray(b * 11 * V, (b + 1) * 11 * V),
+        forwardRef(cfg, p, ids[b]),
+        2e-4,
+        2e-4,
+        `${attention}: row ${b}`,
+      );
+    }
+    // 11 + 40 tokens: the window slides past the 40-token context
+    assert.deepEqual(
+      await generate(model, ids, { maxNewTokens: 40 }),
+      await generateTextSimple(model, ids, 40, cfg.context_length),
+      `${attention}: generate against generateTextSimple`,
+    );
   }
-  const { model, p, cfg } = made;
-  using _ = model;
-  const ids = randomIds(new TorchGenerator(12), 2, 11, cfg.vocab_size);
-  const logits = await model.forward(ids);
-  for (let b = 0; b < 2; b++) {
-    const V = cfg.vocab_size;
-    assertClose(logits.subarray(b * 11 * V, (b + 1) * 11 * V), forwardRef(cfg, p, ids[b]), 2e-4, 2e-4, `row ${b}`);
-  }
-  assert.deepEqual(
-    await generate(model, ids, { maxNewTokens: 8 }),
-    await generateTextSimple(model, ids, 8, cfg.context_length),
-  );
 });
 
 Deno.test("GPTModel.fromTensors() releases every tensor once, and reuse of released arrays does not change the model", async () => {

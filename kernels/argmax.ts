@@ -10,10 +10,31 @@ struct Params { V: u32, ldl: u32, pad0: u32, pad1: u32 }
 `;
 
 /**
+ * WGSL statements that reduce each invocation's (best, besti) over a workgroup of n (a power of
+ * two) invocations into bv[0], bi[0]: the largest value, the lowest id on ties, no id (0xffffffff)
+ * never winning. The result does not depend on how ids were shared out.
+ */
+function tree(n: number): string {
+  return `bv[lid] = best;
+  bi[lid] = besti;
+  workgroupBarrier();
+  for (var s = ${n / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      let ov = bv[lid + s];
+      let oi = bi[lid + s];
+      if (oi != 0xffffffffu && (ov > bv[lid] || (ov == bv[lid] && oi < bi[lid]) || bi[lid] == 0xffffffffu)) {
+        bv[lid] = ov;
+        bi[lid] = oi;
+      }
+    }
+    workgroupBarrier();
+  }`;
+}
+
+/**
  * Greedy choice: the index of the largest logit of each batch row (the first one on ties, like
  * `torch.argmax`), written into the token buffer right after the step's window, where the next
- * step's embedding reads it. One workgroup of 256 per batch row; each invocation keeps eight
- * loads in flight (on a GPU a scan with one load at a time waits on each).
+ * step's embedding reads it. One workgroup of 256 per batch row.
  *
  * binding 0 (uniform) p: vocabulary size, row stride of the logits; binding 1 (uniform) st: the step;
  * binding 2 (read) logits: [B, ldl]; binding 3 (read_write) tokens: [B, L].
@@ -28,32 +49,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let b = wg.x;
   var best = -3.4e38;
   var besti = 0xffffffffu;
-  // ids lid, lid + 256, ... in increasing order, eight loads in flight per loop trip
-  for (var v0 = lid; v0 < p.V; v0 += 2048u) {
-    var xs: array<f32, 8>;
-    for (var u = 0u; u < 8u; u++) {
-      let v = min(v0 + 256u * u, p.V - 1u);
-      xs[u] = logits[b * p.ldl + v];
-    }
-    for (var u = 0u; u < 8u; u++) {
-      let v = v0 + 256u * u;
-      if (v < p.V && (xs[u] > best || besti == 0xffffffffu)) { best = xs[u]; besti = v; }
-    }
+  for (var v = lid; v < p.V; v += 256u) {
+    let x = logits[b * p.ldl + v];
+    if (x > best || besti == 0xffffffffu) { best = x; besti = v; }
   }
-  bv[lid] = best;
-  bi[lid] = besti;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      let ov = bv[lid + s];
-      let oi = bi[lid + s];
-      if (oi != 0xffffffffu && (ov > bv[lid] || (ov == bv[lid] && oi < bi[lid]) || bi[lid] == 0xffffffffu)) {
-        bv[lid] = ov;
-        bi[lid] = oi;
-      }
-    }
-    workgroupBarrier();
-  }
+  ${tree(256)}
   if (lid == 0u) { tokens[b * st.L + st.start + st.T] = bi[0]; }
 }
 `;
@@ -76,5 +76,74 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
     if (x > best || besti == 0xffffffffu) { best = x; besti = v; }
   }
   tokens[b * st.L + st.start + st.T] = besti;
+}
+`;
+
+/** Workgroups per batch row in the first pass of the split greedy choice ({@linkcode ARGMAX_PART_WGSL}). */
+export const ARGMAX_PARTS = 64;
+
+/**
+ * The greedy choice in two passes, for GPUs, where one workgroup scanning the whole vocabulary
+ * waits on one load after another: first {@linkcode ARGMAX_PARTS} workgroups per batch row each
+ * take the best (largest, lowest id on ties) of `chunk` consecutive ids and write it as
+ * (value bits, id) into `part`, then {@linkcode ARGMAX_FINAL_WGSL} picks the best of those. The
+ * pick is the same as {@linkcode ARGMAX_WGSL}'s: the largest logit, the first on ties.
+ *
+ * binding 0 (uniform) p: vocabulary size, row stride of the logits, parts, ids per part;
+ * binding 1 (uniform) st: the step; binding 2 (read) logits: [B, ldl];
+ * binding 3 (write) part: [B, parts, 2] u32. Dispatch (parts, B).
+ */
+export const ARGMAX_PART_WGSL: string = /* wgsl */ `${STEP_WGSL}
+struct Params { V: u32, ldl: u32, G: u32, chunk: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> logits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> part: array<u32>;
+var<workgroup> bv: array<f32, 256>;
+var<workgroup> bi: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let g = wg.x;
+  let b = wg.y;
+  let v1 = min(p.V, (g + 1u) * p.chunk);
+  var best = -3.4e38;
+  var besti = 0xffffffffu;
+  for (var v = g * p.chunk + lid; v < v1; v += 256u) {
+    let x = logits[b * p.ldl + v];
+    if (x > best || besti == 0xffffffffu) { best = x; besti = v; }
+  }
+  ${tree(256)}
+  if (lid == 0u) {
+    let o = 2u * (b * p.G + g);
+    part[o] = bitcast<u32>(bv[0]);
+    part[o + 1u] = bi[0];
+  }
+}
+`;
+
+/**
+ * The second pass of the split greedy choice: one workgroup per batch row picks the best of the
+ * row's {@linkcode ARGMAX_PARTS} parts and writes its id into the token buffer right after the
+ * step's window. binding 0 (uniform) p and binding 1 (uniform) st as {@linkcode ARGMAX_PART_WGSL};
+ * binding 2 (read) part: [B, parts, 2] u32; binding 3 (read_write) tokens: [B, L]. Dispatch (B).
+ */
+export const ARGMAX_FINAL_WGSL: string = /* wgsl */ `${STEP_WGSL}
+struct Params { V: u32, ldl: u32, G: u32, chunk: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> part: array<u32>;
+@group(0) @binding(3) var<storage, read_write> tokens: array<u32>;
+var<workgroup> bv: array<f32, ${ARGMAX_PARTS}>;
+var<workgroup> bi: array<u32, ${ARGMAX_PARTS}>;
+
+@compute @workgroup_size(${ARGMAX_PARTS})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let b = wg.x;
+  let o = 2u * (b * p.G + lid);
+  let best = bitcast<f32>(part[o]);
+  let besti = part[o + 1u];
+  ${tree(ARGMAX_PARTS)}
+  if (lid == 0u) { tokens[b * st.L + st.start + st.T] = bi[0]; }
 }
 `;

@@ -140,7 +140,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
  * loads of the key row), the block maximum comes from a tree over the workgroup, each key's
  * weight is computed once into workgroup memory, and then the invocations split into 256 / HD4
  * slices of keys, each invocation adding one vec4 of output dims (and the weights) over its
- * slice's keys; the slices are added in order at the end. A running maximum rescales the sums
+ * slice's keys, four cached values in flight at a time; the slices are added in order at the end. A running maximum rescales the sums
  * between blocks (online softmax). The order of every sum depends only on the key and the
  * number of keys, not on whether a key came from the cache or the step's q|k|v rows, so a query
  * gets the same output in a decoding step as in a full pass. Bindings as
@@ -215,17 +215,31 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     acc = acc * corr;
     wsum = wsum * corr;
     if (slice < NS) {
-      for (var i = slice; i < n; i += NS) {
-        let j = j0 + i;
-        let pi = sc[i];
-        var v: vec4f;
-        if (j < st.pos0) {
-          v = vc[(cb + j) * C4 + hoff + d4];
-        } else {
-          v = qkv[(sb + j - st.pos0) * 3u * C4 + 2u * C4 + hoff + d4];
-        }
-        acc = fma(vec4f(pi), v, acc);
-        wsum += pi;
+      // this slice's keys in order: the cached ones (four loads in flight per trip), then the step's
+      let nc = select(0u, min(n, st.pos0 - j0), st.pos0 > j0);
+      var i = slice;
+      for (; i + 3u * NS < nc; i += 4u * NS) {
+        let vb = (cb + j0 + i) * C4 + hoff + d4;
+        let v0 = vc[vb];
+        let v1 = vc[vb + NS * C4];
+        let v2 = vc[vb + 2u * NS * C4];
+        let v3 = vc[vb + 3u * NS * C4];
+        acc = fma(vec4f(sc[i]), v0, acc);
+        wsum += sc[i];
+        acc = fma(vec4f(sc[i + NS]), v1, acc);
+        wsum += sc[i + NS];
+        acc = fma(vec4f(sc[i + 2u * NS]), v2, acc);
+        wsum += sc[i + 2u * NS];
+        acc = fma(vec4f(sc[i + 3u * NS]), v3, acc);
+        wsum += sc[i + 3u * NS];
+      }
+      for (; i < nc; i += NS) {
+        acc = fma(vec4f(sc[i]), vc[(cb + j0 + i) * C4 + hoff + d4], acc);
+        wsum += sc[i];
+      }
+      for (; i < n; i += NS) {
+        acc = fma(vec4f(sc[i]), qkv[(sb + j0 + i - st.pos0) * 3u * C4 + 2u * C4 + hoff + d4], acc);
+        wsum += sc[i];
       }
     }
     run_max = new_max;

@@ -4,7 +4,7 @@
  * @module
  */
 import type { KernelSpec } from "../src/gpu/pipelines.ts";
-import { ARGMAX_SERIAL_WGSL, ARGMAX_WGSL } from "./argmax.ts";
+import { ARGMAX_FINAL_WGSL, ARGMAX_PART_WGSL, ARGMAX_SERIAL_WGSL, ARGMAX_WGSL } from "./argmax.ts";
 import { ATTENTION_BLOCK_WGSL, ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
 import {
@@ -19,6 +19,7 @@ import { LAYER_NORM_SERIAL_WGSL, LAYER_NORM_WGSL } from "./layer_norm.ts";
 import { MATMUL_F16_WGSL, MATMUL_WGSL, MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
 
+export { ARGMAX_PARTS } from "./argmax.ts";
 export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "./matmul.ts";
 export { STEP_BYTES } from "./step.ts";
 export { REFINE_INVOCATIONS, SCREEN_GROUP } from "./head_screen.ts";
@@ -67,6 +68,10 @@ export const ARGMAX: KernelSpec = {
   code: ARGMAX_WGSL,
   bindings: ["uniform", "uniform", "read", "write"],
 };
+/** First pass of the split greedy argmax (GPUs): the best id of each part of the vocabulary. */
+export const ARGMAX_PART: KernelSpec = { ...ARGMAX, name: "argmax_part", code: ARGMAX_PART_WGSL };
+/** Second pass of the split greedy argmax: the best of the parts, into the token buffer. */
+export const ARGMAX_FINAL: KernelSpec = { ...ARGMAX, name: "argmax_final", code: ARGMAX_FINAL_WGSL };
 /** Greedy argmax without barriers, one invocation per batch row (CPU adapters). */
 export const ARGMAX_SERIAL: KernelSpec = { ...ARGMAX, name: "argmax_serial", code: ARGMAX_SERIAL_WGSL };
 /** Top-k / top-p / temperature sampling into the token buffer. */

@@ -13,6 +13,9 @@ import { type InputTensor, type ModelWeights, WeightBuilder } from "./model_weig
 import { openWeights } from "./loader.ts";
 import {
   ARGMAX,
+  ARGMAX_FINAL,
+  ARGMAX_PART,
+  ARGMAX_PARTS,
   ARGMAX_SERIAL,
   ATTENTION,
   ATTENTION_BLOCK,
@@ -123,6 +126,8 @@ interface Workspace {
     lnfAll: GPUBindGroup;
     head: GPUBindGroup[];
     argmax: GPUBindGroup;
+    /** The second pass of the split greedy choice (GPUs). */
+    argmaxFinal?: GPUBindGroup;
     sample: GPUBindGroup;
   };
   /** The screened greedy choice's buffers and bind groups, made on first use. */
@@ -299,9 +304,23 @@ function baseKernels(
     ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
     ["ln", serialFor(gpu, LAYER_NORM, LAYER_NORM_SERIAL), {}],
     attentionKernel(gpu, headDim),
-    ["argmax", serialFor(gpu, ARGMAX, ARGMAX_SERIAL), {}],
+    ...argmaxKernels(gpu),
     ["mm1", matmulSpec(dtype, wide), matmulConstants(gpu, 1, wide)],
   ];
+}
+
+/**
+ * The greedy-choice kernels: on a CPU adapter the barrier-free scan; on a GPU two passes, the best
+ * of each of {@linkcode ARGMAX_PARTS} parts of the vocabulary and then the best of those (one
+ * workgroup scanning the whole vocabulary waits on one load after another).
+ * GPT_WEBGPU_ARGMAX=serial|single|split picks one on any adapter ("single": one workgroup).
+ */
+function argmaxKernels(gpu: GpuContext): [string, KernelSpec, Record<string, number>][] {
+  const env = envValue("GPT_WEBGPU_ARGMAX");
+  const kind = env === "serial" || env === "single" || env === "split" ? env : gpu.isCpu ? "serial" : "split";
+  if (kind === "serial") return [["argmax", ARGMAX_SERIAL, {}]];
+  if (kind === "single") return [["argmax", ARGMAX, {}]];
+  return [["argmax", ARGMAX_PART, {}], ["argmax_final", ARGMAX_FINAL, {}]];
 }
 
 /**
@@ -502,6 +521,8 @@ export class GPTModel {
   #fused: boolean;
   /** The attention kernel and its constants, chosen once (see {@linkcode attentionKernel}). */
   #attn: [string, KernelSpec, Record<string, number>];
+  /** The greedy-choice kernels, chosen once (see {@linkcode argmaxKernels}). */
+  #argmax: [string, KernelSpec, Record<string, number>][];
   #wide: boolean;
   /** Invocations along the columns of a general matrix workgroup ({@linkcode mmWg}, read once). */
   #wg: number;
@@ -523,6 +544,7 @@ export class GPTModel {
     this.#wide = gpu.isCpu && !this.#fused;
     this.#wg = mmWg(gpu);
     this.#attn = attentionKernel(gpu, cfg.emb_dim / cfg.n_heads);
+    this.#argmax = argmaxKernels(gpu);
   }
 
   /**
@@ -712,7 +734,7 @@ export class GPTModel {
       fc: mm("fc.params", C, 4 * C, MM_BIAS | MM_GELU | (this.#fuseLn ? MM_LN : 0)),
       fc2: mm("fc2.params", 4 * C, C, MM_BIAS | MM_ADD),
       head: this.#weights.head.map((c) => mm("head.params", C, c.N, 0, this.#vp, c.v0, 1)),
-      argmax: this.#uniform("argmax.params", [V, this.#vp]),
+      argmax: this.#uniform("argmax.params", [V, this.#vp, ARGMAX_PARTS, Math.ceil(V / ARGMAX_PARTS)]),
     };
   }
 
@@ -754,10 +776,10 @@ export class GPTModel {
   async #compile(): Promise<void> {
     const d = this.#gpu.device;
     const hd = this.config.emb_dim / this.config.n_heads;
-    for (const [key, spec, c] of baseKernels(this.#gpu, this.dtype, hd, this.#wide)) {
-      const [s, k] = key === "attn" ? [this.#attn[1], this.#attn[2]] : [spec, c];
-      this.#pipes.set(key, await pipelineOf(d, s, k));
-    }
+    // the kernels chosen at construction, whatever the environment says now
+    const chosen = [this.#attn, ...this.#argmax];
+    const base = baseKernels(this.#gpu, this.dtype, hd, this.#wide).filter(([k]) => !/^(attn|argmax)/.test(k));
+    for (const [key, spec, c] of [...base, ...chosen]) this.#pipes.set(key, await pipelineOf(d, spec, c));
   }
 
   /** Compiles the matrix kernels a set of row counts needs (once each). */
@@ -833,6 +855,8 @@ export class GPTModel {
     const ff = storage("ff", rows * 4 * C * 4);
     const last = storage("last", B * C * 4);
     const logits = storage("logits", B * this.#vp * 4);
+    const split = this.#argmax.length > 1;
+    const parts = split ? storage("argmax.parts", B * ARGMAX_PARTS * 8) : undefined;
     const sampleParams = uni("sample.params", []);
     const attnParams = uni("attn.params", [C, H, hd, cap, new Uint32Array(f.buffer)[0]]);
     const s = this.#statics;
@@ -883,7 +907,8 @@ export class GPTModel {
         lnfLast: bg(ln, "lnf_last", [s.lnLast, step, x, w.lnf, last]),
         lnfAll: bg(ln, "lnf_all", [s.ln, step, x, w.lnf, h]),
         head: w.head.map((c, i) => bg(mm, "head", [s.head[i], step, last, c.buffer, w.lnf, logits, w.lnf])),
-        argmax: bg(serialFor(this.#gpu, ARGMAX, ARGMAX_SERIAL), "argmax", [s.argmax, step, logits, tokens]),
+        argmax: bg(this.#argmax[0][1], "argmax", [s.argmax, step, logits, parts ?? tokens]),
+        argmaxFinal: parts && bg(ARGMAX_FINAL, "argmax_final", [s.argmax, step, parts, tokens]),
         sample: bg(SAMPLE, "sample", [sampleParams, step, logits, tokens]),
       },
     };
@@ -1132,7 +1157,10 @@ export class GPTModel {
       rec.dispatch("matmul head", mm, g.head[i], Math.ceil(c.N / this.#cols), Math.ceil(B / tm));
     });
     if (sample) rec.dispatch("sample", this.#pipe("sample"), g.sample, B);
-    else rec.dispatch("argmax", this.#pipe("argmax"), g.argmax, B);
+    else if (g.argmaxFinal) {
+      rec.dispatch("argmax", this.#pipe("argmax"), g.argmax, ARGMAX_PARTS, B);
+      rec.dispatch("argmax", this.#pipe("argmax_final"), g.argmaxFinal, B);
+    } else rec.dispatch("argmax", this.#pipe("argmax"), g.argmax, B);
   }
 
   /**

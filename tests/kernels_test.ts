@@ -2,6 +2,9 @@
 import assert from "node:assert/strict";
 import {
   ARGMAX,
+  ARGMAX_FINAL,
+  ARGMAX_PART,
+  ARGMAX_PARTS,
   ARGMAX_SERIAL,
   ATTENTION,
   ATTENTION_BLOCK,
@@ -224,6 +227,8 @@ Deno.test("embedding kernel gathers token + position rows from vocabulary chunks
 Deno.test("attention kernels store the step's keys and values and match the CPU reference (head_dim 12, one token, cache, a full context over several key blocks)", async () => {
   const C = 24, H = 2, hd = 12;
   const cases = [[1, 1, 0, 1], [2, 5, 0, 5], [1, 1, 70, 71], [2, 130, 0, 130], [1, 3, 61, 80], [2, 4, 3, 9]];
+  // long caches: several keys per slice of the key-block kernel's weighted sum (85 slices at head_dim 12)
+  cases.push([1, 1, 700, 701], [2, 3, 400, 410]);
   type Variant = {
     spec: KernelSpec;
     constants: Record<string, number>;
@@ -292,8 +297,8 @@ Deno.test("attention kernels store the step's keys and values and match the CPU 
   }
 });
 
-Deno.test("argmax kernels (with barriers; serial for CPU adapters) pick the first largest logit and write it after the window", async () => {
-  for (const spec of [ARGMAX, ARGMAX_SERIAL]) {
+Deno.test("argmax kernels (one workgroup, split in parts for GPUs, serial for CPU adapters) pick the first largest logit and write it after the window", async () => {
+  for (const kind of ["single", "split", "serial"]) {
     for (const V of [37, 1000, 50257]) {
       const B = 3, ldl = Math.ceil(V / 64) * 64, L = 10, start = 1, T = 4;
       const logits = randomArray(g, B * ldl, -5, 5);
@@ -301,23 +306,32 @@ Deno.test("argmax kernels (with barriers; serial for CPU adapters) pick the firs
       logits[1 * ldl + 3] = 7; // a tie: the first index wins
       logits[1 * ldl + V - 2] = 7;
       logits[2 * ldl + V] = 100; // padding is never read
-      // ties among ids one invocation reads in one loop trip and the next (256 and 2048 apart)
-      for (const v of [V - 1, 2 * 256 + 9, 9, 2048 + 9]) if (v < V) logits[2 * ldl + v] = 8;
-      const [tokens] = await runKernel(
-        spec,
-        [
-          { uniform: new Uint32Array([V, ldl, 0, 0]) },
-          { uniform: stepWords({ B, T, start, L }) },
-          logits,
-          new Uint32Array(B * L),
-        ],
-        [B],
-        [3],
-      );
+      // ties within one invocation's ids, and across the parts of the split kernel
+      const chunk = Math.ceil(V / ARGMAX_PARTS);
+      for (const v of [V - 1, 2 * 256 + 9, 9, 2048 + 9, chunk + 1]) if (v < V) logits[2 * ldl + v] = 8;
+      const params = { uniform: new Uint32Array([V, ldl, ARGMAX_PARTS, chunk]) };
+      const step = { uniform: stepWords({ B, T, start, L }) };
+      let tokens: Float32Array | Uint32Array;
+      if (kind === "split") {
+        const [parts] = await runKernel(
+          ARGMAX_PART,
+          [params, step, logits, new Uint32Array(B * ARGMAX_PARTS * 2)],
+          [ARGMAX_PARTS, B],
+          [3],
+        );
+        [tokens] = await runKernel(ARGMAX_FINAL, [params, step, parts, new Uint32Array(B * L)], [B], [3]);
+      } else {
+        [tokens] = await runKernel(
+          kind === "single" ? ARGMAX : ARGMAX_SERIAL,
+          [params, step, logits, new Uint32Array(B * L)],
+          [B],
+          [3],
+        );
+      }
       for (let b = 0; b < B; b++) {
         let best = 0;
         for (let v = 1; v < V; v++) if (logits[b * ldl + v] > logits[b * ldl + best]) best = v;
-        assert.equal(tokens[b * L + start + T], best, `${spec.name} V=${V} row ${b}`);
+        assert.equal(tokens[b * L + start + T], best, `${kind} V=${V} row ${b}`);
       }
     }
   }

@@ -94,16 +94,18 @@ Deno.test("GPTModel with 16-bit weights stays within half-precision error of the
   assertClose(l16, l32, 0.02 * maxRef, 0, "f16 vs f32");
 });
 
-Deno.test("the GPU path (LayerNorm fused into the matrix kernel; key-block or workgroup-wide attention) matches the CPU reference, and generate() matches generateTextSimple() past the context", async () => {
+Deno.test("the GPU path (LayerNorm fused into the matrix kernel; key-block attention and split argmax, or workgroup-wide attention and argmax) matches the CPU reference, and generate() matches generateTextSimple() past the context", async () => {
   for (const attention of ["block", "parts"]) {
     Deno.env.set("GPT_WEBGPU_FUSE_LN", "1");
     Deno.env.set("GPT_WEBGPU_ATTENTION", attention);
+    Deno.env.set("GPT_WEBGPU_ARGMAX", attention === "block" ? "split" : "single");
     let made;
     try {
       made = await oddModel("f32", 17, { ...ODD, context_length: 40 });
     } finally {
       Deno.env.delete("GPT_WEBGPU_FUSE_LN");
       Deno.env.delete("GPT_WEBGPU_ATTENTION");
+      Deno.env.delete("GPT_WEBGPU_ARGMAX");
     }
     const { model, p, cfg } = made;
     using _ = model;

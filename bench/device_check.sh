@@ -5,6 +5,7 @@
 # (GPT_WEBGPU_ARGMAX) and with larger matrix workgroups (GPT_WEBGPU_MM_THREADS), the comparison table against PyTorch on the same GPU (when `python3`
 # there has PyTorch with CUDA), then the tests.
 # Each step has its own time limit; output goes to $OUT (or ./device-out) as it is written.
+# `bash bench/device_check.sh quick` runs only the default kernels: decode speed, profile, comparison, tests.
 #
 #   bash ../shared/gpu/bundle.sh        # here, with network: Deno, its cache, the Vulkan loader
 #   bash .gpu/run.sh bash bench/device_check.sh        # there
@@ -27,6 +28,7 @@ step() { # step SECONDS TITLE COMMAND...
   timeout "$s" "$@"
   echo "## ($title: exit $?, $((SECONDS - t0)) s)"
 }
+quick=$([ "${1:-}" = quick ] && echo 1)
 py=$(command -v python3 || echo /usr/bin/python3)
 {
   date -u
@@ -34,14 +36,14 @@ py=$(command -v python3 || echo /usr/bin/python3)
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>&1
   step 30 "adapter" deno run -A bench/adapter_probe.ts
   step 120 "decode speed" deno run -A bench/decode_speed.ts
-  step 90 "GPT_WEBGPU_ATTENTION=parts (the workgroup-wide attention kernel instead of key blocks)" \
+  [ "$quick" ] || step 90 "GPT_WEBGPU_ATTENTION=parts (the workgroup-wide attention kernel instead of key blocks)" \
     env GPT_WEBGPU_ATTENTION=parts deno run -A bench/decode_speed.ts
   step 60 "profile f32" deno run -A bench/profile.ts f32 64
-  step 60 "profile f16" deno run -A bench/profile.ts f16 64
-  step 60 "profile f32 at position 500" deno run -A bench/profile.ts f32 500
-  step 90 "GPT_WEBGPU_ARGMAX=single (one workgroup scans the vocabulary instead of 64 parts and a final pass)" \
+  [ "$quick" ] || step 60 "profile f16" deno run -A bench/profile.ts f16 64
+  [ "$quick" ] || step 60 "profile f32 at position 500" deno run -A bench/profile.ts f32 500
+  [ "$quick" ] || step 90 "GPT_WEBGPU_ARGMAX=single (one workgroup scans the vocabulary instead of 64 parts and a final pass)" \
     env GPT_WEBGPU_ARGMAX=single deno run -A bench/decode_speed.ts
-  step 90 "GPT_WEBGPU_MM_THREADS=512 (up to 512 invocations per matrix workgroup instead of 256)" \
+  [ "$quick" ] || step 90 "GPT_WEBGPU_MM_THREADS=512 (up to 512 invocations per matrix workgroup instead of 256)" \
     env GPT_WEBGPU_MM_THREADS=512 deno run -A bench/decode_speed.ts
   step 180 "comparison, PyTorch on the GPU" deno run -A bench/compare.ts --reps 3 --python "$py" --torch-device cuda
 } 2>&1 | tee "$out/bench.txt"

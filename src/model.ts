@@ -286,7 +286,7 @@ class TimedRecorder implements Recorder {
 }
 
 /**
- * Rows per workgroup for a matrix product over `M` rows: at most `maxRows` (8 for the GPU kernel,
+ * Rows per workgroup for a matrix product over `M` rows: at most `maxRows` ({@linkcode MM_ROWS} for the GPU kernel,
  * {@linkcode MM_WIDE_ROWS} for the CPU one), in as few tiles as possible, wasting fewest rows.
  */
 function tmFor(M: number, maxRows: number): number {
@@ -363,23 +363,32 @@ function mmWg(gpu: GpuContext): number {
   return gpu.isCpu ? 16 : 4;
 }
 
+/** Most token rows per workgroup of the general (GPU) matrix kernel. */
+export const MM_ROWS = 4;
+
 /**
  * Override constants of the matrix kernel for TM rows per workgroup: KS (k-slices) is 1 on a CPU
- * adapter; on a GPU as many as keep the partial sums (TM * KS * WG vec4s) within the kernel's
- * 1024-entry workgroup array and the invocation limit; U (UNROLL in the CPU kernel) from
- * {@linkcode unrollFor}.
+ * adapter; on a GPU as many as keep the partial sums of {@linkcode MM_ROWS} rows
+ * (MM_ROWS * KS * WG vec4s) within the kernel's 1024-entry workgroup array and the invocation
+ * limit, the same for every TM: each row's sums then run in the same order in a decoding step
+ * (one row) as in a full pass (several), so `generate` keeps the ids of `generateTextSimple`.
+ * U (UNROLL in the CPU kernel) from {@linkcode unrollFor}.
+ *
+ * @internal Exported for tests.
  */
-function matmulConstants(gpu: GpuContext, tm: number, wide: boolean): Record<string, number> {
+export function matmulConstants(gpu: GpuContext, tm: number, wide: boolean): Record<string, number> {
   if (wide) return { TM: tm, WG: 16, UNROLL: unrollFor(gpu, tm, true) };
   const wg = mmWg(gpu);
   const byLimit = Math.floor(Math.min(mmThreads(gpu), gpu.device.limits.maxComputeInvocationsPerWorkgroup) / wg);
-  const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(byLimit, Math.floor(1024 / (tm * wg))));
+  const ks = gpu.isCpu ? 1 : Math.max(1, Math.min(byLimit, Math.floor(1024 / (MM_ROWS * wg))));
   return { TM: tm, KS: ks, WG: wg, U: unrollFor(gpu, tm) };
 }
 
 /**
  * Most invocations per matrix workgroup on a GPU (columns times k-slices): 256, or
- * GPT_WEBGPU_MM_THREADS=64|128|256|512|1024 (where the device allows).
+ * GPT_WEBGPU_MM_THREADS=64|128|256|512|1024 (where the device allows). The workgroup array also
+ * caps the k-slices at 1024 / (MM_ROWS * WG), so more than 256 only counts with
+ * GPT_WEBGPU_MM_WG below 4.
  */
 function mmThreads(gpu: GpuContext): number {
   const env = envNumber("GPT_WEBGPU_MM_THREADS");
@@ -763,7 +772,7 @@ export class GPTModel {
 
   /** Rows per matrix workgroup for `M` rows (see {@linkcode tmFor}). */
   #tmFor(M: number): number {
-    return tmFor(M, this.#wide ? MM_WIDE_ROWS : 8);
+    return tmFor(M, this.#wide ? MM_WIDE_ROWS : MM_ROWS);
   }
 
   /** Output columns per matmul workgroup. */

@@ -20,6 +20,7 @@ import {
 } from "../kernels/mod.ts";
 import { MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
+import { matmulConstants, MM_ROWS } from "../src/model.ts";
 import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { createMatrix } from "../src/gpu/weights.ts";
 import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
@@ -145,6 +146,50 @@ Deno.test("matmul kernel with four k-quads per loop trip (the GPU decode kernel)
   // 256 k-slices (1024 invocations, GPT_WEBGPU_MM_THREADS=1024): K = 768 leaves slices idle, K = 3072 does not
   await matmulCase(1, 768, 70, MM_LN | MM_BIAS | MM_ADD, false, 1, 256, 4, false, 4);
   await matmulCase(1, 3072, 70, MM_BIAS | MM_GELU, true, 1, 256, 4, false, 4);
+});
+
+Deno.test("GPU matrix kernel: each row's outputs are bit for bit the same in a one-row product (decoding) and in tiles of 2 to MM_ROWS rows (a full pass)", async () => {
+  const gpu = await getGpu();
+  const asGpu = { ...gpu, isCpu: false }; // the constants a GPU gets (k-slices), on any adapter
+  const M = 7, K = 768, N = 70, flags = MM_LN | MM_BIAS | MM_GELU;
+  for (const f16 of [false, true]) {
+    const x = randomArray(g, M * K).map((v) => v * 3 + 5);
+    const wt = randomArray(g, N * K);
+    const bias = randomArray(g, N);
+    const lnw = randomArray(g, 2 * K, -1, 2);
+    const owned: GPUBuffer[] = [];
+    const mat = createMatrix(gpu.device, "w", f16 ? "f16" : "f32", K, N, wt, false, (b) => owned.push(b));
+    const run = async (tm: number, row0: number, rows: number) => {
+      const c = matmulConstants(asGpu, tm, false);
+      assert.ok(c.KS > 1, "the GPU constants split k");
+      const params = new Uint32Array([rows, K, N, 0, N, 0, 2, flags, row0, f32bits(1e-5), 0, 0]);
+      const [y] = await runKernel(
+        f16 ? MATMUL_F16 : MATMUL,
+        [
+          { uniform: params },
+          { uniform: stepWords({ B: 1, T: rows }) },
+          x,
+          mat.buffer,
+          bias,
+          new Float32Array(rows * N),
+          lnw,
+        ],
+        [Math.ceil(N / (4 * c.WG)), Math.ceil(rows / tm)],
+        [5],
+        c,
+      );
+      return y;
+    };
+    const single: Float32Array[] = [];
+    for (let r = 0; r < M; r++) single.push((await run(1, r, 1)) as Float32Array);
+    for (let tm = 2; tm <= MM_ROWS; tm++) {
+      const y = await run(tm, 0, M);
+      for (let r = 0; r < M; r++) {
+        assert.deepEqual([...y.subarray(r * N, (r + 1) * N)], [...single[r]], `f16=${f16} TM=${tm} row ${r}`);
+      }
+    }
+    for (const b of owned) b.destroy();
+  }
 });
 
 Deno.test("matmul kernel with 16-bit weights matches the reference on half-rounded weights", async () => {

@@ -1,13 +1,21 @@
 import { STEP_WGSL } from "./step.ts";
 
-/** The params, step and bindings both kernels share. */
-const BINDINGS = /* wgsl */ `${STEP_WGSL}
-struct Params { V: u32, ldl: u32, pad0: u32, pad1: u32 }
+/**
+ * The params, step and bindings every greedy-choice kernel shares: binding 2 is what it reads,
+ * binding 3 what it writes. Params: vocabulary size, row stride of the logits, and for the split
+ * kernels the parts per row and the ids per part.
+ */
+function header(input: string, output: string): string {
+  return /* wgsl */ `${STEP_WGSL}
+struct Params { V: u32, ldl: u32, G: u32, chunk: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> logits: array<f32>;
-@group(0) @binding(3) var<storage, read_write> tokens: array<u32>;
+@group(0) @binding(2) var<storage, read> ${input};
+@group(0) @binding(3) var<storage, read_write> ${output};
 `;
+}
+
+const BINDINGS = header("logits: array<f32>", "tokens: array<u32>");
 
 /**
  * WGSL statements that reduce each invocation's (best, besti) over a workgroup of n (a power of
@@ -93,13 +101,7 @@ export const ARGMAX_PARTS = 64;
  * binding 1 (uniform) st: the step; binding 2 (read) logits: [B, ldl];
  * binding 3 (write) part: [B, parts, 2] u32. Dispatch (parts, B).
  */
-export const ARGMAX_PART_WGSL: string = /* wgsl */ `${STEP_WGSL}
-struct Params { V: u32, ldl: u32, G: u32, chunk: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> logits: array<f32>;
-@group(0) @binding(3) var<storage, read_write> part: array<u32>;
-var<workgroup> bv: array<f32, 256>;
+export const ARGMAX_PART_WGSL: string = /* wgsl */ `${header("logits: array<f32>", "part: array<u32>")}var<workgroup> bv: array<f32, 256>;
 var<workgroup> bi: array<u32, 256>;
 
 @compute @workgroup_size(256)
@@ -128,13 +130,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
  * step's window. binding 0 (uniform) p and binding 1 (uniform) st as {@linkcode ARGMAX_PART_WGSL};
  * binding 2 (read) part: [B, parts, 2] u32; binding 3 (read_write) tokens: [B, L]. Dispatch (B).
  */
-export const ARGMAX_FINAL_WGSL: string = /* wgsl */ `${STEP_WGSL}
-struct Params { V: u32, ldl: u32, G: u32, chunk: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> part: array<u32>;
-@group(0) @binding(3) var<storage, read_write> tokens: array<u32>;
-var<workgroup> bv: array<f32, ${ARGMAX_PARTS}>;
+export const ARGMAX_FINAL_WGSL: string = /* wgsl */ `${header("part: array<u32>", "tokens: array<u32>")}var<workgroup> bv: array<f32, ${ARGMAX_PARTS}>;
 var<workgroup> bi: array<u32, ${ARGMAX_PARTS}>;
 
 @compute @workgroup_size(${ARGMAX_PARTS})

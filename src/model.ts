@@ -932,7 +932,8 @@ export class GPTModel {
    * for every greedy call. GPUs keep the full head: their matrix kernel adds in another order.
    */
   #screenFor(steps: number, sampling: boolean): boolean {
-    if (sampling || !this.#wide) return false;
+    // the fallback dispatches one argmax workgroup per row: the split argmax does not fit it
+    if (sampling || !this.#wide || this.#argmax.length > 1) return false;
     const env = envValue("GPT_WEBGPU_HEAD_SCREEN");
     if (env === "0") return false;
     if (env === "1") return true;

@@ -164,3 +164,22 @@ Deno.test("the screened greedy head runs only where asked: CPU adapters, greedy,
     assert.equal(on.count["matmul head (fallback)"], 3, "the full head, with zero workgroups unless needed");
   }
 });
+
+Deno.test("with the split argmax (GPT_WEBGPU_ARGMAX=split) the head is not screened and the ids stay the reference's", async () => {
+  const p = randomParams(CFG, 8);
+  Deno.env.set("GPT_WEBGPU_ARGMAX", "split");
+  let model;
+  try {
+    model = await modelOf(p, "f32");
+  } finally {
+    Deno.env.delete("GPT_WEBGPU_ARGMAX");
+  }
+  using _ = model;
+  const prof = await withScreen("1", () => model.profileStep(1, 1, 3));
+  assert.equal(prof.count["head pick"], undefined, "no screening: its fallback has no place for the split argmax");
+  assert.equal(prof.count["argmax"], 2, "the two argmax passes");
+  const ids = randomIds(new TorchGenerator(9), 2, 3, CFG.vocab_size);
+  const got = await withScreen("1", () => generate(model, ids, { maxNewTokens: 12, contextSize: 10 }));
+  const cfg = validateConfig(CFG);
+  for (let b = 0; b < 2; b++) assert.deepEqual(got[b], generateRef(cfg, p, ids[b], 12, 10), `row ${b}`);
+});

@@ -101,7 +101,9 @@ export const ARGMAX_PARTS = 64;
  * binding 1 (uniform) st: the step; binding 2 (read) logits: [B, ldl];
  * binding 3 (write) part: [B, parts, 2] u32. Dispatch (parts, B).
  */
-export const ARGMAX_PART_WGSL: string = /* wgsl */ `${header("logits: array<f32>", "part: array<u32>")}var<workgroup> bv: array<f32, 256>;
+export const ARGMAX_PART_WGSL: string = /* wgsl */ `
+${header("logits: array<f32>", "part: array<u32>")}
+var<workgroup> bv: array<f32, 256>;
 var<workgroup> bi: array<u32, 256>;
 
 @compute @workgroup_size(256)
@@ -130,7 +132,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
  * step's window. binding 0 (uniform) p and binding 1 (uniform) st as {@linkcode ARGMAX_PART_WGSL};
  * binding 2 (read) part: [B, parts, 2] u32; binding 3 (read_write) tokens: [B, L]. Dispatch (B).
  */
-export const ARGMAX_FINAL_WGSL: string = /* wgsl */ `${header("part: array<u32>", "tokens: array<u32>")}var<workgroup> bv: array<f32, ${ARGMAX_PARTS}>;
+export const ARGMAX_FINAL_WGSL: string = /* wgsl */ `
+${header("part: array<u32>", "tokens: array<u32>")}
+var<workgroup> bv: array<f32, ${ARGMAX_PARTS}>;
 var<workgroup> bi: array<u32, ${ARGMAX_PARTS}>;
 
 @compute @workgroup_size(${ARGMAX_PARTS})

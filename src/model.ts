@@ -299,12 +299,14 @@ function baseKernels(
   dtype: WeightDType,
   headDim: number,
   wide: boolean,
+  attn = attentionKernel(gpu, headDim),
+  argmax = argmaxKernels(gpu),
 ): [string, KernelSpec, Record<string, number>][] {
   return [
     ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
     ["ln", serialFor(gpu, LAYER_NORM, LAYER_NORM_SERIAL), {}],
-    attentionKernel(gpu, headDim),
-    ...argmaxKernels(gpu),
+    attn,
+    ...argmax,
     ["mm1", matmulSpec(dtype, wide), matmulConstants(gpu, 1, wide)],
   ];
 }
@@ -785,10 +787,10 @@ export class GPTModel {
   async #compile(): Promise<void> {
     const d = this.#gpu.device;
     const hd = this.config.emb_dim / this.config.n_heads;
-    // the kernels chosen at construction, whatever the environment says now
-    const chosen = [this.#attn, ...this.#argmax];
-    const base = baseKernels(this.#gpu, this.dtype, hd, this.#wide).filter(([k]) => !/^(attn|argmax)/.test(k));
-    for (const [key, spec, c] of [...base, ...chosen]) this.#pipes.set(key, await pipelineOf(d, spec, c));
+    // with the kernels chosen at construction, whatever the environment says now
+    for (const [key, spec, c] of baseKernels(this.#gpu, this.dtype, hd, this.#wide, this.#attn, this.#argmax)) {
+      this.#pipes.set(key, await pipelineOf(d, spec, c));
+    }
   }
 
   /** Compiles the matrix kernels a set of row counts needs (once each). */

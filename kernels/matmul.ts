@@ -1,7 +1,16 @@
 import { STEP_WGSL } from "./step.ts";
 
-/** What both matrix kernels share: the params, the bindings (weights as `wType`), GELU and the output step. */
-function prelude(wType: string): string {
+/**
+ * Vec4s of `x` in the one-row CPU kernel that reads `x` from a uniform buffer (64 KiB, the WebGPU
+ * default for `maxUniformBufferBindingSize`): products with K up to 4 * this.
+ */
+export const MM_X_UNIFORM_VEC4S = 4096;
+
+/**
+ * What both matrix kernels share: the params, the bindings (weights as `wType`; `x` from a storage
+ * buffer, or with `xUniform` from a uniform one), GELU and the output step.
+ */
+function prelude(wType: string, xUniform = false): string {
   return /* wgsl */ `${STEP_WGSL}
 struct Params {
   M: u32, K: u32, N: u32, pad3: u32,
@@ -10,7 +19,11 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> x: array<vec4f>;
+${
+    xUniform
+      ? `@group(0) @binding(2) var<uniform> x: array<vec4f, ${MM_X_UNIFORM_VEC4S}>;`
+      : "@group(0) @binding(2) var<storage, read> x: array<vec4f>;"
+  }
 @group(0) @binding(3) var<storage, read> w: array<${wType}>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
@@ -240,7 +253,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
  * loads every 32-bit word of a storage buffer lane by lane, so wide per-invocation loads (8 or 16
  * columns of a weight row) and fewer loads of x per weight are what make it faster there.
  */
-function matmulWide(f16: boolean, cols: number): string {
+function matmulWide(f16: boolean, cols: number, xUniform = false): string {
   const perVec = f16 ? 8 : 4; // columns in one loaded vector
   const V = cols / perVec; // vectors per weight row per invocation
   const A = cols / 4; // vec4f accumulators per row
@@ -272,7 +285,7 @@ ${indent}}`;
 // UNROLL 4 writes out the four weight rows of a k-quad (one-row products: fastest); UNROLL 1 walks
 // them in a loop, a body small enough that llvmpipe compiles it about 3x faster and that runs
 // faster with several rows (fewer values live at once).
-${prelude(f16 ? "vec4<u32>" : "vec4f")}
+${prelude(f16 ? "vec4<u32>" : "vec4f", xUniform)}
 override TM: u32 = 8u; // rows per workgroup, at most ${MM_WIDE_ROWS}
 override WG: u32 = 16u;
 override UNROLL: u32 = 1u; // 4 or 1
@@ -329,6 +342,15 @@ export const MM_WIDE_COLS = { f32: 16, f16: 16 } as const;
 export const MATMUL_WIDE_WGSL: string = matmulWide(false, MM_WIDE_COLS.f32);
 /** The matrix product for CPU adapters, 16-bit weights. */
 export const MATMUL_WIDE_F16_WGSL: string = matmulWide(true, MM_WIDE_COLS.f16);
+/**
+ * {@linkcode MATMUL_WIDE_WGSL} with `x` (binding 2) read from a uniform buffer of
+ * {@linkcode MM_X_UNIFORM_VEC4S} vec4s, for one-row products: llvmpipe loads a storage buffer
+ * lane by lane with a bounds check per word, and a uniform buffer with a branch-free gather, so `x`
+ * costs fewer instructions (`deno run -A bench/cpu_load_paths.ts`). The sums are the same.
+ */
+export const MATMUL_WIDE_XU_WGSL: string = matmulWide(false, MM_WIDE_COLS.f32, true);
+/** {@linkcode MATMUL_WIDE_F16_WGSL} with `x` from a uniform buffer (see {@linkcode MATMUL_WIDE_XU_WGSL}). */
+export const MATMUL_WIDE_XU_F16_WGSL: string = matmulWide(true, MM_WIDE_COLS.f16, true);
 
 /** Linear layer (matrix product, bias, GELU, residual add), float32 weights. */
 export const MATMUL_WGSL: string = matmul(false);

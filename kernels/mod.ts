@@ -16,11 +16,18 @@ import {
   headRefineWgsl,
 } from "./head_screen.ts";
 import { LAYER_NORM_SERIAL_WGSL, LAYER_NORM_WGSL } from "./layer_norm.ts";
-import { MATMUL_F16_WGSL, MATMUL_WGSL, MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "./matmul.ts";
+import {
+  MATMUL_F16_WGSL,
+  MATMUL_WGSL,
+  MATMUL_WIDE_F16_WGSL,
+  MATMUL_WIDE_WGSL,
+  MATMUL_WIDE_XU_F16_WGSL,
+  MATMUL_WIDE_XU_WGSL,
+} from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
 
 export { ARGMAX_PARTS } from "./argmax.ts";
-export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "./matmul.ts";
+export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS, MM_X_UNIFORM_VEC4S } from "./matmul.ts";
 export { STEP_BYTES } from "./step.ts";
 export { REFINE_INVOCATIONS, SCREEN_GROUP } from "./head_screen.ts";
 
@@ -52,6 +59,18 @@ export const MATMUL_F16: KernelSpec = { ...MATMUL, name: "matmul_f16", code: MAT
 export const MATMUL_WIDE: KernelSpec = { ...MATMUL, name: "matmul_wide", code: MATMUL_WIDE_WGSL };
 /** Linear layer for CPU adapters (16-bit weights). */
 export const MATMUL_WIDE_F16: KernelSpec = { ...MATMUL, name: "matmul_wide_f16", code: MATMUL_WIDE_F16_WGSL };
+/** One-row linear layer for CPU adapters with `x` from a uniform buffer (f32 weights). */
+export const MATMUL_WIDE_XU: KernelSpec = {
+  name: "matmul_wide_xu",
+  code: MATMUL_WIDE_XU_WGSL,
+  bindings: ["uniform", "uniform", "uniform", "read", "read", "write", "read"],
+};
+/** One-row linear layer for CPU adapters with `x` from a uniform buffer (16-bit weights). */
+export const MATMUL_WIDE_XU_F16: KernelSpec = {
+  ...MATMUL_WIDE_XU,
+  name: "matmul_wide_xu_f16",
+  code: MATMUL_WIDE_XU_F16_WGSL,
+};
 /** Causal attention over the cache, storing the step's keys and values in it. */
 export const ATTENTION: KernelSpec = {
   name: "attention",

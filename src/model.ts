@@ -36,12 +36,15 @@ import {
   MATMUL_F16,
   MATMUL_WIDE,
   MATMUL_WIDE_F16,
+  MATMUL_WIDE_XU,
+  MATMUL_WIDE_XU_F16,
   MM_ADD,
   MM_BIAS,
   MM_GELU,
   MM_LN,
   MM_WIDE_COLS,
   MM_WIDE_ROWS,
+  MM_X_UNIFORM_VEC4S,
   REFINE_INVOCATIONS,
   SAMPLE,
   SCREEN_GROUP,
@@ -121,10 +124,14 @@ interface Workspace {
       ln2: GPUBindGroup;
       fc: GPUBindGroup;
       fc2: GPUBindGroup;
+      /** The one-row products with `x` from a uniform buffer (see {@linkcode xUniformFor}). */
+      xu?: { qkv: GPUBindGroup; proj: GPUBindGroup; fc: GPUBindGroup; fc2: GPUBindGroup };
     }[];
     lnfLast: GPUBindGroup;
     lnfAll: GPUBindGroup;
     head: GPUBindGroup[];
+    /** The head's one-row products with `x` from a uniform buffer. */
+    headXu?: GPUBindGroup[];
     argmax: GPUBindGroup;
     /** The second pass of the split greedy choice (GPUs). */
     argmaxFinal?: GPUBindGroup;
@@ -301,6 +308,7 @@ function baseKernels(
   wide: boolean,
   attn = attentionKernel(gpu, headDim),
   argmax = argmaxKernels(gpu),
+  xu = xUniformFor(gpu, wide),
 ): [string, KernelSpec, Record<string, number>][] {
   return [
     ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
@@ -308,7 +316,25 @@ function baseKernels(
     attn,
     ...argmax,
     ["mm1", matmulSpec(dtype, wide), matmulConstants(gpu, 1, wide)],
+    ...(xu
+      ? [["mm1u", dtype === "f16" ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU, matmulConstants(gpu, 1, wide)]] as [
+        string,
+        KernelSpec,
+        Record<string, number>,
+      ][]
+      : []),
   ];
+}
+
+/**
+ * Whether one-row products (decoding at batch 1) on a CPU adapter read `x` from a uniform buffer
+ * ({@linkcode MATMUL_WIDE_XU}): llvmpipe loads a storage buffer lane by lane, with a bounds check
+ * per word, and a uniform buffer with a branch-free gather. Needs uniform bindings of
+ * {@linkcode MM_X_UNIFORM_VEC4S} vec4s. GPT_WEBGPU_X_UNIFORM=0 turns it off.
+ */
+function xUniformFor(gpu: GpuContext, wide: boolean): boolean {
+  return wide && envFlag("GPT_WEBGPU_X_UNIFORM") !== false &&
+    gpu.device.limits.maxUniformBufferBindingSize >= MM_X_UNIFORM_VEC4S * 16;
 }
 
 /**
@@ -535,6 +561,8 @@ export class GPTModel {
   /** The greedy-choice kernels, chosen once (see {@linkcode argmaxKernels}). */
   #argmax: [string, KernelSpec, Record<string, number>][];
   #wide: boolean;
+  /** One-row products read `x` from a uniform buffer ({@linkcode xUniformFor}, chosen once). */
+  #xu: boolean;
   /** Invocations along the columns of a general matrix workgroup ({@linkcode mmWg}, read once). */
   #wg: number;
 
@@ -553,6 +581,7 @@ export class GPTModel {
     this.#vp = roundUp(cfg.vocab_size, 64);
     this.#fused = fuseLnFor(gpu);
     this.#wide = gpu.isCpu && !this.#fused;
+    this.#xu = xUniformFor(gpu, this.#wide);
     this.#wg = mmWg(gpu);
     this.#attn = attentionKernel(gpu, cfg.emb_dim / cfg.n_heads);
     this.#argmax = argmaxKernels(gpu);
@@ -788,7 +817,8 @@ export class GPTModel {
     const d = this.#gpu.device;
     const hd = this.config.emb_dim / this.config.n_heads;
     // with the kernels chosen at construction, whatever the environment says now
-    for (const [key, spec, c] of baseKernels(this.#gpu, this.dtype, hd, this.#wide, this.#attn, this.#argmax)) {
+    const kernels = baseKernels(this.#gpu, this.dtype, hd, this.#wide, this.#attn, this.#argmax, this.#xu);
+    for (const [key, spec, c] of kernels) {
       this.#pipes.set(key, await pipelineOf(d, spec, c));
     }
   }
@@ -859,12 +889,16 @@ export class GPTModel {
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
     buffers.push(step);
+    // the inputs of the matrix products are also bound as uniform buffers for one-row products
+    const xuBytes = MM_X_UNIFORM_VEC4S * 16;
+    const xin = (label: string, bytes: number) =>
+      this.#xu ? storage(label, Math.max(bytes, xuBytes), GPUBufferUsage.UNIFORM) : storage(label, bytes);
     const x = storage("x", rows * C * 4);
-    const h = storage("h", rows * C * 4);
+    const h = xin("h", rows * C * 4);
     const qkv = storage("qkv", rows * 3 * C * 4);
-    const ctx = storage("ctx", rows * C * 4);
-    const ff = storage("ff", rows * 4 * C * 4);
-    const last = storage("last", B * C * 4);
+    const ctx = xin("ctx", rows * C * 4);
+    const ff = xin("ff", rows * 4 * C * 4);
+    const last = xin("last", B * C * 4);
     const logits = storage("logits", B * this.#vp * 4);
     const split = this.#argmax.length > 1;
     const parts = split ? storage("argmax.parts", B * ARGMAX_PARTS * 8) : undefined;
@@ -879,6 +913,17 @@ export class GPTModel {
         entries: res.map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
     const mm = this.#mm;
+    const mmXu = this.dtype === "f16" ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU;
+    // bindings as bg's, with binding 2 (x) the first MM_X_UNIFORM_VEC4S vec4s of its buffer
+    const bgXu = (label: string, res: GPUBuffer[]) =>
+      d.createBindGroup({
+        label,
+        layout: layoutOf(d, mmXu),
+        entries: res.map((buffer, binding) => ({
+          binding,
+          resource: { buffer, size: binding === 2 ? xuBytes : undefined },
+        })),
+      });
     const ln = serialFor(this.#gpu, LAYER_NORM, LAYER_NORM_SERIAL);
     const emb = this.dtype === "f16" ? EMBEDDING_F16 : EMBEDDING;
     const layers = w.layers.map((lw, l) => {
@@ -899,6 +944,14 @@ export class GPTModel {
         ln2: bg(ln, `ln2.${l}`, [s.ln, step, x, lw.ln2, h]),
         fc: bg(mm, `fc.${l}`, [s.fc, step, this.#fuseLn ? x : h, lw.fc.buffer, lw.fcB, ff, lw.ln2]),
         fc2: bg(mm, `fc2.${l}`, [s.fc2, step, ff, lw.fc2.buffer, lw.fc2B, x, lw.ln2]),
+        xu: this.#xu
+          ? {
+            qkv: bgXu(`qkv.xu.${l}`, [s.qkv, step, h, lw.qkv.buffer, lw.qkvB, qkv, lw.ln1]),
+            proj: bgXu(`proj.xu.${l}`, [s.proj, step, ctx, lw.proj.buffer, lw.projB, x, lw.ln1]),
+            fc: bgXu(`fc.xu.${l}`, [s.fc, step, h, lw.fc.buffer, lw.fcB, ff, lw.ln2]),
+            fc2: bgXu(`fc2.xu.${l}`, [s.fc2, step, ff, lw.fc2.buffer, lw.fc2B, x, lw.ln2]),
+          }
+          : undefined,
       };
     });
     void n_layers;
@@ -918,6 +971,9 @@ export class GPTModel {
         lnfLast: bg(ln, "lnf_last", [s.lnLast, step, x, w.lnf, last]),
         lnfAll: bg(ln, "lnf_all", [s.ln, step, x, w.lnf, h]),
         head: w.head.map((c, i) => bg(mm, "head", [s.head[i], step, last, c.buffer, w.lnf, logits, w.lnf])),
+        headXu: this.#xu
+          ? w.head.map((c, i) => bgXu("head.xu", [s.head[i], step, last, c.buffer, w.lnf, logits, w.lnf]))
+          : undefined,
         argmax: bg(this.#argmax[0][1], "argmax", [s.argmax, step, logits, parts ?? tokens]),
         argmaxFinal: parts && bg(ARGMAX_FINAL, "argmax_final", [s.argmax, step, parts, tokens]),
         sample: bg(SAMPLE, "sample", [sampleParams, step, logits, tokens]),
@@ -1113,13 +1169,15 @@ export class GPTModel {
     const g = ws.groups;
     const wx = (n: number) => Math.ceil(n / 64);
     const tm = this.#tmFor(rows);
-    const mm = this.#pipe(`mm${tm}`);
+    const xu = this.#xu && rows === 1;
+    const mm = this.#pipe(xu ? "mm1u" : `mm${tm}`);
     const my = Math.ceil(rows / tm);
     const embed = this.#pipe("embed");
     const ln = this.#pipe("ln");
     const attn = this.#pipe("attn");
     for (const e of g.embed) rec.dispatch("embedding", embed, e, wx(C), rows);
-    for (const lg of g.layers) {
+    for (const layer of g.layers) {
+      const lg = xu ? { ...layer, ...layer.xu! } : layer;
       if (!this.#fuseLn) rec.dispatch("layer_norm", ln, lg.ln1, rows);
       rec.dispatch(this.#fuseLn ? "matmul norm1+qkv" : "matmul qkv", mm, lg.qkv, Math.ceil(3 * C / this.#cols), my);
       if (this.#serialAttention) rec.dispatch("attention", attn, lg.attn, Math.ceil(T * H / 64), B);
@@ -1158,15 +1216,19 @@ export class GPTModel {
       });
       rec.dispatch("head pick", this.#pipe("hpick"), s.pick, B);
       // the full head and argmax, with zero workgroups unless the route fell back to them
-      const mm = this.#pipe(`mm${this.#tmFor(B)}`);
-      head.forEach((_, i) => rec.dispatchIndirect("matmul head (fallback)", mm, g.head[i], [s.args, 12 * i]));
+      const xu = this.#xu && B === 1;
+      const mm = this.#pipe(xu ? "mm1u" : `mm${this.#tmFor(B)}`);
+      const full = xu ? g.headXu! : g.head;
+      head.forEach((_, i) => rec.dispatchIndirect("matmul head (fallback)", mm, full[i], [s.args, 12 * i]));
       rec.dispatchIndirect("argmax (fallback)", this.#pipe("argmax"), g.argmax, [s.args, 12 * head.length]);
       return;
     }
     const tm = this.#tmFor(B);
-    const mm = this.#pipe(`mm${tm}`);
+    const xu = this.#xu && B === 1;
+    const mm = this.#pipe(xu ? "mm1u" : `mm${tm}`);
+    const groups = xu ? g.headXu! : g.head;
     this.#weights.head.forEach((c, i) => {
-      rec.dispatch("matmul head", mm, g.head[i], Math.ceil(c.N / this.#cols), Math.ceil(B / tm));
+      rec.dispatch("matmul head", mm, groups[i], Math.ceil(c.N / this.#cols), Math.ceil(B / tm));
     });
     if (sample) rec.dispatch("sample", this.#pipe("sample"), g.sample, B);
     else if (g.argmaxFinal) {

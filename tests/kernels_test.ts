@@ -17,6 +17,9 @@ import {
   MATMUL_F16,
   MATMUL_WIDE,
   MATMUL_WIDE_F16,
+  MATMUL_WIDE_XU,
+  MATMUL_WIDE_XU_F16,
+  MM_X_UNIFORM_VEC4S,
 } from "../kernels/mod.ts";
 import { MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
@@ -213,6 +216,56 @@ Deno.test("wide matmul kernel (CPU adapters) matches the reference: odd N, sever
     await matmulCase(R - 1, 20, 37, MM_BIAS, f16, R, 1, 16, true);
     await matmulCase(13, 24, 64, MM_ADD, f16, 7, 1, 16, true);
     await matmulCase(2, 768, 5, MM_ADD, f16, 2, 1, 4, true);
+  }
+});
+
+Deno.test("wide matmul kernel with x from a uniform buffer (one-row products on CPU adapters) gives the storage kernel's outputs bit for bit, f32 and f16", async () => {
+  const { device } = await getGpu();
+  const cases: [number, number, number][] = [
+    [12, 37, MM_BIAS],
+    [768, 2304, MM_BIAS],
+    [3072, 768, MM_BIAS | MM_ADD],
+    [20, 300, MM_BIAS | MM_GELU],
+    [4 * MM_X_UNIFORM_VEC4S, 24, MM_ADD], // the longest x the uniform binding holds
+  ];
+  for (const f16 of [false, true]) {
+    for (const [K, N, flags] of cases) {
+      const x = randomArray(g, K);
+      let wt = randomArray(g, N * K);
+      if (f16) wt = toHalf(wt);
+      const bias = randomArray(g, N);
+      const y0 = randomArray(g, N);
+      const owned: GPUBuffer[] = [];
+      const mat = createMatrix(device, "w", f16 ? "f16" : "f32", K, N, wt, false, (b) => owned.push(b));
+      const params = { uniform: new Uint32Array([1, K, N, 0, N, 0, 2, flags, 0, f32bits(1e-5), 0, 0]) };
+      const step = { uniform: stepWords({ B: 1, T: 1 }) };
+      const xu = new Float32Array(4 * MM_X_UNIFORM_VEC4S);
+      xu.set(x);
+      const lnw = new Float32Array(2 * K);
+      const groups: [number] = [Math.ceil(N / (16 * MM_WIDE_COLS[f16 ? "f16" : "f32"]))];
+      const constants = { TM: 1, WG: 16, UNROLL: 4 };
+      const [ys] = await runKernel(
+        f16 ? MATMUL_WIDE_F16 : MATMUL_WIDE,
+        [params, step, x, mat.buffer, bias, y0.slice(), lnw],
+        groups,
+        [5],
+        constants,
+      );
+      const [yu] = await runKernel(
+        f16 ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU,
+        [params, step, { uniform: new Uint32Array(xu.buffer) }, mat.buffer, bias, y0.slice(), lnw],
+        groups,
+        [5],
+        constants,
+      );
+      for (const b of owned) b.destroy();
+      const what = `K=${K} N=${N} flags=${flags} f16=${f16}`;
+      let ref = linearRef(x, 1, K, wt, N, flags & MM_BIAS ? bias : undefined);
+      if (flags & MM_GELU) ref = ref.map(geluRef);
+      if (flags & MM_ADD) ref = ref.map((v, i) => v + y0[i]);
+      assertClose(ys.subarray(0, N), ref, 2e-5 * Math.sqrt(K), 1e-5, `storage kernel ${what}`);
+      assert.deepEqual([...yu.subarray(0, N)], [...ys.subarray(0, N)], `uniform x against storage x, ${what}`);
+    }
   }
 });
 

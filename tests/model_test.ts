@@ -148,3 +148,26 @@ Deno.test("GPTModel.fromTensors() releases every tensor once, and reuse of relea
   const got = await model.forward(ids);
   assertClose(got, forwardRef(validateConfig(ODD), p, ids[0]), 2e-4, 2e-4, "logits after release");
 });
+
+Deno.test("one-row products with x from a uniform buffer (CPU adapters) give the logits and ids of the storage-buffer kernel bit for bit (GPT_WEBGPU_X_UNIFORM=0)", async () => {
+  for (const dtype of ["f32", "f16"] as const) {
+    const { model: a } = await oddModel(dtype, 23);
+    Deno.env.set("GPT_WEBGPU_X_UNIFORM", "0");
+    let made;
+    try {
+      made = await oddModel(dtype, 23);
+    } finally {
+      Deno.env.delete("GPT_WEBGPU_X_UNIFORM");
+    }
+    const { model: b, cfg } = made;
+    using _a = a;
+    using _b = b;
+    const ids = randomIds(new TorchGenerator(14), 1, 1, cfg.vocab_size);
+    assert.deepEqual([...await a.forward(ids)], [...await b.forward(ids)], `${dtype}: one-token logits`);
+    assert.deepEqual(
+      await generate(a, ids, { maxNewTokens: 30 }),
+      await generate(b, ids, { maxNewTokens: 30 }),
+      `${dtype}: generate`,
+    );
+  }
+});

@@ -5,12 +5,13 @@
  * decodes N tokens. Prints the medians and the median over rounds of A's time over B's (the two
  * A models against the two B models of the same round, so slow stretches of a shared machine and
  * the order in which the models were made count the same for both), for the step's kernels, the
- * blocks' matrix products alone, and the decoding call; and whether all four decoded the same ids.
+ * blocks' matrix products alone, the decoding call and `generateTextSimple` on the seed example (6
+ * new tokens); and whether all four gave the same ids.
  *
  *   deno run -A bench/knob_ab.ts VARIABLE A B [f32|f16] [ROUNDS] [N]
  *   deno run -A bench/knob_ab.ts GPT_WEBGPU_X_UNIFORM 1 0 f32
  */
-import { generate, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
+import { generate, generateTextSimple, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
 
 const [name, a, b] = Deno.args;
 if (!name?.startsWith("GPT_WEBGPU_") || a === undefined || b === undefined) {
@@ -38,7 +39,7 @@ async function make(value: string): Promise<GPTModel> {
 
 const models = [await make(a), await make(b), await make(b), await make(a)];
 const isA = [true, false, false, true];
-type Sample = { step: number; blocks: number; call: number };
+type Sample = { step: number; blocks: number; call: number; simple: number };
 const samples: Sample[][] = models.map(() => []);
 const ids = new Set<string>();
 for (let r = 0; r < rounds; r++) {
@@ -49,9 +50,12 @@ for (let r = 0; r < rounds; r++) {
     const blocks = Object.entries(kernels)
       .filter(([k]) => k.startsWith("matmul") && !k.includes("head"))
       .reduce((s, [, v]) => s + v, 0);
-    const t = performance.now();
+    let t = performance.now();
     ids.add(JSON.stringify(await generate(models[i], prompt, { maxNewTokens: n })));
-    samples[i].push({ step, blocks, call: performance.now() - t });
+    const call = performance.now() - t;
+    t = performance.now();
+    ids.add(JSON.stringify(await generateTextSimple(models[i], prompt, 6, GPT_CONFIG_124M.context_length)));
+    samples[i].push({ step, blocks, call, simple: performance.now() - t });
   }
 }
 for (const m of models) m.destroy();
@@ -67,11 +71,14 @@ const row = (label: string, key: keyof Sample, unit: (ms: number) => string) => 
 };
 console.log(
   `# ${models[0].adapter} · ${dtype} · ${name}: A=${a}, B=${b} · ${rounds} rounds · ` +
-    `${ids.size === 1 ? "the same ids from all four models" : "DIFFERENT ids"}`,
+    `${ids.size === 2 ? "the same ids from all four models" : "DIFFERENT ids"}`,
 );
 console.log("| measure | A | B | A / B (median of rounds) |");
 console.log("| --- | --- | --- | --- |");
 console.log(row("decoding step, all kernels (position 64)", "step", (ms) => `${ms.toFixed(1)} ms`));
 console.log(row("the blocks' matrix products", "blocks", (ms) => `${ms.toFixed(1)} ms`));
 console.log(row(`decoding ${n} tokens`, "call", (ms) => `${(n / ms * 1000).toFixed(2)} tokens/s`));
-if (ids.size !== 1) Deno.exit(1);
+console.log(
+  row("generateTextSimple, seed example (6 new)", "simple", (ms) => `${(6 / ms * 1000).toFixed(2)} tokens/s`),
+);
+if (ids.size !== 2) Deno.exit(1);

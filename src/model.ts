@@ -825,15 +825,28 @@ export class GPTModel {
 
   /** Compiles the matrix kernels a set of row counts needs (once each). */
   async #compileRows(rowCounts: Iterable<number>): Promise<void> {
-    const tms = new Set([...rowCounts].map((n) => this.#tmFor(n)));
-    await Promise.all([...tms].map(async (tm) => {
-      if (!this.#pipes.has(`mm${tm}`)) {
-        this.#pipes.set(
-          `mm${tm}`,
-          await pipelineOf(this.#gpu.device, this.#mm, matmulConstants(this.#gpu, tm, this.#wide)),
-        );
+    const counts = [...rowCounts];
+    const keys = new Map<string, [KernelSpec, number]>();
+    for (const n of counts) {
+      const tm = this.#tmFor(n);
+      keys.set(`mm${tm}`, [this.#mm, tm]);
+      if (this.#xuRows(n, this.config.emb_dim)) keys.set(`mm${tm}u`, [this.#mmXu, tm]);
+    }
+    await Promise.all([...keys].map(async ([key, [spec, tm]]) => {
+      if (!this.#pipes.has(key)) {
+        this.#pipes.set(key, await pipelineOf(this.#gpu.device, spec, matmulConstants(this.#gpu, tm, this.#wide)));
       }
     }));
+  }
+
+  /** The CPU matrix kernel that reads `x` from a uniform buffer. */
+  get #mmXu(): KernelSpec {
+    return this.dtype === "f16" ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU;
+  }
+
+  /** Whether a product over `rows` rows of K inputs reads `x` from a uniform buffer (all its rows fit the binding). */
+  #xuRows(rows: number, K: number): boolean {
+    return this.#xu && rows * K <= 4 * MM_X_UNIFORM_VEC4S;
   }
 
   #pipe(key: string): GPUComputePipeline {
@@ -1169,29 +1182,33 @@ export class GPTModel {
     const g = ws.groups;
     const wx = (n: number) => Math.ceil(n / 64);
     const tm = this.#tmFor(rows);
-    const xu = this.#xu && rows === 1;
-    const mm = this.#pipe(xu ? "mm1u" : `mm${tm}`);
     const my = Math.ceil(rows / tm);
+    // the product's pipeline and bind group: x from a uniform buffer where the step's rows fit one binding
+    const mm = (K: number, group: GPUBindGroup, xu?: GPUBindGroup): [GPUComputePipeline, GPUBindGroup] =>
+      this.#xuRows(rows, K) ? [this.#pipe(`mm${tm}u`), xu!] : [this.#pipe(`mm${tm}`), group];
     const embed = this.#pipe("embed");
     const ln = this.#pipe("ln");
     const attn = this.#pipe("attn");
     for (const e of g.embed) rec.dispatch("embedding", embed, e, wx(C), rows);
-    for (const layer of g.layers) {
-      const lg = xu ? { ...layer, ...layer.xu! } : layer;
+    for (const lg of g.layers) {
       if (!this.#fuseLn) rec.dispatch("layer_norm", ln, lg.ln1, rows);
-      rec.dispatch(this.#fuseLn ? "matmul norm1+qkv" : "matmul qkv", mm, lg.qkv, Math.ceil(3 * C / this.#cols), my);
+      rec.dispatch(
+        this.#fuseLn ? "matmul norm1+qkv" : "matmul qkv",
+        ...mm(C, lg.qkv, lg.xu?.qkv),
+        Math.ceil(3 * C / this.#cols),
+        my,
+      );
       if (this.#serialAttention) rec.dispatch("attention", attn, lg.attn, Math.ceil(T * H / 64), B);
       else rec.dispatch("attention", attn, lg.attn, T, H, B);
-      rec.dispatch("matmul out_proj+residual", mm, lg.proj, Math.ceil(C / this.#cols), my);
+      rec.dispatch("matmul out_proj+residual", ...mm(C, lg.proj, lg.xu?.proj), Math.ceil(C / this.#cols), my);
       if (!this.#fuseLn) rec.dispatch("layer_norm", ln, lg.ln2, rows);
       rec.dispatch(
         this.#fuseLn ? "matmul norm2+fc+gelu" : "matmul fc+gelu",
-        mm,
-        lg.fc,
+        ...mm(C, lg.fc, lg.xu?.fc),
         Math.ceil(4 * C / this.#cols),
         my,
       );
-      rec.dispatch("matmul fc2+residual", mm, lg.fc2, Math.ceil(C / this.#cols), my);
+      rec.dispatch("matmul fc2+residual", ...mm(4 * C, lg.fc2, lg.xu?.fc2), Math.ceil(C / this.#cols), my);
     }
   }
 
@@ -1216,16 +1233,16 @@ export class GPTModel {
       });
       rec.dispatch("head pick", this.#pipe("hpick"), s.pick, B);
       // the full head and argmax, with zero workgroups unless the route fell back to them
-      const xu = this.#xu && B === 1;
-      const mm = this.#pipe(xu ? "mm1u" : `mm${this.#tmFor(B)}`);
+      const xu = this.#xuRows(B, this.config.emb_dim);
+      const mm = this.#pipe(`mm${this.#tmFor(B)}${xu ? "u" : ""}`);
       const full = xu ? g.headXu! : g.head;
       head.forEach((_, i) => rec.dispatchIndirect("matmul head (fallback)", mm, full[i], [s.args, 12 * i]));
       rec.dispatchIndirect("argmax (fallback)", this.#pipe("argmax"), g.argmax, [s.args, 12 * head.length]);
       return;
     }
     const tm = this.#tmFor(B);
-    const xu = this.#xu && B === 1;
-    const mm = this.#pipe(xu ? "mm1u" : `mm${tm}`);
+    const xu = this.#xuRows(B, this.config.emb_dim);
+    const mm = this.#pipe(`mm${tm}${xu ? "u" : ""}`);
     const groups = xu ? g.headXu! : g.head;
     this.#weights.head.forEach((c, i) => {
       rec.dispatch("matmul head", mm, groups[i], Math.ceil(c.N / this.#cols), Math.ceil(B / tm));

@@ -219,31 +219,34 @@ Deno.test("wide matmul kernel (CPU adapters) matches the reference: odd N, sever
   }
 });
 
-Deno.test("wide matmul kernel with x from a uniform buffer (one-row products on CPU adapters) gives the storage kernel's outputs bit for bit, f32 and f16", async () => {
+Deno.test("wide matmul kernel with x from a uniform buffer (CPU adapters, rows that fit the binding) gives the storage kernel's outputs bit for bit, f32 and f16", async () => {
   const { device } = await getGpu();
-  const cases: [number, number, number][] = [
-    [12, 37, MM_BIAS],
-    [768, 2304, MM_BIAS],
-    [3072, 768, MM_BIAS | MM_ADD],
-    [20, 300, MM_BIAS | MM_GELU],
-    [4 * MM_X_UNIFORM_VEC4S, 24, MM_ADD], // the longest x the uniform binding holds
+  // [M rows, K, N, flags, rows per workgroup, UNROLL]
+  const cases: [number, number, number, number, number, number][] = [
+    [1, 12, 37, MM_BIAS, 1, 4],
+    [1, 768, 2304, MM_BIAS, 1, 4],
+    [1, 3072, 768, MM_BIAS | MM_ADD, 1, 4],
+    [1, 4 * MM_X_UNIFORM_VEC4S, 24, MM_ADD, 1, 4], // the longest x row the uniform binding holds
+    [9, 768, 300, MM_BIAS | MM_GELU, 9, 1],
+    [9, 40, 513, MM_BIAS | MM_ADD, 5, 1], // two row tiles, the last one short
+    [5, 3072, 40, MM_BIAS, 5, 1],
   ];
   for (const f16 of [false, true]) {
-    for (const [K, N, flags] of cases) {
-      const x = randomArray(g, K);
+    for (const [M, K, N, flags, tm, unroll] of cases) {
+      const x = randomArray(g, M * K);
       let wt = randomArray(g, N * K);
       if (f16) wt = toHalf(wt);
       const bias = randomArray(g, N);
-      const y0 = randomArray(g, N);
+      const y0 = randomArray(g, M * N);
       const owned: GPUBuffer[] = [];
       const mat = createMatrix(device, "w", f16 ? "f16" : "f32", K, N, wt, false, (b) => owned.push(b));
-      const params = { uniform: new Uint32Array([1, K, N, 0, N, 0, 2, flags, 0, f32bits(1e-5), 0, 0]) };
-      const step = { uniform: stepWords({ B: 1, T: 1 }) };
+      const params = { uniform: new Uint32Array([M, K, N, 0, N, 0, 2, flags, 0, f32bits(1e-5), 0, 0]) };
+      const step = { uniform: stepWords({ B: 1, T: M }) };
       const xu = new Float32Array(4 * MM_X_UNIFORM_VEC4S);
       xu.set(x);
       const lnw = new Float32Array(2 * K);
-      const groups: [number] = [Math.ceil(N / (16 * MM_WIDE_COLS[f16 ? "f16" : "f32"]))];
-      const constants = { TM: 1, WG: 16, UNROLL: 4 };
+      const groups: [number, number] = [Math.ceil(N / (16 * MM_WIDE_COLS[f16 ? "f16" : "f32"])), Math.ceil(M / tm)];
+      const constants = { TM: tm, WG: 16, UNROLL: unroll };
       const [ys] = await runKernel(
         f16 ? MATMUL_WIDE_F16 : MATMUL_WIDE,
         [params, step, x, mat.buffer, bias, y0.slice(), lnw],
@@ -259,12 +262,12 @@ Deno.test("wide matmul kernel with x from a uniform buffer (one-row products on 
         constants,
       );
       for (const b of owned) b.destroy();
-      const what = `K=${K} N=${N} flags=${flags} f16=${f16}`;
-      let ref = linearRef(x, 1, K, wt, N, flags & MM_BIAS ? bias : undefined);
+      const what = `M=${M} K=${K} N=${N} flags=${flags} TM=${tm} f16=${f16}`;
+      let ref = linearRef(x, M, K, wt, N, flags & MM_BIAS ? bias : undefined);
       if (flags & MM_GELU) ref = ref.map(geluRef);
       if (flags & MM_ADD) ref = ref.map((v, i) => v + y0[i]);
-      assertClose(ys.subarray(0, N), ref, 2e-5 * Math.sqrt(K), 1e-5, `storage kernel ${what}`);
-      assert.deepEqual([...yu.subarray(0, N)], [...ys.subarray(0, N)], `uniform x against storage x, ${what}`);
+      assertClose(ys.subarray(0, M * N), ref, 2e-5 * Math.sqrt(K), 1e-5, `storage kernel ${what}`);
+      assert.deepEqual([...yu.subarray(0, M * N)], [...ys.subarray(0, M * N)], `uniform x against storage x, ${what}`);
     }
   }
 });

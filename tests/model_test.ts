@@ -149,7 +149,7 @@ Deno.test("GPTModel.fromTensors() releases every tensor once, and reuse of relea
   assertClose(got, forwardRef(validateConfig(ODD), p, ids[0]), 2e-4, 2e-4, "logits after release");
 });
 
-Deno.test("one-row products with x from a uniform buffer (CPU adapters) give the logits and ids of the storage-buffer kernel bit for bit (GPT_WEBGPU_X_UNIFORM=0)", async () => {
+Deno.test("products with x from a uniform buffer (CPU adapters) give the logits and ids of the storage-buffer kernel bit for bit (GPT_WEBGPU_X_UNIFORM=0)", async () => {
   for (const dtype of ["f32", "f16"] as const) {
     const { model: a } = await oddModel(dtype, 23);
     Deno.env.set("GPT_WEBGPU_X_UNIFORM", "0");
@@ -164,6 +164,8 @@ Deno.test("one-row products with x from a uniform buffer (CPU adapters) give the
     using _b = b;
     const ids = randomIds(new TorchGenerator(14), 1, 1, cfg.vocab_size);
     assert.deepEqual([...await a.forward(ids)], [...await b.forward(ids)], `${dtype}: one-token logits`);
+    const rows = randomIds(new TorchGenerator(15), 3, 9, cfg.vocab_size);
+    assert.deepEqual([...await a.forward(rows)], [...await b.forward(rows)], `${dtype}: 3 x 9-token logits`);
     assert.deepEqual(
       await generate(a, ids, { maxNewTokens: 30 }),
       await generate(b, ids, { maxNewTokens: 30 }),

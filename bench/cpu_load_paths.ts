@@ -17,6 +17,7 @@
  */
 import { MATMUL_WIDE_WGSL } from "../kernels/matmul.ts";
 import { requestGpu } from "../src/gpu/device.ts";
+import { readFloats } from "./_gpu.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 15);
 const COPIES = 12;
@@ -166,21 +167,10 @@ async function run(v: number): Promise<number> {
   return performance.now() - t;
 }
 
-async function read(b: GPUBuffer): Promise<Float32Array> {
-  const r = device.createBuffer({ size: b.size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
-  const enc = device.createCommandEncoder();
-  enc.copyBufferToBuffer(b, 0, r, 0, b.size);
-  device.queue.submit([enc.finish()]);
-  await r.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(r.getMappedRange().slice(0));
-  r.destroy();
-  return out;
-}
-
 for (let v = 0; v < KINDS.length; v++) await run(v); // compile
 for (let v = 1; v < KINDS.length; v++) {
   for (const s of setups) {
-    const [a, b] = [await read(s[0].y), await read(s[v].y)];
+    const [a, b] = [await readFloats(device, s[0].y), await readFloats(device, s[v].y)];
     if (a.some((e, i) => e !== b[i])) throw new Error(`${KINDS[v]} does not give the storage kernel's outputs`);
   }
 }

@@ -8,6 +8,7 @@
  */
 import { MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "../kernels/matmul.ts";
 import { requestGpu } from "../src/gpu/device.ts";
+import { readFloats } from "./_gpu.ts";
 
 const TM = Number(Deno.args[0] ?? 9);
 const PAIRS = Number(Deno.args[1] ?? 8);
@@ -66,22 +67,11 @@ async function run(v: number): Promise<number> {
   return performance.now() - t;
 }
 
-async function read(b: GPUBuffer): Promise<Float32Array> {
-  const r = device.createBuffer({ size: b.size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
-  const enc = device.createCommandEncoder();
-  enc.copyBufferToBuffer(b, 0, r, 0, b.size);
-  device.queue.submit([enc.finish()]);
-  await r.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(r.getMappedRange().slice(0));
-  r.destroy();
-  return out;
-}
-
 await run(0);
 await run(1); // compile both
 let diff = 0;
 for (const s of setups) {
-  const [a, b] = [await read(s.variants[0].y), await read(s.variants[1].y)];
+  const [a, b] = [await readFloats(device, s.variants[0].y), await readFloats(device, s.variants[1].y)];
   for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
 }
 const ratios: number[] = [];

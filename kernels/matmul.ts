@@ -1,8 +1,8 @@
 import { STEP_WGSL } from "./step.ts";
 
 /**
- * Vec4s of `x` in the one-row CPU kernel that reads `x` from a uniform buffer (64 KiB, the WebGPU
- * default for `maxUniformBufferBindingSize`): products with K up to 4 * this.
+ * Vec4s of `x` in the CPU kernel that reads `x` from a uniform buffer (64 KiB, the WebGPU default
+ * for `maxUniformBufferBindingSize`): products whose rows times K are at most 4 * this.
  */
 export const MM_X_UNIFORM_VEC4S = 4096;
 
@@ -344,7 +344,7 @@ export const MATMUL_WIDE_WGSL: string = matmulWide(false, MM_WIDE_COLS.f32);
 export const MATMUL_WIDE_F16_WGSL: string = matmulWide(true, MM_WIDE_COLS.f16);
 /**
  * {@linkcode MATMUL_WIDE_WGSL} with `x` (binding 2) read from a uniform buffer of
- * {@linkcode MM_X_UNIFORM_VEC4S} vec4s, for one-row products: llvmpipe loads a storage buffer
+ * {@linkcode MM_X_UNIFORM_VEC4S} vec4s, for products whose rows fit it: llvmpipe loads a storage buffer
  * lane by lane with a bounds check per word, and a uniform buffer with a branch-free gather, so `x`
  * costs fewer instructions (`deno run -A bench/cpu_load_paths.ts`). The sums are the same.
  */

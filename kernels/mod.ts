@@ -59,13 +59,13 @@ export const MATMUL_F16: KernelSpec = { ...MATMUL, name: "matmul_f16", code: MAT
 export const MATMUL_WIDE: KernelSpec = { ...MATMUL, name: "matmul_wide", code: MATMUL_WIDE_WGSL };
 /** Linear layer for CPU adapters (16-bit weights). */
 export const MATMUL_WIDE_F16: KernelSpec = { ...MATMUL, name: "matmul_wide_f16", code: MATMUL_WIDE_F16_WGSL };
-/** One-row linear layer for CPU adapters with `x` from a uniform buffer (f32 weights). */
+/** Linear layer for CPU adapters with `x` from a uniform buffer (f32 weights; rows that fit one binding). */
 export const MATMUL_WIDE_XU: KernelSpec = {
   name: "matmul_wide_xu",
   code: MATMUL_WIDE_XU_WGSL,
   bindings: ["uniform", "uniform", "uniform", "read", "read", "write", "read"],
 };
-/** One-row linear layer for CPU adapters with `x` from a uniform buffer (16-bit weights). */
+/** Linear layer for CPU adapters with `x` from a uniform buffer (16-bit weights; rows that fit one binding). */
 export const MATMUL_WIDE_XU_F16: KernelSpec = {
   ...MATMUL_WIDE_XU,
   name: "matmul_wide_xu_f16",

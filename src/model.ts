@@ -124,13 +124,13 @@ interface Workspace {
       ln2: GPUBindGroup;
       fc: GPUBindGroup;
       fc2: GPUBindGroup;
-      /** The one-row products with `x` from a uniform buffer (see {@linkcode xUniformFor}). */
+      /** The products with `x` from a uniform buffer (see {@linkcode xUniformFor}). */
       xu?: { qkv: GPUBindGroup; proj: GPUBindGroup; fc: GPUBindGroup; fc2: GPUBindGroup };
     }[];
     lnfLast: GPUBindGroup;
     lnfAll: GPUBindGroup;
     head: GPUBindGroup[];
-    /** The head's one-row products with `x` from a uniform buffer. */
+    /** The head's products with `x` from a uniform buffer. */
     headXu?: GPUBindGroup[];
     argmax: GPUBindGroup;
     /** The second pass of the split greedy choice (GPUs). */
@@ -310,27 +310,23 @@ function baseKernels(
   argmax = argmaxKernels(gpu),
   xu = xUniformFor(gpu, wide),
 ): [string, KernelSpec, Record<string, number>][] {
-  return [
+  const kernels: [string, KernelSpec, Record<string, number>][] = [
     ["embed", dtype === "f16" ? EMBEDDING_F16 : EMBEDDING, {}],
     ["ln", serialFor(gpu, LAYER_NORM, LAYER_NORM_SERIAL), {}],
     attn,
     ...argmax,
     ["mm1", matmulSpec(dtype, wide), matmulConstants(gpu, 1, wide)],
-    ...(xu
-      ? [["mm1u", dtype === "f16" ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU, matmulConstants(gpu, 1, wide)]] as [
-        string,
-        KernelSpec,
-        Record<string, number>,
-      ][]
-      : []),
   ];
+  if (xu) kernels.push(["mm1u", matmulXuSpec(dtype), matmulConstants(gpu, 1, wide)]);
+  return kernels;
 }
 
 /**
- * Whether one-row products (decoding at batch 1) on a CPU adapter read `x` from a uniform buffer
- * ({@linkcode MATMUL_WIDE_XU}): llvmpipe loads a storage buffer lane by lane, with a bounds check
- * per word, and a uniform buffer with a branch-free gather. Needs uniform bindings of
- * {@linkcode MM_X_UNIFORM_VEC4S} vec4s. GPT_WEBGPU_X_UNIFORM=0 turns it off.
+ * Whether the products on a CPU adapter whose rows of `x` fit one uniform binding of
+ * {@linkcode MM_X_UNIFORM_VEC4S} vec4s (a decoding step at batch 1, short prompts) read `x` from a
+ * uniform buffer ({@linkcode MATMUL_WIDE_XU}): llvmpipe loads a storage buffer lane by lane, with a
+ * bounds check per word, and a uniform buffer with a branch-free gather. GPT_WEBGPU_X_UNIFORM=0
+ * turns it off.
  */
 function xUniformFor(gpu: GpuContext, wide: boolean): boolean {
   return wide && envFlag("GPT_WEBGPU_X_UNIFORM") !== false &&
@@ -443,6 +439,11 @@ function unrollFor(gpu: GpuContext, tm: number, wide = false): number {
  */
 function wideMatmul(gpu: GpuContext): boolean {
   return gpu.isCpu && !fuseLnFor(gpu);
+}
+
+/** The CPU matrix kernel that reads `x` from a uniform buffer, for a weight type. */
+function matmulXuSpec(dtype: WeightDType): KernelSpec {
+  return dtype === "f16" ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU;
 }
 
 /** The matrix kernel for an adapter and weight type. */
@@ -561,7 +562,7 @@ export class GPTModel {
   /** The greedy-choice kernels, chosen once (see {@linkcode argmaxKernels}). */
   #argmax: [string, KernelSpec, Record<string, number>][];
   #wide: boolean;
-  /** One-row products read `x` from a uniform buffer ({@linkcode xUniformFor}, chosen once). */
+  /** Products whose rows fit one uniform binding read `x` from it ({@linkcode xUniformFor}, chosen once). */
   #xu: boolean;
   /** Invocations along the columns of a general matrix workgroup ({@linkcode mmWg}, read once). */
   #wg: number;
@@ -825,23 +826,17 @@ export class GPTModel {
 
   /** Compiles the matrix kernels a set of row counts needs (once each). */
   async #compileRows(rowCounts: Iterable<number>): Promise<void> {
-    const counts = [...rowCounts];
     const keys = new Map<string, [KernelSpec, number]>();
-    for (const n of counts) {
+    for (const n of rowCounts) {
       const tm = this.#tmFor(n);
       keys.set(`mm${tm}`, [this.#mm, tm]);
-      if (this.#xuRows(n, this.config.emb_dim)) keys.set(`mm${tm}u`, [this.#mmXu, tm]);
+      if (this.#xuRows(n, this.config.emb_dim)) keys.set(`mm${tm}u`, [matmulXuSpec(this.dtype), tm]);
     }
     await Promise.all([...keys].map(async ([key, [spec, tm]]) => {
       if (!this.#pipes.has(key)) {
         this.#pipes.set(key, await pipelineOf(this.#gpu.device, spec, matmulConstants(this.#gpu, tm, this.#wide)));
       }
     }));
-  }
-
-  /** The CPU matrix kernel that reads `x` from a uniform buffer. */
-  get #mmXu(): KernelSpec {
-    return this.dtype === "f16" ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU;
   }
 
   /** Whether a product over `rows` rows of K inputs reads `x` from a uniform buffer (all its rows fit the binding). */
@@ -902,7 +897,7 @@ export class GPTModel {
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
     buffers.push(step);
-    // the inputs of the matrix products are also bound as uniform buffers for one-row products
+    // the inputs of the matrix products, also bound as uniform buffers where their rows fit one binding
     const xuBytes = MM_X_UNIFORM_VEC4S * 16;
     const xin = (label: string, bytes: number) =>
       this.#xu ? storage(label, Math.max(bytes, xuBytes), GPUBufferUsage.UNIFORM) : storage(label, bytes);
@@ -926,7 +921,7 @@ export class GPTModel {
         entries: res.map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
     const mm = this.#mm;
-    const mmXu = this.dtype === "f16" ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU;
+    const mmXu = matmulXuSpec(this.dtype);
     // bindings as bg's, with binding 2 (x) the first MM_X_UNIFORM_VEC4S vec4s of its buffer
     const bgXu = (label: string, res: GPUBuffer[]) =>
       d.createBindGroup({

@@ -22,29 +22,24 @@ export {
   type GPTConfig,
   validateConfig,
 } from "./src/config.ts";
-export {
-  type CreateOptions,
-  GPTModel,
-  type LoadOptions,
-  type RunOptions,
-  type Sampling,
-  type StepPlan,
-} from "./src/model.ts";
+export { type CreateOptions, type FromTensorsOptions, GPTModel, type LoadOptions } from "./src/model.ts";
+export type {
+  ArgmaxKind,
+  AttentionKind,
+  BackendOptions,
+  BackendProfile,
+  HeadScreenMode,
+  MatmulFamily,
+} from "./src/backend.ts";
 export type { WeightDType } from "./src/gpu/weights.ts";
-export {
-  cachedPlan,
-  generate,
-  type GenerateOptions,
-  generateTextSimple,
-  stream,
-  type StreamOptions,
-} from "./src/generate.ts";
+export type { InputTensor } from "./src/model_weights.ts";
+export type { NamedTensor } from "./src/init.ts";
+export { generate, type GenerateOptions, generateTextSimple, stream, type StreamOptions } from "./src/generate.ts";
 export { decode, encode, END_OF_TEXT, TextStreamer } from "./src/tokenizer.ts";
-export { TorchGenerator } from "./src/torch_random.ts";
 export { DeviceLostError, WebGPUUnavailableError } from "./src/gpu/device.ts";
 export { WeightsError } from "./src/model_weights.ts";
-export { SafetensorsError, SafetensorsFile, type TensorInfo, writeSafetensors } from "./src/safetensors.ts";
-export { main, VERSION } from "./src/cli.ts";
+export { SafetensorsError } from "./src/safetensors.ts";
+export { VERSION } from "./src/cli.ts";
 
 import { main } from "./src/cli.ts";
 

@@ -4,14 +4,16 @@
  * JavaScript, WebGPU and the driver), which says whether encoding the steps or the GPU sets the
  * pace: CPU time near the wall time means the CPU side does.
  *
- *   deno run -A bench/decode_speed.ts
+ *   deno run -A bench/decode_speed.ts [BACKEND_JSON]
+ *   deno run -A bench/decode_speed.ts '{"attention":"parts"}'
  */
 import process from "node:process";
-import { generate, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
+import { type BackendOptions, generate, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
 
+const backend = JSON.parse(Deno.args[0] ?? "{}") as BackendOptions;
 const prompt = [[15496, 11, 314, 716]];
 for (const dtype of ["f32", "f16"] as const) {
-  using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype });
+  using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype, backend });
   await generate(model, prompt, { maxNewTokens: 8 });
   for (const n of [128, 512]) {
     const runs: { wall: number; cpu: number }[] = [];

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # One run on a machine with an NVIDIA GPU, in order of what matters most:
 # decode speed (with the process's CPU time per token) with the default kernels and with the other
-# attention kernel, the decode-step profile, decode speed with the one-workgroup argmax
-# (GPT_WEBGPU_ARGMAX) and with larger matrix workgroups (GPT_WEBGPU_MM_THREADS), the comparison table against PyTorch on the same GPU (when `python3`
-# there has PyTorch with CUDA), then the tests.
+# attention kernel (the `backend` option), the decode-step profile, the comparison table against
+# PyTorch on the same GPU (when `python3` there has PyTorch with CUDA), then the tests.
 # Each step has its own time limit; output goes to $OUT (or ./device-out) as it is written.
 # `bash bench/device_check.sh quick` runs only the default kernels: decode speed, profile, comparison, tests.
 #
@@ -36,15 +35,11 @@ py=$(command -v python3 || echo /usr/bin/python3)
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>&1
   step 30 "adapter" deno run -A bench/adapter_probe.ts
   step 120 "decode speed" deno run -A bench/decode_speed.ts
-  [ "$quick" ] || step 90 "GPT_WEBGPU_ATTENTION=parts (the workgroup-wide attention kernel instead of key blocks)" \
-    env GPT_WEBGPU_ATTENTION=parts deno run -A bench/decode_speed.ts
+  [ "$quick" ] || step 90 "attention parts (the workgroup-wide attention kernel instead of key blocks)" \
+    deno run -A bench/decode_speed.ts '{"attention":"parts"}'
   step 60 "profile f32" deno run -A bench/profile.ts f32 64
   [ "$quick" ] || step 60 "profile f16" deno run -A bench/profile.ts f16 64
   [ "$quick" ] || step 60 "profile f32 at position 500" deno run -A bench/profile.ts f32 500
-  [ "$quick" ] || step 90 "GPT_WEBGPU_ARGMAX=single (one workgroup scans the vocabulary instead of 64 parts and a final pass)" \
-    env GPT_WEBGPU_ARGMAX=single deno run -A bench/decode_speed.ts
-  [ "$quick" ] || step 90 "GPT_WEBGPU_MM_THREADS=512 (up to 512 invocations per matrix workgroup instead of 256)" \
-    env GPT_WEBGPU_MM_THREADS=512 deno run -A bench/decode_speed.ts
   step 180 "comparison, PyTorch on the GPU" deno run -A bench/compare.ts --reps 3 --python "$py" --torch-device cuda
 } 2>&1 | tee "$out/bench.txt"
 NO_COLOR=1 timeout 200 deno test -A tests/ > "$out/tests.txt" 2>&1

@@ -2,34 +2,34 @@
  * Per-kernel profile of one decode step (`timestamp-query`, or timed replays where the adapter
  * has none): GPT-2 124M, batch 1, one token at cache position POS.
  *
- *   deno run -A bench/profile.ts [f32|f16] [POS]
+ *   deno run -A bench/profile.ts [f32|f16] [POS] [BACKEND_JSON]
  *
  * For the matrix kernels it prints the weight bytes they read and the rate: a decode step reads
  * every weight once, so GB/s against the machine's memory bandwidth says how far from its limit
  * each kernel is. On CPU adapters the greedy choice is screened ("head screen" reads the head's
- * 8-bit copy, "head refine" only the candidates' weights); `GPT_WEBGPU_HEAD_SCREEN=0` profiles the
+ * 8-bit copy, "head refine" only the candidates' weights); `'{"headScreen":"never"}'` profiles the
  * full head instead.
  */
-import { GPT_CONFIG_124M, GPTModel } from "../mod.ts";
+import { type BackendOptions, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
+import { profileStep } from "../src/_profile.ts";
 
 const dtype = (Deno.args[0] ?? "f32") as "f32" | "f16";
 const pos = Number(Deno.args[1] ?? 64);
-using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype });
+const backend = JSON.parse(Deno.args[2] ?? "{}") as BackendOptions;
+using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype, backend });
 const { emb_dim: C, vocab_size: V, n_layers: L } = model.config;
 const bpe = dtype === "f16" ? 2 : 4;
 const weightBytes: Record<string, number> = {
   "matmul qkv": L * C * 3 * C * bpe,
-  "matmul norm1+qkv": L * C * 3 * C * bpe,
   "matmul out_proj+residual": L * C * C * bpe,
   "matmul fc+gelu": L * C * 4 * C * bpe,
-  "matmul norm2+fc+gelu": L * C * 4 * C * bpe,
   "matmul fc2+residual": L * 4 * C * C * bpe,
   "matmul head": C * V * bpe,
   "head screen": C * V, // the 8-bit copy of the head (CPU adapters)
 };
-await model.profileStep(1, 1, pos);
-const runs: Awaited<ReturnType<typeof model.profileStep>>[] = [];
-for (let i = 0; i < 5; i++) runs.push(await model.profileStep(1, 1, pos));
+await profileStep(model, 1, 1, pos);
+const runs: Awaited<ReturnType<typeof profileStep>>[] = [];
+for (let i = 0; i < 5; i++) runs.push(await profileStep(model, 1, 1, pos));
 const names = Object.keys(runs[0].kernels);
 const med = (k: string) => {
   const xs = runs.map((r) => r.kernels[k]).sort((a, b) => a - b);

@@ -42,35 +42,14 @@ function tree(n: number): string {
 /**
  * Greedy choice: the index of the largest logit of each batch row (the first one on ties, like
  * `torch.argmax`), written into the token buffer right after the step's window, where the next
- * step's embedding reads it. One workgroup of 256 per batch row.
+ * step's embedding reads it. Without barriers, for CPU adapters (llvmpipe), where each barrier is
+ * a switch between the workgroup's SIMD groups and makes the kernel several times slower to
+ * compile: one invocation per workgroup scans its batch row's logits in order. (One workgroup of
+ * 256 per row, reduced in workgroup memory, was slower than the split choice below on an H100 and
+ * an H200, and was removed.)
  *
  * binding 0 (uniform) p: vocabulary size, row stride of the logits; binding 1 (uniform) st: the step;
- * binding 2 (read) logits: [B, ldl]; binding 3 (read_write) tokens: [B, L].
- */
-export const ARGMAX_WGSL: string = /* wgsl */ `
-${BINDINGS}
-var<workgroup> bv: array<f32, 256>;
-var<workgroup> bi: array<u32, 256>;
-
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let b = wg.x;
-  var best = -3.4e38;
-  var besti = 0xffffffffu;
-  for (var v = lid; v < p.V; v += 256u) {
-    let x = logits[b * p.ldl + v];
-    if (x > best || besti == 0xffffffffu) { best = x; besti = v; }
-  }
-  ${tree(256)}
-  if (lid == 0u) { tokens[b * st.L + st.start + st.T] = bi[0]; }
-}
-`;
-
-/**
- * The same choice without barriers, for CPU adapters (llvmpipe), where each barrier is a switch
- * between the workgroup's SIMD groups and makes the kernel several times slower to compile: one
- * invocation per workgroup scans its batch row's logits in order. Bindings and dispatch as
- * {@linkcode ARGMAX_WGSL}.
+ * binding 2 (read) logits: [B, ldl]; binding 3 (read_write) tokens: [B, L]. Dispatch (B).
  */
 export const ARGMAX_SERIAL_WGSL: string = /* wgsl */ `
 ${BINDINGS}
@@ -95,7 +74,7 @@ export const ARGMAX_PARTS = 64;
  * waits on one load after another: first {@linkcode ARGMAX_PARTS} workgroups per batch row each
  * take the best (largest, lowest id on ties) of `chunk` consecutive ids and write it as
  * (value bits, id) into `part`, then {@linkcode ARGMAX_FINAL_WGSL} picks the best of those. The
- * pick is the same as {@linkcode ARGMAX_WGSL}'s: the largest logit, the first on ties.
+ * pick is the same as {@linkcode ARGMAX_SERIAL_WGSL}'s: the largest logit, the first on ties.
  *
  * binding 0 (uniform) p: vocabulary size, row stride of the logits, parts, ids per part;
  * binding 1 (uniform) st: the step; binding 2 (read) logits: [B, ldl];

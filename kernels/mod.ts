@@ -4,7 +4,7 @@
  * @module
  */
 import type { KernelSpec } from "../src/gpu/pipelines.ts";
-import { ARGMAX_FINAL_WGSL, ARGMAX_PART_WGSL, ARGMAX_SERIAL_WGSL, ARGMAX_WGSL } from "./argmax.ts";
+import { ARGMAX_FINAL_WGSL, ARGMAX_PART_WGSL, ARGMAX_SERIAL_WGSL } from "./argmax.ts";
 import { ATTENTION_BLOCK_WGSL, ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
 import {
@@ -81,18 +81,16 @@ export const ATTENTION: KernelSpec = {
 export const ATTENTION_SERIAL: KernelSpec = { ...ATTENTION, name: "attention_serial", code: ATTENTION_SERIAL_WGSL };
 /** Causal attention (and cache store) in key blocks with vec4 loads, for GPUs (head size a multiple of 4). */
 export const ATTENTION_BLOCK: KernelSpec = { ...ATTENTION, name: "attention_block", code: ATTENTION_BLOCK_WGSL };
-/** Greedy argmax into the token buffer. */
-export const ARGMAX: KernelSpec = {
-  name: "argmax",
-  code: ARGMAX_WGSL,
+/** Greedy argmax without barriers into the token buffer, one invocation per batch row (CPU adapters). */
+export const ARGMAX_SERIAL: KernelSpec = {
+  name: "argmax_serial",
+  code: ARGMAX_SERIAL_WGSL,
   bindings: ["uniform", "uniform", "read", "write"],
 };
 /** First pass of the split greedy argmax (GPUs): the best id of each part of the vocabulary. */
-export const ARGMAX_PART: KernelSpec = { ...ARGMAX, name: "argmax_part", code: ARGMAX_PART_WGSL };
+export const ARGMAX_PART: KernelSpec = { ...ARGMAX_SERIAL, name: "argmax_part", code: ARGMAX_PART_WGSL };
 /** Second pass of the split greedy argmax: the best of the parts, into the token buffer. */
-export const ARGMAX_FINAL: KernelSpec = { ...ARGMAX, name: "argmax_final", code: ARGMAX_FINAL_WGSL };
-/** Greedy argmax without barriers, one invocation per batch row (CPU adapters). */
-export const ARGMAX_SERIAL: KernelSpec = { ...ARGMAX, name: "argmax_serial", code: ARGMAX_SERIAL_WGSL };
+export const ARGMAX_FINAL: KernelSpec = { ...ARGMAX_SERIAL, name: "argmax_final", code: ARGMAX_FINAL_WGSL };
 /** Top-k / top-p / temperature sampling into the token buffer. */
 export const SAMPLE: KernelSpec = {
   name: "sample",

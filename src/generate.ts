@@ -4,7 +4,9 @@
  * @module
  */
 
-import { checkBatch, type GPTModel, type Sampling, type StepPlan } from "./model.ts";
+import type { GPTModel } from "./model.ts";
+import { checkBatch } from "./_batch.ts";
+import { runnerOf, type Sampling, type StepPlan } from "./_runner.ts";
 import { encode, TextStreamer } from "./tokenizer.ts";
 
 function checkCounts(maxNewTokens: unknown, contextSize: unknown, model: GPTModel, what: string): void {
@@ -62,7 +64,7 @@ export async function generateTextSimple(
   }
   if (maxNewTokens === 0) return idx.map((r) => r.slice());
   const L = T + maxNewTokens;
-  const out = await model.runPlan(flat, B, L, plan);
+  const out = await runnerOf(model).runPlan(flat, B, L, plan);
   return toRows(out, B, L);
 }
 
@@ -184,7 +186,7 @@ async function run(
   const every = chunk ?? (eos !== undefined || progress ? 16 : undefined);
   const early = progress !== undefined || onChunk !== undefined;
   const t0 = performance.now();
-  const rows = await model.runPlan(flat, B, L, cachedPlan(T, options.maxNewTokens, contextSize), {
+  const rows = await runnerOf(model).runPlan(flat, B, L, cachedPlan(T, options.maxNewTokens, contextSize), {
     sampling,
     readAfter: every === undefined ? undefined : (n) => (early && n === 1) || n % every === 0,
     onChunk: async (rows, steps) => {

@@ -177,3 +177,36 @@ Deno.test("least privilege: the seed example runs with no permission flags, --we
     await Deno.remove(w);
   }
 });
+
+Deno.test({
+  name: "mod.ts in a terminal, with no flags, prints the seed example without a permission prompt",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    // Deno prompts only when it has a terminal: run it under one (util-linux's script), stdin closed,
+    // so that a prompt would print "Deno requests" and then fail instead of waiting
+    const hasScript = await Deno.stat("/usr/bin/script").then(() => true, () => false);
+    if (!hasScript) throw new Error("this test needs /usr/bin/script (apt-get install bsdutils)");
+    const mod = new URL("../mod.ts", import.meta.url).pathname;
+    const cmd = `${JSON.stringify(Deno.execPath())} run ${JSON.stringify(mod)} "Hello, I am"`;
+    const child = new Deno.Command("/usr/bin/script", {
+      args: ["-qec", cmd, "/dev/null"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    // a prompt waits for an answer: stop the process as soon as one shows, or after two minutes
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    let text = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      text += decoder.decode(chunk, { stream: true });
+      if (/Deno requests/.test(text)) child.kill("SIGKILL");
+    }
+    const out = await child.status;
+    clearTimeout(timer);
+    assert.doesNotMatch(text, /Deno requests/, text);
+    assert.equal(out.code, 0, text);
+    assert.match(text, /Hello, I am Featureiman Byeswickattribute argue/);
+  },
+});

@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { type GPTConfig, validateConfig } from "../src/config.ts";
 import { GPTModel } from "../src/model.ts";
+import type { HeadScreenMode } from "../src/backend.ts";
+import { profileStep } from "../src/_profile.ts";
 import { generate, generateTextSimple } from "../src/generate.ts";
 import { generateRef, type ParamMap } from "../src/reference.ts";
 import { TorchGenerator } from "../src/torch_random.ts";
@@ -18,29 +20,42 @@ const CFG: GPTConfig = {
   qkv_bias: true,
 };
 
-/** Runs `fn` with GPT_WEBGPU_HEAD_SCREEN set to `value` (or unset), then restores it. */
-async function withScreen<T>(value: "0" | "1" | undefined, fn: () => Promise<T>): Promise<T> {
-  const old = Deno.env.get("GPT_WEBGPU_HEAD_SCREEN");
-  if (value === undefined) Deno.env.delete("GPT_WEBGPU_HEAD_SCREEN");
-  else Deno.env.set("GPT_WEBGPU_HEAD_SCREEN", value);
-  try {
-    return await fn();
-  } finally {
-    if (old === undefined) Deno.env.delete("GPT_WEBGPU_HEAD_SCREEN");
-    else Deno.env.set("GPT_WEBGPU_HEAD_SCREEN", old);
-  }
+/** The CPU kernels (the head screen's), on any adapter. */
+const WIDE = { matmul: "wide", argmax: "serial" } as const;
+
+async function modelOf(p: ParamMap, dtype: "f32" | "f16", headScreen: HeadScreenMode = "auto"): Promise<GPTModel> {
+  return await GPTModel.fromTensors(CFG, tensorsOf(CFG, p), {
+    dtype,
+    maxBindingBytes: 256 * 24 * 4,
+    backend: { ...WIDE, headScreen },
+  });
 }
 
-async function modelOf(p: ParamMap, dtype: "f32" | "f16", cfg = CFG): Promise<GPTModel> {
-  return await GPTModel.fromTensors(cfg, tensorsOf(cfg, p), { dtype, maxBindingBytes: 256 * 24 * 4 }, false);
+/** The same weights twice: with the full head and argmax, and with every greedy call screened. */
+interface Pair extends Disposable {
+  full: GPTModel;
+  screened: GPTModel;
 }
 
-/** Both generation functions, screened and not, on the same batches: all four must agree. */
-async function assertSameIds(model: GPTModel, batches: [number[][], number, number][], what: string) {
+async function pairOf(p: ParamMap, dtype: "f32" | "f16"): Promise<Pair> {
+  const full = await modelOf(p, dtype, "never");
+  const screened = await modelOf(p, dtype, "always");
+  return {
+    full,
+    screened,
+    [Symbol.dispose]() {
+      full.destroy();
+      screened.destroy();
+    },
+  };
+}
+
+/** Both generation functions, screened and not, on the same batches: all must agree. */
+async function assertSameIds(pair: Pair, batches: [number[][], number, number][], what: string) {
   for (const [ids, n, ctx] of batches) {
-    const full = await withScreen("0", () => generate(model, ids, { maxNewTokens: n, contextSize: ctx }));
-    const screened = await withScreen("1", () => generate(model, ids, { maxNewTokens: n, contextSize: ctx }));
-    const simple = await withScreen("1", () => generateTextSimple(model, ids, n, ctx));
+    const full = await generate(pair.full, ids, { maxNewTokens: n, contextSize: ctx });
+    const screened = await generate(pair.screened, ids, { maxNewTokens: n, contextSize: ctx });
+    const simple = await generateTextSimple(pair.screened, ids, n, ctx);
     const label = `${what} B=${ids.length} T=${ids[0].length} new=${n} ctx=${ctx}`;
     assert.deepEqual(screened, full, `${label}: screened generate()`);
     assert.deepEqual(simple, full, `${label}: screened generateTextSimple()`);
@@ -53,16 +68,16 @@ Deno.test("the screened greedy head gives the full head's ids and the CPU refere
     const p = randomParams(CFG, seed);
     const cfg = validateConfig(CFG);
     for (const dtype of ["f32", "f16"] as const) {
-      using model = await modelOf(p, dtype);
+      using pair = await pairOf(p, dtype);
       const batches: [number[][], number, number][] = [
         [randomIds(g, 1, 1, cfg.vocab_size), 24, 10],
         [randomIds(g, 3, 4, cfg.vocab_size), 12, 10],
         [randomIds(g, 2, 3, cfg.vocab_size), 9, 5],
       ];
-      await assertSameIds(model, batches, `seed ${seed} ${dtype}`);
+      await assertSameIds(pair, batches, `seed ${seed} ${dtype}`);
       if (dtype === "f32") {
         const [ids, n, ctx] = batches[1];
-        const out = await withScreen("1", () => generate(model, ids, { maxNewTokens: n, contextSize: ctx }));
+        const out = await generate(pair.screened, ids, { maxNewTokens: n, contextSize: ctx });
         ids.forEach((row, b) => assert.deepEqual(out[b], generateRef(cfg, p, row, n, ctx), `seed ${seed} row ${b}`));
       }
     }
@@ -83,10 +98,10 @@ Deno.test("the screened greedy head breaks exact ties like torch.argmax (lowest 
   for (const r of [8, 301]) head.set(v.map((x) => -x), r * C);
   p.set("out_head.weight", head);
   for (const dtype of ["f32", "f16"] as const) {
-    using model = await modelOf(p, dtype);
+    using pair = await pairOf(p, dtype);
     const ids = randomIds(g, 4, 3, cfg.vocab_size);
-    await assertSameIds(model, [[ids, 12, 10]], `ties ${dtype}`);
-    const out = await withScreen("1", () => generate(model, ids, { maxNewTokens: 12, contextSize: 10 }));
+    await assertSameIds(pair, [[ids, 12, 10]], `ties ${dtype}`);
+    const out = await generate(pair.screened, ids, { maxNewTokens: 12, contextSize: 10 });
     const chosen = new Set(out.flatMap((row) => row.slice(3)));
     assert.ok([...chosen].every((id) => id === 7 || id === 8), `only the lowest tied ids are chosen: ${[...chosen]}`);
     if (dtype === "f32") {
@@ -99,13 +114,13 @@ Deno.test("the screened greedy head breaks exact ties like torch.argmax (lowest 
   nan.fill(NaN, 40 * C, 41 * C);
   p.set("out_head.weight", nan);
   for (const dtype of ["f32", "f16"] as const) {
-    using model = await modelOf(p, dtype);
-    await assertSameIds(model, [[randomIds(g, 2, 3, cfg.vocab_size), 6, 10]], `NaN row ${dtype}`);
+    using pair = await pairOf(p, dtype);
+    await assertSameIds(pair, [[randomIds(g, 2, 3, cfg.vocab_size), 6, 10]], `NaN row ${dtype}`);
   }
   // an all-zero head: every logit is 0, so every choice is id 0
   p.set("out_head.weight", new Float32Array(cfg.vocab_size * C));
-  using zero = await modelOf(p, "f32");
-  const out = await withScreen("1", () => generate(zero, [[5, 6]], { maxNewTokens: 4 }));
+  using zero = await modelOf(p, "f32", "always");
+  const out = await generate(zero, [[5, 6]], { maxNewTokens: 4 });
   assert.deepEqual(out, [[5, 6, 0, 0, 0, 0]]);
 });
 
@@ -121,65 +136,66 @@ Deno.test("the screened greedy head falls back to the full head when too many id
   g.uniform(noise, -1e-4, 1e-4);
   p.set("out_head.weight", noise.map((e, i) => v[i % C] + e));
   for (const dtype of ["f32", "f16"] as const) {
-    using model = await modelOf(p, dtype);
+    using pair = await pairOf(p, dtype);
     const ids = randomIds(g, 2, 3, cfg.vocab_size);
-    await assertSameIds(model, [[ids, 10, 10]], `fallback ${dtype}`);
+    await assertSameIds(pair, [[ids, 10, 10]], `fallback ${dtype}`);
     if (dtype === "f32") {
-      const out = await withScreen("1", () => generate(model, ids, { maxNewTokens: 10, contextSize: 10 }));
+      const out = await generate(pair.screened, ids, { maxNewTokens: 10, contextSize: 10 });
       ids.forEach((row, b) => assert.deepEqual(out[b], generateRef(cfg, p, row, 10, 10), `fallback row ${b}`));
     }
-    // by default, a call of 32 steps that all fall back turns screening off for the model
-    if (model.adapter.includes("llvmpipe")) {
-      const before = await withScreen(undefined, () => model.profileStep(1, 1, 3));
-      assert.equal(before.count["head pick"], 1, "screening on before");
-      const long = await withScreen(undefined, () => generate(model, ids, { maxNewTokens: 32, contextSize: 10 }));
-      assert.deepEqual(long, await withScreen("0", () => generate(model, ids, { maxNewTokens: 32, contextSize: 10 })));
-      const after = await withScreen(undefined, () => model.profileStep(1, 1, 3));
-      assert.equal(after.count["head pick"], undefined, "screening off after");
-      assert.equal(after.count["matmul head"], dtype === "f16" ? 2 : 3, "one product per vocabulary chunk");
-    }
+    // "auto": a call of 32 steps that all fall back turns screening off for the model
+    using auto = await modelOf(p, dtype, "auto");
+    const before = await profileStep(auto, 1, 1, 3);
+    assert.equal(before.count["head pick"], 1, "screening on before");
+    const long = await generate(auto, ids, { maxNewTokens: 32, contextSize: 10 });
+    assert.deepEqual(long, await generate(pair.full, ids, { maxNewTokens: 32, contextSize: 10 }));
+    const after = await profileStep(auto, 1, 1, 3);
+    assert.equal(after.count["head pick"], undefined, "screening off after");
+    assert.equal(after.count["matmul head"], dtype === "f16" ? 2 : 3, "one product per vocabulary chunk");
   }
 });
 
-Deno.test("the screened greedy head runs only where asked: CPU adapters, greedy, GPT_WEBGPU_HEAD_SCREEN", async () => {
-  using model = await modelOf(randomParams(CFG, 6), "f32");
-  if (model.adapter.includes("llvmpipe")) {
-    // by default: not for a short call, then on from a call of 32 steps on (which keeps it: few candidates)
-    await withScreen(undefined, () => generate(model, [[1, 2]], { maxNewTokens: 4 }));
-    const short = await withScreen(undefined, () => model.profileStep(1, 1, 3));
-    assert.equal(short.count["head pick"], 1, "profileStep screens when a long call would");
-    await withScreen(undefined, () => generate(model, [[1, 2]], { maxNewTokens: 32, contextSize: 10 }));
-    const long = await withScreen(undefined, () => model.profileStep(1, 1, 3));
-    assert.equal(long.count["head pick"], 1, "still screening after a call of 32 steps");
-  }
-  const on = await withScreen("1", () => model.profileStep(1, 1, 3));
-  const off = await withScreen("0", () => model.profileStep(1, 1, 3));
+Deno.test("the screened greedy head runs only where the profile asks: greedy calls, by backend.headScreen", async () => {
+  const p = randomParams(CFG, 6);
+  using auto = await modelOf(p, "f32", "auto");
+  // "auto": not for a short call, then on from a call of 32 steps on (which keeps it: few candidates)
+  await generate(auto, [[1, 2]], { maxNewTokens: 4 });
+  const short = await profileStep(auto, 1, 1, 3);
+  assert.equal(short.count["head pick"], 1, "profileStep screens when a long call would");
+  await generate(auto, [[1, 2]], { maxNewTokens: 32, contextSize: 10 });
+  const long = await profileStep(auto, 1, 1, 3);
+  assert.equal(long.count["head pick"], 1, "still screening after a call of 32 steps");
+  using pair = await pairOf(p, "f32");
+  const on = await profileStep(pair.screened, 1, 1, 3);
+  const off = await profileStep(pair.full, 1, 1, 3);
   assert.equal(off.count["head pick"], undefined);
   assert.equal(off.count["matmul head"], 3);
-  if (model.adapter.includes("llvmpipe")) {
-    assert.equal(on.count["head screen"], 3, "one screen per vocabulary chunk");
-    assert.equal(on.count["head refine"], 3);
-    assert.equal(on.count["head pick"], 1);
-    assert.equal(on.count["matmul head"], undefined);
-    assert.equal(on.count["matmul head (fallback)"], 3, "the full head, with zero workgroups unless needed");
-  }
+  assert.equal(on.count["head screen"], 3, "one screen per vocabulary chunk");
+  assert.equal(on.count["head refine"], 3);
+  assert.equal(on.count["head pick"], 1);
+  assert.equal(on.count["matmul head"], undefined);
+  assert.equal(on.count["matmul head (fallback)"], 3, "the full head, with zero workgroups unless needed");
+  // sampling never screens
+  const sampled = await generate(pair.screened, [[1, 2]], { maxNewTokens: 8, temperature: 1, seed: 3 });
+  assert.deepEqual(sampled, await generate(pair.full, [[1, 2]], { maxNewTokens: 8, temperature: 1, seed: 3 }));
 });
 
-Deno.test("with the split argmax (GPT_WEBGPU_ARGMAX=split) the head is not screened and the ids stay the reference's", async () => {
+Deno.test("the profile screens the head only with the wide kernel and the serial argmax, and says so", async () => {
   const p = randomParams(CFG, 8);
-  Deno.env.set("GPT_WEBGPU_ARGMAX", "split");
-  let model;
-  try {
-    model = await modelOf(p, "f32");
-  } finally {
-    Deno.env.delete("GPT_WEBGPU_ARGMAX");
-  }
-  using _ = model;
-  const prof = await withScreen("1", () => model.profileStep(1, 1, 3));
+  await assert.rejects(
+    () => GPTModel.fromTensors(CFG, tensorsOf(CFG, p), { backend: { ...WIDE, argmax: "split", headScreen: "always" } }),
+    RangeError,
+  );
+  using model = await GPTModel.fromTensors(CFG, tensorsOf(CFG, p), {
+    maxBindingBytes: 256 * 24 * 4,
+    backend: { ...WIDE, argmax: "split" },
+  });
+  assert.equal(model.backend.headScreen, "never");
+  const prof = await profileStep(model, 1, 1, 3);
   assert.equal(prof.count["head pick"], undefined, "no screening: its fallback has no place for the split argmax");
   assert.equal(prof.count["argmax"], 2, "the two argmax passes");
   const ids = randomIds(new TorchGenerator(9), 2, 3, CFG.vocab_size);
-  const got = await withScreen("1", () => generate(model, ids, { maxNewTokens: 12, contextSize: 10 }));
+  const got = await generate(model, ids, { maxNewTokens: 12, contextSize: 10 });
   const cfg = validateConfig(CFG);
   for (let b = 0; b < 2; b++) assert.deepEqual(got[b], generateRef(cfg, p, ids[b], 12, 10), `row ${b}`);
 });

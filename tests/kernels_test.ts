@@ -1,7 +1,6 @@
 // Every kernel on its own against the plain CPU reference, on odd shapes.
 import assert from "node:assert/strict";
 import {
-  ARGMAX,
   ARGMAX_FINAL,
   ARGMAX_PART,
   ARGMAX_PARTS,
@@ -23,7 +22,8 @@ import {
 } from "../kernels/mod.ts";
 import { MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { matmulConstants, MM_ROWS } from "../src/model.ts";
+import { chooseBackend, KSPLIT_ROWS } from "../src/backend.ts";
+import { matmulConstants } from "../src/_kernels.ts";
 import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { createMatrix } from "../src/gpu/weights.ts";
 import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
@@ -138,7 +138,7 @@ Deno.test("matmul kernel with a fused LayerNorm matches LayerNorm then the refer
   await matmulCase(3, 256, 64, MM_LN | MM_ADD, false, 3, 1, 16);
   await matmulCase(1, 3072, 300, MM_LN | MM_BIAS, false, 1, 64, 4); // the GPU decode shape
   await matmulCase(8, 768, 37, MM_LN | MM_GELU, true, 8, 32, 4);
-  await matmulCase(1, 768, 70, MM_LN | MM_BIAS | MM_ADD, false, 1, 128, 2); // GPT_WEBGPU_MM_WG=2
+  await matmulCase(1, 768, 70, MM_LN | MM_BIAS | MM_ADD, false, 1, 128, 2); // 2 invocations along the columns
 });
 
 Deno.test("matmul kernel with four k-quads per loop trip (the GPU decode kernel) matches the reference", async () => {
@@ -146,14 +146,14 @@ Deno.test("matmul kernel with four k-quads per loop trip (the GPU decode kernel)
   for (let K = 48; K <= 96; K += 4) await matmulCase(1, K, 70, MM_BIAS | MM_ADD, false, 1, 3, 4, false, 4);
   // K = 768, 64 k-slices: no whole trip, 3 quads left over (the 124M shapes), 16-bit weights, LayerNorm
   await matmulCase(1, 768, 300, MM_LN | MM_BIAS | MM_GELU, true, 1, 64, 4, false, 4);
-  // 256 k-slices (1024 invocations, GPT_WEBGPU_MM_THREADS=1024): K = 768 leaves slices idle, K = 3072 does not
+  // 256 k-slices (1024 invocations): K = 768 leaves slices idle, K = 3072 does not
   await matmulCase(1, 768, 70, MM_LN | MM_BIAS | MM_ADD, false, 1, 256, 4, false, 4);
   await matmulCase(1, 3072, 70, MM_BIAS | MM_GELU, true, 1, 256, 4, false, 4);
 });
 
-Deno.test("GPU matrix kernel: each row's outputs are bit for bit the same in a one-row product (decoding) and in tiles of 2 to MM_ROWS rows (a full pass)", async () => {
+Deno.test("GPU matrix kernel: each row's outputs are bit for bit the same in a one-row product (decoding) and in tiles of 2 to KSPLIT_ROWS rows (a full pass)", async () => {
   const gpu = await getGpu();
-  const asGpu = { ...gpu, isCpu: false }; // the constants a GPU gets (k-slices), on any adapter
+  const asGpu = chooseBackend({ ...gpu, isCpu: false }, 64); // the profile a GPU gets (k-slices), on any adapter
   const M = 7, K = 768, N = 70, flags = MM_LN | MM_BIAS | MM_GELU;
   for (const f16 of [false, true]) {
     const x = randomArray(g, M * K).map((v) => v * 3 + 5);
@@ -163,7 +163,7 @@ Deno.test("GPU matrix kernel: each row's outputs are bit for bit the same in a o
     const owned: GPUBuffer[] = [];
     const mat = createMatrix(gpu.device, "w", f16 ? "f16" : "f32", K, N, wt, false, (b) => owned.push(b));
     const run = async (tm: number, row0: number, rows: number) => {
-      const c = matmulConstants(asGpu, tm, false);
+      const c = matmulConstants(asGpu, tm);
       assert.ok(c.KS > 1, "the GPU constants split k");
       const params = new Uint32Array([rows, K, N, 0, N, 0, 2, flags, row0, f32bits(1e-5), 0, 0]);
       const [y] = await runKernel(
@@ -185,7 +185,7 @@ Deno.test("GPU matrix kernel: each row's outputs are bit for bit the same in a o
     };
     const single: Float32Array[] = [];
     for (let r = 0; r < M; r++) single.push((await run(1, r, 1)) as Float32Array);
-    for (let tm = 2; tm <= MM_ROWS; tm++) {
+    for (let tm = 2; tm <= KSPLIT_ROWS; tm++) {
       const y = await run(tm, 0, M);
       for (let r = 0; r < M; r++) {
         assert.deepEqual([...y.subarray(r * N, (r + 1) * N)], [...single[r]], `f16=${f16} TM=${tm} row ${r}`);
@@ -398,8 +398,8 @@ Deno.test("attention kernels store the step's keys and values and match the CPU 
   }
 });
 
-Deno.test("argmax kernels (one workgroup, split in parts for GPUs, serial for CPU adapters) pick the first largest logit and write it after the window", async () => {
-  for (const kind of ["single", "split", "serial"]) {
+Deno.test("argmax kernels (split in parts for GPUs, serial for CPU adapters) pick the first largest logit and write it after the window", async () => {
+  for (const kind of ["split", "serial"]) {
     for (const V of [37, 1000, 50257]) {
       const B = 3, ldl = Math.ceil(V / 64) * 64, L = 10, start = 1, T = 4;
       const logits = randomArray(g, B * ldl, -5, 5);
@@ -422,12 +422,7 @@ Deno.test("argmax kernels (one workgroup, split in parts for GPUs, serial for CP
         );
         [tokens] = await runKernel(ARGMAX_FINAL, [params, step, parts, new Uint32Array(B * L)], [B], [3]);
       } else {
-        [tokens] = await runKernel(
-          kind === "single" ? ARGMAX : ARGMAX_SERIAL,
-          [params, step, logits, new Uint32Array(B * L)],
-          [B],
-          [3],
-        );
+        [tokens] = await runKernel(ARGMAX_SERIAL, [params, step, logits, new Uint32Array(B * L)], [B], [3]);
       }
       for (let b = 0; b < B; b++) {
         let best = 0;

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { type GPTConfig, validateConfig } from "../src/config.ts";
 import { GPTModel } from "../src/model.ts";
+import type { BackendOptions } from "../src/backend.ts";
 import { generate, generateTextSimple } from "../src/generate.ts";
 import { forwardRef, generateRef } from "../src/reference.ts";
 import { TorchGenerator } from "../src/torch_random.ts";
@@ -17,10 +18,10 @@ const ODD: GPTConfig = {
   qkv_bias: true,
 };
 
-async function oddModel(dtype: "f32" | "f16" = "f32", seed = 5, cfg = ODD) {
+async function oddModel(dtype: "f32" | "f16" = "f32", seed = 5, cfg = ODD, backend?: BackendOptions) {
   const p = randomParams(cfg, seed);
   // 256 vocabulary rows of 24 floats per chunk
-  const model = await GPTModel.fromTensors(cfg, tensorsOf(cfg, p), { dtype, maxBindingBytes: 256 * 24 * 4 }, false);
+  const model = await GPTModel.fromTensors(cfg, tensorsOf(cfg, p), { dtype, maxBindingBytes: 256 * 24 * 4, backend });
   return { model, p, cfg: validateConfig(cfg) };
 }
 
@@ -94,20 +95,12 @@ Deno.test("GPTModel with 16-bit weights stays within half-precision error of the
   assertClose(l16, l32, 0.02 * maxRef, 0, "f16 vs f32");
 });
 
-Deno.test("the GPU path (LayerNorm fused into the matrix kernel; key-block attention and split argmax, or workgroup-wide attention and argmax) matches the CPU reference, and generate() matches generateTextSimple() past the context", async () => {
-  for (const attention of ["block", "parts"]) {
-    Deno.env.set("GPT_WEBGPU_FUSE_LN", "1");
-    Deno.env.set("GPT_WEBGPU_ATTENTION", attention);
-    Deno.env.set("GPT_WEBGPU_ARGMAX", attention === "block" ? "split" : "single");
-    let made;
-    try {
-      made = await oddModel("f32", 17, { ...ODD, context_length: 40 });
-    } finally {
-      Deno.env.delete("GPT_WEBGPU_FUSE_LN");
-      Deno.env.delete("GPT_WEBGPU_ATTENTION");
-      Deno.env.delete("GPT_WEBGPU_ARGMAX");
-    }
-    const { model, p, cfg } = made;
+Deno.test("the GPU path (LayerNorm fused into the k-split matrix kernel; key-block attention and split argmax, or workgroup-wide attention and serial argmax) matches the CPU reference, and generate() matches generateTextSimple() past the context", async () => {
+  for (const attention of ["block", "parts"] as const) {
+    const backend: BackendOptions = { matmul: "ksplit", attention, argmax: attention === "block" ? "split" : "serial" };
+    const { model, p, cfg } = await oddModel("f32", 17, { ...ODD, context_length: 40 }, backend);
+    assert.equal(model.backend.fuseLayerNorm, true, "the k-split kernel does the LayerNorms");
+    assert.equal(model.backend.attention, attention);
     using _ = model;
     const ids = randomIds(new TorchGenerator(12), 2, 11, cfg.vocab_size);
     const logits = await model.forward(ids);
@@ -141,7 +134,7 @@ Deno.test("GPTModel.fromTensors() releases every tensor once, and reuse of relea
       this.data.fill(NaN); // what reuse by the producer would do
     },
   }));
-  using model = await GPTModel.fromTensors(ODD, tensors, {}, false);
+  using model = await GPTModel.fromTensors(ODD, tensors);
   assert.deepEqual([...released.keys()].sort(), tensors.map((t) => t.name).sort());
   for (const [name, n] of released) assert.equal(n, 1, `${name} released ${n} times`);
   const ids = randomIds(new TorchGenerator(3), 1, 5, ODD.vocab_size!);
@@ -149,17 +142,12 @@ Deno.test("GPTModel.fromTensors() releases every tensor once, and reuse of relea
   assertClose(got, forwardRef(validateConfig(ODD), p, ids[0]), 2e-4, 2e-4, "logits after release");
 });
 
-Deno.test("products with x from a uniform buffer (CPU adapters) give the logits and ids of the storage-buffer kernel bit for bit (GPT_WEBGPU_X_UNIFORM=0)", async () => {
+Deno.test("products with x from a uniform buffer (CPU adapters) give the logits and ids of the storage-buffer kernel bit for bit (backend.xUniform false)", async () => {
   for (const dtype of ["f32", "f16"] as const) {
-    const { model: a } = await oddModel(dtype, 23);
-    Deno.env.set("GPT_WEBGPU_X_UNIFORM", "0");
-    let made;
-    try {
-      made = await oddModel(dtype, 23);
-    } finally {
-      Deno.env.delete("GPT_WEBGPU_X_UNIFORM");
-    }
-    const { model: b, cfg } = made;
+    const { model: a } = await oddModel(dtype, 23, ODD, { matmul: "wide" });
+    const { model: b, cfg } = await oddModel(dtype, 23, ODD, { matmul: "wide", xUniform: false });
+    assert.equal(a.backend.xUniform, true);
+    assert.equal(b.backend.xUniform, false);
     using _a = a;
     using _b = b;
     const ids = randomIds(new TorchGenerator(14), 1, 1, cfg.vocab_size);

@@ -66,10 +66,16 @@ function track(device: GPUDevice): void {
   }
 }
 
-/** GPT_WEBGPU_ALLOW_SLOW_ADAPTER=1 lets the OpenGL llvmpipe adapter through (for experiments). */
+/**
+ * GPT_WEBGPU_ALLOW_SLOW_ADAPTER=1 lets the OpenGL llvmpipe adapter through (for experiments). It
+ * describes the machine, not a kernel choice; read only where permission is already granted, so
+ * that it never prompts.
+ */
 function allowSlow(): boolean {
+  const name = "GPT_WEBGPU_ALLOW_SLOW_ADAPTER";
   try {
-    return Deno.env.get("GPT_WEBGPU_ALLOW_SLOW_ADAPTER") === "1";
+    return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted" &&
+      Deno.env.get(name) === "1";
   } catch {
     return false;
   }

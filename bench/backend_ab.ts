@@ -1,6 +1,5 @@
 /**
- * Paired comparison of two values of a setting that a model reads once, at construction (one of
- * the `GPT_WEBGPU_*` variables): four GPT-2 124M models (seed 123) made A, B, B, A, then rounds in
+ * Paired comparison of two backend choices (the experimental `backend` option, JSON): four GPT-2 124M models (seed 123) made A, B, B, A, then rounds in
  * which each model profiles one decoding step at cache position 64 (`timestamp-query`) and
  * decodes N tokens. Prints the medians and the median over rounds of A's time over B's (the two
  * A models against the two B models of the same round, so slow stretches of a shared machine and
@@ -8,33 +7,29 @@
  * blocks' matrix products alone, the decoding call and `generateTextSimple` on the seed example (6
  * new tokens); and whether all four gave the same ids.
  *
- *   deno run -A bench/knob_ab.ts VARIABLE A B [f32|f16] [ROUNDS] [N]
- *   deno run -A bench/knob_ab.ts GPT_WEBGPU_X_UNIFORM 1 0 f32
+ *   deno run -A bench/backend_ab.ts A B [f32|f16] [ROUNDS] [N]
+ *   deno run -A bench/backend_ab.ts '{"xUniform":true}' '{"xUniform":false}' f32
+ *   deno run -A bench/backend_ab.ts '{"headScreen":"always"}' '{"headScreen":"never"}' f16
  */
-import { generate, generateTextSimple, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
+import { type BackendOptions, generate, generateTextSimple, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
+import { profileStep } from "../src/_profile.ts";
 
-const [name, a, b] = Deno.args;
-if (!name?.startsWith("GPT_WEBGPU_") || a === undefined || b === undefined) {
-  console.error("usage: deno run -A bench/knob_ab.ts GPT_WEBGPU_VARIABLE A B [f32|f16] [ROUNDS] [N]");
+const [a, b] = Deno.args;
+if (a === undefined || b === undefined) {
+  console.error("usage: deno run -A bench/backend_ab.ts BACKEND_JSON_A BACKEND_JSON_B [f32|f16] [ROUNDS] [N]");
   Deno.exit(2);
 }
-const dtype = (Deno.args[3] ?? "f32") as "f32" | "f16";
-const rounds = Number(Deno.args[4] ?? 12);
-const n = Number(Deno.args[5] ?? 40);
+const dtype = (Deno.args[2] ?? "f32") as "f32" | "f16";
+const rounds = Number(Deno.args[3] ?? 12);
+const n = Number(Deno.args[4] ?? 40);
 const prompt = [[15496, 11, 314, 716]];
 
 async function make(value: string): Promise<GPTModel> {
-  const old = Deno.env.get(name);
-  Deno.env.set(name, value);
-  try {
-    const m = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype });
-    await generate(m, prompt, { maxNewTokens: 40 }); // compile, build the screened head
-    await m.profileStep(1, 1, 64);
-    return m;
-  } finally {
-    if (old === undefined) Deno.env.delete(name);
-    else Deno.env.set(name, old);
-  }
+  const backend = JSON.parse(value) as BackendOptions;
+  const m = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype, backend });
+  await generate(m, prompt, { maxNewTokens: 40 }); // compile, build the screened head
+  await profileStep(m, 1, 1, 64);
+  return m;
 }
 
 const models = [await make(a), await make(b), await make(b), await make(a)];
@@ -45,7 +40,7 @@ const ids = new Set<string>();
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 ? [3, 2, 1, 0] : [0, 1, 2, 3];
   for (const i of order) {
-    const { kernels } = await models[i].profileStep(1, 1, 64);
+    const { kernels } = await profileStep(models[i], 1, 1, 64);
     const step = Object.values(kernels).reduce((s, v) => s + v, 0);
     const blocks = Object.entries(kernels)
       .filter(([k]) => k.startsWith("matmul") && !k.includes("head"))
@@ -70,7 +65,7 @@ const row = (label: string, key: keyof Sample, unit: (ms: number) => string) => 
   return `| ${label} | ${unit(median(ra))} | ${unit(median(rb))} | ${ratio.toFixed(3)} |`;
 };
 console.log(
-  `# ${models[0].adapter} · ${dtype} · ${name}: A=${a}, B=${b} · ${rounds} rounds · ` +
+  `# ${models[0].adapter} · ${dtype} · backend A=${a}, B=${b} · ${rounds} rounds · ` +
     `${ids.size === 2 ? "the same ids from all four models" : "DIFFERENT ids"}`,
 );
 console.log("| measure | A | B | A / B (median of rounds) |");

@@ -4,11 +4,11 @@
  * each, timed in alternating pairs. Prints the largest difference of the two outputs (the same
  * sums in the same order, so 0) and the median time ratio of the pairs.
  *
- *   deno run -A bench/matmul_rows.ts [TM] [PAIRS] [f32|f16]
+ *   deno run -A bench/studies/matmul_rows.ts [TM] [PAIRS] [f32|f16]
  */
-import { MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "../kernels/matmul.ts";
-import { requestGpu } from "../src/gpu/device.ts";
-import { readFloats } from "./_gpu.ts";
+import { MATMUL_WIDE_F16_WGSL, MATMUL_WIDE_WGSL } from "../../kernels/matmul.ts";
+import { requestGpu } from "../../src/gpu/device.ts";
+import { readFloats } from "../_gpu.ts";
 
 const TM = Number(Deno.args[0] ?? 9);
 const PAIRS = Number(Deno.args[1] ?? 8);

@@ -13,11 +13,11 @@
  * median time and GB/s of weights, and the median ratio of its time to `storage`'s in the same
  * round (below 1: faster than the model's kernel).
  *
- *   deno run -A bench/cpu_load_paths.ts [ROUNDS]
+ *   deno run -A bench/studies/cpu_load_paths.ts [ROUNDS]
  */
-import { MATMUL_WIDE_WGSL } from "../kernels/matmul.ts";
-import { requestGpu } from "../src/gpu/device.ts";
-import { readFloats } from "./_gpu.ts";
+import { MATMUL_WIDE_WGSL } from "../../kernels/matmul.ts";
+import { requestGpu } from "../../src/gpu/device.ts";
+import { readFloats } from "../_gpu.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 15);
 const COPIES = 12;

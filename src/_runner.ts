@@ -1,0 +1,432 @@
+/**
+ * The runner of a model's calls: one call at a time, a workspace that fits it, the forward pass
+ * recorded step after step into submissions of {@linkcode SUBMIT} steps, and the ids (or logits)
+ * read back once at the end or once per chunk.
+ *
+ * @module
+ */
+
+import type { GPTConfig } from "./config.ts";
+import type { BackendProfile } from "./backend.ts";
+import type { ModelWeights } from "./model_weights.ts";
+import { DeviceLostError, type GpuContext } from "./gpu/device.ts";
+import { roundUp, type WeightDType } from "./gpu/weights.ts";
+import type { Kernels } from "./_kernels.ts";
+import { OpFactory, type StepShape } from "./_ops.ts";
+import { PassRecorder, type Recorder } from "./_recorder.ts";
+import { Workspace, type WorkspaceSize } from "./_workspace.ts";
+import { HeadScreen, SCREEN_MIN_STEPS } from "./_head_screen.ts";
+import { buildForward, type ForwardOps, recordBlocks, recordNextToken } from "./forward.ts";
+import { STEP_BYTES } from "../kernels/mod.ts";
+
+/** Sampling settings of a call (validated by the caller). */
+export interface Sampling {
+  /** Softmax temperature, above 0. */
+  temperature: number;
+  /** Keep the k largest logits (ties included); 0 keeps all. */
+  topK: number;
+  /** Keep the smallest most-probable set whose mass reaches this; 1 keeps all. */
+  topP: number;
+  /** Seed of the draws. */
+  seed: number;
+}
+
+/** How a call runs: sampling, and when to read the rows back. */
+export interface RunOptions {
+  /** Sample instead of taking the argmax. */
+  sampling?: Sampling;
+  /** After which steps (by count done) to read the rows back (default: only at the end). */
+  readAfter?: (stepsDone: number) => boolean;
+  /** Called after each readback with the token rows `[B, L]` so far and the steps done; false stops. */
+  onChunk?: (rows: Uint32Array, stepsDone: number) => boolean | Promise<boolean>;
+}
+
+/** One step of a generation plan: which window of the token rows to run. */
+export interface StepPlan {
+  /** Tokens per row in this step. */
+  T: number;
+  /** Index in the token row of the first token. */
+  start: number;
+  /** Position (and cache slot) of the first token: 0 re-runs the window, more continues the cache. */
+  pos0: number;
+}
+
+/** Steps per submission: the GPU starts on the first steps while the rest are recorded. */
+const SUBMIT = 32;
+
+/** What a runner runs: the model's parts. */
+export interface RunnerParts {
+  /** The device. */
+  gpu: GpuContext;
+  /** The configuration. */
+  cfg: Required<GPTConfig>;
+  /** How the weights are stored. */
+  dtype: WeightDType;
+  /** The backend profile. */
+  profile: BackendProfile;
+  /** The weights on the GPU. */
+  weights: ModelWeights;
+  /** The kernels the profile chose (compiled by their `prepare`). */
+  kernels: Kernels;
+}
+
+/** Runs a model's calls, one at a time. */
+export class Runner {
+  /** The model's parts. */
+  readonly parts: RunnerParts;
+  /** The compiled kernels. */
+  readonly kernels: Kernels;
+  /** The padded vocabulary (row stride of the logits). */
+  readonly vp: number;
+  #ws?: Workspace;
+  #ops?: ForwardOps;
+  #screen: HeadScreen;
+  #queue: Promise<unknown> = Promise.resolve();
+  #destroyed = false;
+
+  /**
+   * Sets up the runner; nothing is allocated before the first call.
+   *
+   * @param parts The model's parts.
+   */
+  constructor(parts: RunnerParts) {
+    this.parts = parts;
+    const { cfg, dtype, profile, gpu } = parts;
+    this.vp = roundUp(cfg.vocab_size, 64);
+    this.kernels = parts.kernels;
+    this.#screen = new HeadScreen({
+      device: gpu.device,
+      kernels: this.kernels,
+      cfg,
+      vp: this.vp,
+      head: parts.weights.head,
+      dtype,
+      wait: (p) => this.wait(p),
+    }, profile.headScreen);
+  }
+
+  /**
+   * Throws when the model can no longer run.
+   *
+   * @param what What the caller was about to do.
+   */
+  check(what: string): void {
+    if (this.#destroyed) throw new Error(`Cannot ${what}: the model was destroyed, create a new one`);
+    const lost = this.parts.gpu.lost;
+    if (lost) throw new DeviceLostError(`Cannot ${what}: the GPU device was lost (${lost}), create a new model`);
+  }
+
+  /**
+   * Runs `fn` after every earlier call on this model has finished (calls are queued).
+   *
+   * @param fn The call.
+   * @returns What it returns.
+   */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Waits for a GPU promise, or rejects when the device is lost first.
+   *
+   * @param p The promise.
+   * @returns Its value.
+   */
+  async wait<T>(p: Promise<T>): Promise<T> {
+    const lost = this.parts.gpu.device.lost.then((info) => {
+      throw new DeviceLostError(
+        `The GPU device was lost while the model ran (${info.reason ?? "unknown"}: ${
+          info.message || "no message"
+        }), create a new model`,
+      );
+    });
+    return await Promise.race([p, lost]);
+  }
+
+  /**
+   * The workspace and ops for a call of this size (the current ones when they fit).
+   *
+   * @param size What the call needs.
+   * @returns The workspace and the ops bound to it.
+   */
+  workspace(size: WorkspaceSize): { ws: Workspace; ops: ForwardOps } {
+    const old = this.#ws;
+    if (old && this.#ops && old.fits(size)) return { ws: old, ops: this.#ops };
+    if (old) {
+      const z = old.size;
+      size = {
+        B: Math.max(size.B, z.B),
+        rows: Math.max(size.rows, z.rows),
+        L: Math.max(size.L, z.L),
+        cap: Math.max(size.cap, z.cap),
+      };
+      old.destroy();
+      this.#ws = this.#ops = undefined;
+    }
+    const { gpu, cfg, profile, weights } = this.parts;
+    const ws = new Workspace(gpu.device, cfg, size, {
+      xUniform: profile.xUniform,
+      splitArgmax: profile.argmax === "split",
+      vp: this.vp,
+    });
+    const ops = buildForward(new OpFactory(gpu.device, this.kernels, ws, { cfg, vp: this.vp }), weights, ws, this.vp);
+    this.#ws = ws;
+    this.#ops = ops;
+    return { ws, ops };
+  }
+
+  /**
+   * Gets a workspace and the kernels ready for steps of these shapes.
+   *
+   * @param B Batch rows.
+   * @param plan The steps.
+   * @param L Final row length.
+   * @param options Whether the call samples, and how many steps it runs (for the head screen).
+   * @returns The workspace, its ops, and whether greedy choices are screened.
+   */
+  async prepareSteps(
+    B: number,
+    plan: StepPlan[],
+    L: number,
+    options: { sampling: boolean; steps: number },
+  ): Promise<{ ws: Workspace; ops: ForwardOps; screen: boolean }> {
+    const maxT = Math.max(1, ...plan.map((p) => p.T));
+    const cap = Math.max(1, ...plan.map((p) => p.pos0 + p.T));
+    await this.kernels.prepareRows([B, ...plan.map((p) => B * p.T)]);
+    if (options.sampling) await this.kernels.prepareSampling();
+    const screen = this.#screen.wants(options.steps, options.sampling);
+    if (screen) await this.#screen.build();
+    const { ws, ops } = this.workspace({ B, rows: B * maxT, L, cap });
+    if (screen) this.#screen.start(ws, B, ops.head);
+    return { ws, ops, screen };
+  }
+
+  /**
+   * Records one step: the blocks, then the next token's choice (screened or not).
+   *
+   * @param rec Where dispatches go.
+   * @param ws The workspace.
+   * @param ops Its ops.
+   * @param s The step's shape.
+   * @param options Sample, or screen the greedy choice.
+   */
+  recordStep(
+    rec: Recorder,
+    ws: Workspace,
+    ops: ForwardOps,
+    s: StepShape,
+    options: { sample: boolean; screen: boolean },
+  ): void {
+    recordBlocks(rec, ops, s);
+    if (options.screen && !options.sample) {
+      ops.finalNorm.record(rec, s);
+      this.#screen.record(rec, ws, s, ops.head);
+    } else recordNextToken(rec, ops, s, options.sample);
+  }
+
+  /**
+   * Runs a plan of steps on token rows and returns the rows with each step's choice written after
+   * its window. Steps go to the GPU in submissions of {@linkcode SUBMIT}, with one readback at the
+   * end (and one after each step that `readAfter` names).
+   *
+   * @param flat The prompt rows, `[B, T0]`.
+   * @param B Batch rows.
+   * @param L Final row length (prompt plus one token per step).
+   * @param plan The steps.
+   * @param options Sampling and readbacks.
+   * @returns The token rows, `[B, L]`.
+   */
+  runPlan(flat: Uint32Array, B: number, L: number, plan: StepPlan[], options: RunOptions = {}): Promise<Uint32Array> {
+    this.check("generate");
+    return this.serial(async () => {
+      this.check("generate");
+      const maxT = Math.max(1, ...plan.map((p) => p.T));
+      if (B * maxT > 65535) {
+        throw new RangeError(
+          `Cannot generate: ${B} rows x ${maxT} tokens is over 65535 rows per step, use a smaller batch`,
+        );
+      }
+      const sm = options.sampling;
+      const { ws, ops, screen } = await this.prepareSteps(B, plan, L, { sampling: Boolean(sm), steps: plan.length });
+      const d = this.parts.gpu.device;
+      const T0 = flat.length / B;
+      const WL = ws.size.L;
+      const init = new Uint32Array(B * WL);
+      for (let b = 0; b < B; b++) init.set(flat.subarray(b * T0, (b + 1) * T0), b * WL);
+      d.queue.writeBuffer(ws.tokens, 0, init);
+      const table = d.createBuffer({
+        label: "step_table",
+        size: Math.max(1, plan.length) * STEP_BYTES,
+        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      try {
+        const steps = new Uint32Array(Math.max(1, plan.length) * 8);
+        plan.forEach((p, i) => steps.set([B, p.T, B * p.T, p.start, p.pos0, WL, i, 0], i * 8));
+        d.queue.writeBuffer(table, 0, steps);
+        if (sm) {
+          const w = new Uint32Array(8);
+          const f = new Float32Array(w.buffer);
+          w.set([this.parts.cfg.vocab_size, this.vp, sm.topK, sm.seed >>> 0]);
+          f[4] = sm.temperature;
+          f[5] = sm.topP;
+          d.queue.writeBuffer(ws.sampleParams, 0, w);
+        }
+        const res = new Uint32Array(B * L);
+        const copyOut = (out: Uint32Array) => {
+          for (let b = 0; b < B; b++) res.set(out.subarray(b * WL, b * WL + L), b * L);
+        };
+        let enc = d.createCommandEncoder({ label: "generate" });
+        for (let i = 0; i < plan.length; i++) {
+          enc.copyBufferToBuffer(table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
+          const pass = enc.beginComputePass({ label: `step ${i}` });
+          this.recordStep(new PassRecorder(pass), ws, ops, { B, T: plan[i].T }, { sample: Boolean(sm), screen });
+          pass.end();
+          const last = i + 1 === plan.length;
+          if (!last && options.readAfter?.(i + 1)) {
+            copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));
+            enc = d.createCommandEncoder({ label: "generate" });
+            this.check("generate");
+            if (options.onChunk && !(await options.onChunk(res, i + 1))) return res;
+          } else if (!last && (i + 1) % SUBMIT === 0) {
+            d.queue.submit([enc.finish()]);
+            enc = d.createCommandEncoder({ label: "generate" });
+          }
+        }
+        // the step counts can only turn screening off for a call of SCREEN_MIN_STEPS or more
+        const stats = screen && plan.length >= SCREEN_MIN_STEPS ? this.#screen.copyStats(ws, enc) : undefined;
+        copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));
+        if (stats) await this.#screen.checkStats(stats);
+        if (options.onChunk) await options.onChunk(res, plan.length);
+        return res;
+      } finally {
+        table.destroy();
+      }
+    });
+  }
+
+  /**
+   * The logits of every position of equal-length rows (the book's `model(idx)`).
+   *
+   * @param flat The rows, `[B, T]`.
+   * @param B Batch rows.
+   * @param T Tokens per row.
+   * @returns The logits, `[B, T, vocab_size]`.
+   */
+  logits(flat: Uint32Array, B: number, T: number): Promise<Float32Array> {
+    this.check("run the model");
+    return this.serial(async () => {
+      this.check("run the model");
+      const d = this.parts.gpu.device;
+      const { vocab_size: V } = this.parts.cfg;
+      const vp = this.vp;
+      const rows = B * T;
+      // the logits of every row, [rows, vp], bound in groups of rows that fit one binding
+      const groupRows = Math.max(1, Math.min(rows, Math.floor(d.limits.maxStorageBufferBindingSize / (vp * 4))));
+      await this.kernels.prepareRows([rows, groupRows, rows % groupRows || groupRows]);
+      const { ws, ops } = this.workspace({ B, rows, L: T, cap: T });
+      const init = new Uint32Array(B * ws.size.L);
+      for (let b = 0; b < B; b++) init.set(flat.subarray(b * T, (b + 1) * T), b * ws.size.L);
+      d.queue.writeBuffer(ws.tokens, 0, init);
+      d.queue.writeBuffer(ws.step, 0, new Uint32Array([B, T, rows, 0, 0, ws.size.L, 0, 0]));
+      const temp: GPUBuffer[] = [];
+      const uniform = (label: string, words: number[]) => {
+        const b = d.createBuffer({ label, size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+        d.queue.writeBuffer(b, 0, new Uint32Array([...words, 0, 0].slice(0, 12)));
+        temp.push(b);
+        return b;
+      };
+      try {
+        const logits = d.createBuffer({
+          label: "forward.logits",
+          size: rows * vp * 4,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+        });
+        temp.push(logits);
+        const make = new OpFactory(d, this.kernels, ws, { cfg: this.parts.cfg, vp }, uniform);
+        const enc = d.createCommandEncoder({ label: "forward" });
+        const pass = enc.beginComputePass({ label: "forward" });
+        const rec = new PassRecorder(pass);
+        const s = { B, T };
+        recordBlocks(rec, ops, s);
+        ops.finalNormAll.record(rec, s);
+        for (let r0 = 0; r0 < rows; r0 += groupRows) {
+          const n = Math.min(groupRows, rows - r0);
+          const out = { buffer: logits, rows: n, ldy: vp, xRow0: r0, range: { offset: r0 * vp * 4, size: n * vp * 4 } };
+          for (const c of this.parts.weights.head) {
+            make.linear("matmul head", { buffer: ws.h }, c, {}, { ...out, offset: c.v0 }).record(rec, s);
+          }
+        }
+        pass.end();
+        const raw = new Float32Array(await this.readback(logits, rows * vp * 4, enc));
+        const out = new Float32Array(rows * V);
+        for (let r = 0; r < rows; r++) out.set(raw.subarray(r * vp, r * vp + V), r * V);
+        return out;
+      } finally {
+        for (const b of temp) b.destroy();
+      }
+    });
+  }
+
+  /**
+   * Submits an encoder with a copy of `src` into a mappable buffer, and reads it.
+   *
+   * @param src The buffer to read.
+   * @param bytes How many bytes from its start.
+   * @param enc The encoder to finish.
+   * @returns The bytes.
+   */
+  async readback(src: GPUBuffer, bytes: number, enc: GPUCommandEncoder): Promise<ArrayBuffer> {
+    const d = this.parts.gpu.device;
+    const staging = d.createBuffer({
+      label: "readback",
+      size: roundUp(bytes, 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      enc.copyBufferToBuffer(src, 0, staging, 0, roundUp(bytes, 4));
+      d.queue.submit([enc.finish()]);
+      await this.wait(staging.mapAsync(GPUMapMode.READ));
+      return staging.getMappedRange().slice(0, bytes);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Frees the workspace and the head screen; later calls throw. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#screen.destroy();
+    this.#ws?.destroy();
+    this.#ws = this.#ops = undefined;
+  }
+}
+
+const runners = new WeakMap<object, Runner>();
+
+/**
+ * Ties a runner to its model, for the library's own modules.
+ *
+ * @param model The model.
+ * @param runner Its runner.
+ */
+export function attachRunner(model: object, runner: Runner): void {
+  runners.set(model, runner);
+}
+
+/**
+ * The runner of a model.
+ *
+ * @param model The model.
+ * @returns Its runner.
+ * @throws {TypeError} When `model` is not a model.
+ */
+export function runnerOf(model: object): Runner {
+  const r = runners.get(model);
+  if (!r) {
+    throw new TypeError(`Expected a GPTModel, got ${String(model)}; make one with GPTModel.create or GPTModel.load`);
+  }
+  return r;
+}

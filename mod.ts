@@ -9,7 +9,8 @@
  * console.log(decode(out[0])); // Hello, I am Featureiman Byeswickattribute argue
  * ```
  *
- * Run it: `deno run -A mod.ts "Hello, I am"`.
+ * Run it: `deno run mod.ts "Hello, I am"` (no permissions needed). Utilities have subpath exports:
+ * `./safetensors`, `./torch-random` and `./reference` (the model in plain TypeScript).
  *
  * @module
  */
@@ -22,7 +23,13 @@ export {
   type GPTConfig,
   validateConfig,
 } from "./src/config.ts";
-export { type CreateOptions, type FromTensorsOptions, GPTModel, type LoadOptions } from "./src/model.ts";
+export {
+  type CreateOptions,
+  type FromTensorsOptions,
+  GPTModel,
+  type LoadOptions,
+  type PretrainedOptions,
+} from "./src/model.ts";
 export type {
   ArgmaxKind,
   AttentionKind,
@@ -35,9 +42,17 @@ export type { WeightDType } from "./src/gpu/weights.ts";
 export type { InputTensor } from "./src/model_weights.ts";
 export type { NamedTensor } from "./src/init.ts";
 export { generate, type GenerateOptions, generateTextSimple, stream, type StreamOptions } from "./src/generate.ts";
+export {
+  compareModels,
+  type ComparisonResult,
+  type EvaluateOptions,
+  perplexity,
+  type PerplexityResult,
+} from "./src/evaluate.ts";
 export { decode, encode, END_OF_TEXT, TextStreamer } from "./src/tokenizer.ts";
 export { DeviceLostError, WebGPUUnavailableError } from "./src/gpu/device.ts";
 export { WeightsError } from "./src/model_weights.ts";
+export { type DownloadProgress, HubError, type HubOptions } from "./src/hub.ts";
 export { SafetensorsError } from "./src/safetensors.ts";
 export { VERSION } from "./src/cli.ts";
 

@@ -78,7 +78,7 @@ const prompt = [[15496, 11, 314, 716]];
 const long = [Array.from({ length: PREFILL }, (_, i) => (i * 7919) % 50257)];
 const ours: Record<string, number> = {};
 let adapter = "";
-for (const dtype of ["f32", "f16"] as const) {
+for (const dtype of ["f32", "f16", "q8"] as const) {
   using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype });
   adapter = model.adapter;
   await generateTextSimple(model, prompt, 6, 1024); // compile and warm up
@@ -119,16 +119,27 @@ const f = (x: number | undefined, d = 2) => x === undefined || Number.isNaN(x) ?
 const ratio = (a: number, b: number | undefined, higherIsBetter = true) =>
   b === undefined || Number.isNaN(b) ? "-" : `${(higherIsBetter ? a / b : b / a).toFixed(2)}x`;
 const rows: string[][] = [
-  ["metric", "this project f32", "this project f16", "PyTorch", "f32 / PyTorch", "f16 / PyTorch"],
+  [
+    "metric",
+    "this project f32",
+    "this project f16",
+    "this project q8",
+    "PyTorch",
+    "f32 / PyTorch",
+    "f16 / PyTorch",
+    "q8 / PyTorch",
+  ],
 ];
 const add = (name: string, key: string, tkey: string) =>
   rows.push([
     name,
     f(ours[`${key}_f32`]),
     f(ours[`${key}_f16`]),
+    f(ours[`${key}_q8`]),
     f(torch?.[tkey]),
     ratio(ours[`${key}_f32`], torch?.[tkey]),
     ratio(ours[`${key}_f16`], torch?.[tkey]),
+    ratio(ours[`${key}_q8`], torch?.[tkey]),
   ]);
 add(`decode tokens/s, key/value cache (4-token prompt, ${DECODE} new)`, "decode", "decode_tok_s");
 add("generateTextSimple tokens/s (seed example, 6 new)", "simple", "simple_tok_s");
@@ -137,16 +148,20 @@ rows.push([
   "CLI process, seed example: wall s",
   f(cliOurs.wall),
   "",
+  "",
   f(cliTorch?.wall),
   cliTorch ? ratio(cliOurs.wall, cliTorch.wall, false) : "-",
+  "",
   "",
 ]);
 rows.push([
   "CLI process, seed example: peak RSS MiB",
   f(cliOurs.rss, 0),
   "",
+  "",
   f(cliTorch?.rss, 0),
   cliTorch ? ratio(cliOurs.rss, cliTorch.rss, false) : "-",
+  "",
   "",
 ]);
 console.log(`# ${new Date().toISOString().slice(0, 10)} · adapter: ${adapter} · ${threads} CPU threads · ${torchNote}`);

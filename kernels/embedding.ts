@@ -1,6 +1,7 @@
 import { STEP_WGSL } from "./step.ts";
+import { Q8_BLOCK } from "./matmul.ts";
 
-function embedding(f16: boolean): string {
+function embedding(dtype: "f32" | "f16" | "q8"): string {
   return /* wgsl */ `
 // Token + position embedding for the rows of one step, from one vocabulary chunk of the
 // (transposed) token embedding. One invocation writes x[m, c] when token m's id is in the chunk.
@@ -8,7 +9,9 @@ function embedding(f16: boolean): string {
 // binding 1 (uniform) st: the step
 // binding 2 (read) tokens: u32 ids, [B, L]
 // binding 3 (read) wte: the chunk, stored like a matmul weight with K = C (blocks of 256 ids),
-//   ${f16 ? "halves packed two to a u32" : "f32"}
+//   ${
+    { f32: "f32", f16: "halves packed two to a u32", q8: "signed bytes packed four to a u32, then the scales" }[dtype]
+  }
 // binding 4 (read) wpe: [context_length, C] f32
 // binding 5 (write) x: [rows, C] f32
 ${STEP_WGSL}
@@ -16,7 +19,7 @@ struct Params { C: u32, v0: u32, vn: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> st: Step;
 @group(0) @binding(2) var<storage, read> tokens: array<u32>;
-@group(0) @binding(3) var<storage, read> wte: array<${f16 ? "u32" : "f32"}>;
+@group(0) @binding(3) var<storage, read> wte: array<${dtype === "f32" ? "f32" : "u32"}>;
 @group(0) @binding(4) var<storage, read> wpe: array<f32>;
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;
 
@@ -31,13 +34,26 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (id < p.v0 || id >= p.v0 + p.vn) { return; }
   let v = id - p.v0;
   let j = ((v >> 8u) * p.C + c) * 256u + (v & 255u);
-  ${f16 ? "let w = unpack2x16float(wte[j >> 1u])[j & 1u];" : "let w = wte[j];"}
+  ${
+    {
+      f32: "let w = wte[j];",
+      f16: "let w = unpack2x16float(wte[j >> 1u])[j & 1u];",
+      // the byte, sign-extended, times the scale of its column and k-block (see kernels/matmul.ts)
+      q8: `let q = f32(i32(wte[j >> 2u] << (24u - 8u * (j & 3u))) >> 24u);
+  let s = ((p.vn + 255u) / 256u) * p.C * 64u + ((v >> 8u) * ((p.C + ${
+        Q8_BLOCK - 1
+      }u) / ${Q8_BLOCK}u) + c / ${Q8_BLOCK}u) * 256u + (v & 255u);
+  let w = q * bitcast<f32>(wte[s]);`,
+    }[dtype]
+  }
   x[m * p.C + c] = w + wpe[(st.pos0 + t) * p.C + c];
 }
 `;
 }
 
 /** Token + position embedding, float32 weights. */
-export const EMBEDDING_WGSL: string = embedding(false);
+export const EMBEDDING_WGSL: string = embedding("f32");
 /** Token + position embedding, 16-bit weights packed two to a u32. */
-export const EMBEDDING_F16_WGSL: string = embedding(true);
+export const EMBEDDING_F16_WGSL: string = embedding("f16");
+/** Token + position embedding, 8-bit weights with a scale per 32 values of each id. */
+export const EMBEDDING_Q8_WGSL: string = embedding("q8");

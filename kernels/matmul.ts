@@ -6,11 +6,31 @@ import { STEP_WGSL } from "./step.ts";
  */
 export const MM_X_UNIFORM_VEC4S = 4096;
 
+/** Weights per scale of the 8-bit format: a block of this many consecutive k of one column. */
+export const Q8_BLOCK = 32;
+
+/**
+ * WGSL for 8-bit weights, stored as the others in blocks of 256 columns, four signed bytes to a
+ * u32 along the columns: \`q8(u)\` turns such a u32 into four floats. The scales (f32) follow the
+ * bytes in the same buffer: those of column block nb and k-block kb (Q8_BLOCK k's) are the 256
+ * words from \`q8Words() + (nb * q8Blocks() + kb) * 256\`.
+ */
+const Q8_WGSL = /* wgsl */ `
+fn q8(u: u32) -> vec4f {
+  return vec4f(vec4i(i32(u << 24u), i32(u << 16u), i32(u << 8u), i32(u)) >> vec4u(24u));
+}
+fn q8Blocks() -> u32 { return (p.K + ${Q8_BLOCK - 1}u) / ${Q8_BLOCK}u; }
+fn q8Words() -> u32 { return ((p.N + 255u) / 256u) * p.K * 64u; }
+`;
+
+/** How a kernel stores its weights. */
+type Storage = "f32" | "f16" | "q8";
+
 /**
  * What both matrix kernels share: the params, the bindings (weights as `wType`; `x` from a storage
  * buffer, or with `xUniform` from a uniform one), GELU and the output step.
  */
-function prelude(wType: string, xUniform = false): string {
+function prelude(wType: string, xUniform = false, q8 = false): string {
   return /* wgsl */ `${STEP_WGSL}
 struct Params {
   M: u32, K: u32, N: u32, pad3: u32,
@@ -28,7 +48,7 @@ ${
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read> lnw: array<vec4f>;
-
+${q8 ? Q8_WGSL : ""}
 fn gelu(v: f32) -> f32 {
   // 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), with a tanh that cannot overflow
   let u = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
@@ -63,7 +83,7 @@ fn put(m: u32, col: u32, acc: f32) {
 `;
 }
 
-function matmul(f16: boolean): string {
+function matmul(dtype: Storage): string {
   // one k-quad of the product: four weight rows (w0..w3 of the quad at index k4), then the TM rows of x
   const quad = (k: string, n: string) => `
       let i${n} = wb + ${k} * 256u;
@@ -106,11 +126,13 @@ function matmul(f16: boolean): string {
 // binding 0 (uniform) p: shapes and flags (1 bias, 2 GELU, 4 add into y, 8 LayerNorm of x)
 // binding 1 (uniform) st: the step (M is st.rows, st.batch or p.M, by p.m_mode)
 // binding 2 (read) x: [*, K] f32, K a multiple of 4
-// binding 3 (read) w: the blocked weight, ${f16 ? "halves packed two to a u32" : "f32"}
+// binding 3 (read) w: the blocked weight, ${
+    { f32: "f32", f16: "halves packed two to a u32", q8: "signed bytes packed four to a u32, then the scales" }[dtype]
+  }
 // binding 4 (read) bias: [N] f32
 // binding 5 (read_write) y: [M, ldy] f32
 // binding 6 (read) lnw: LayerNorm scale then shift, [2K] f32 (read only with flag 8)
-${prelude(f16 ? "vec2<u32>" : "vec4f")}
+${prelude({ f32: "vec4f", f16: "vec2<u32>", q8: "u32" }[dtype], false, dtype === "q8")}
 override TM: u32 = 8u;
 override KS: u32 = 1u;
 override WG: u32 = 64u;
@@ -120,7 +142,18 @@ override U: u32 = 4u; // k-quads in flight per loop trip: 4 (and the last up to 
 var<workgroup> red: array<vec4f, 1024>;
 
 fn wload(i: u32) -> vec4f {
-  ${f16 ? "let q = w[i];\n  return vec4f(unpack2x16float(q.x), unpack2x16float(q.y));" : "return w[i];"}
+  ${
+    {
+      f32: "return w[i];",
+      f16: "let q = w[i];\n  return vec4f(unpack2x16float(q.x), unpack2x16float(q.y));",
+      // i counts groups of 4 columns: block nb = i / (64 K), row k, group c4 of the block
+      q8: `let bk = p.K * 64u;
+  let nb = i / bk;
+  let k = (i % bk) / 64u;
+  let s = q8Words() + (nb * q8Blocks() + k / ${Q8_BLOCK}u) * 256u + (i % 64u) * 4u;
+  return q8(w[i]) * bitcast<vec4f>(vec4u(w[s], w[s + 1u], w[s + 2u], w[s + 3u]));`,
+    }[dtype]
+  }
 }
 
 // chunk length for adding n values in two levels: about sqrt(n)
@@ -253,8 +286,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
  * loads every 32-bit word of a storage buffer lane by lane, so wide per-invocation loads (8 or 16
  * columns of a weight row) and fewer loads of x per weight are what make it faster there.
  */
-function matmulWide(f16: boolean, cols: number, xUniform = false): string {
-  const perVec = f16 ? 8 : 4; // columns in one loaded vector
+function matmulWide(dtype: Storage, cols: number, xUniform = false): string {
+  const f16 = dtype === "f16";
+  const q8 = dtype === "q8";
+  const perVec = { f32: 4, f16: 8, q8: 16 }[dtype]; // columns in one loaded vector
   const V = cols / perVec; // vectors per weight row per invocation
   const A = cols / 4; // vec4f accumulators per row
   const rowVecs = 256 / perVec; // vectors in one 256-column block row
@@ -265,7 +300,10 @@ function matmulWide(f16: boolean, cols: number, xUniform = false): string {
     const loads = Array.from({ length: V }, (_, v) => `let q${v} = w[${i} + ${v}u];`).join(" ");
     const us = Array.from(
       { length: A },
-      (_, a) => `let u${a} = ${f16 ? unpack(`q${a >> 1}`, (a & 1) as 0 | 1) : `q${a}`};`,
+      (_, a) =>
+        `let u${a} = ${
+          q8 ? `q8(q${a >> 2}.${"xyzw"[a & 3]}) * sc[${a}]` : f16 ? unpack(`q${a >> 1}`, (a & 1) as 0 | 1) : `q${a}`
+        };`,
     ).join(" ");
     const fmas = Array.from({ length: A }, (_, a) => `acc[r * ${A}u + ${a}u] = fma(s, u${a}, acc[r * ${A}u + ${a}u]);`)
       .join(`\n${indent}  `);
@@ -285,7 +323,7 @@ ${indent}}`;
 // UNROLL 4 writes out the four weight rows of a k-quad (one-row products: fastest); UNROLL 1 walks
 // them in a loop, a body small enough that llvmpipe compiles it about 3x faster and that runs
 // faster with several rows (fewer values live at once).
-${prelude(f16 ? "vec4<u32>" : "vec4f", xUniform)}
+${prelude(f16 || q8 ? "vec4<u32>" : "vec4f", xUniform, q8)}
 override TM: u32 = 8u; // rows per workgroup, at most ${MM_WIDE_ROWS}
 override WG: u32 = 16u;
 override UNROLL: u32 = 1u; // 4 or 1
@@ -301,9 +339,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let g = wg.x * WG + lid.x;
   let wb = (g / ${256 / cols}u) * p.K * ${rowVecs}u + (g % ${256 / cols}u) * ${V}u;
   var acc: array<vec4f, ${MM_WIDE_ROWS * A}>;
-  var xs: array<vec4f, ${MM_WIDE_ROWS}>;
+  var xs: array<vec4f, ${MM_WIDE_ROWS}>;${
+    q8
+      ? `
+  // this invocation's ${cols} scales of the current k-block (vec4 units: the block's 256 at ${256 / 4} a block)
+  var sc: array<vec4f, ${A}>;
+  let sb = q8Words() / 4u + (g / ${256 / cols}u) * q8Blocks() * 64u + (g % ${256 / cols}u) * ${A}u;`
+      : ""
+  }
   for (var k4 = 0u; k4 < K4; k4++) {
-    for (var r = 0u; r < TM; r++) { xs[r] = x[rowb[r] + k4]; }
+    for (var r = 0u; r < TM; r++) { xs[r] = x[rowb[r] + k4]; }${
+    q8
+      ? `
+    if ((k4 & ${Q8_BLOCK / 4 - 1}u) == 0u) {
+      for (var a = 0u; a < ${A}u; a++) { sc[a] = bitcast<vec4f>(w[sb + (k4 / ${Q8_BLOCK / 4}u) * 64u + a]); }
+    }`
+      : ""
+  }
     let i = wb + k4 * ${4 * rowVecs}u;
     if (UNROLL == 4u) {
 ${unrolled}
@@ -337,25 +389,31 @@ ${kRow("ij", "j", "        ")}
  */
 export const MM_WIDE_ROWS = 11;
 /** Columns per invocation of the CPU matrix kernels (f32, f16). */
-export const MM_WIDE_COLS = { f32: 16, f16: 16 } as const;
+export const MM_WIDE_COLS = { f32: 16, f16: 16, q8: 16 } as const;
 /** The matrix product for CPU adapters, float32 weights ({@linkcode MM_WIDE_COLS} columns per invocation). */
-export const MATMUL_WIDE_WGSL: string = matmulWide(false, MM_WIDE_COLS.f32);
+export const MATMUL_WIDE_WGSL: string = matmulWide("f32", MM_WIDE_COLS.f32);
 /** The matrix product for CPU adapters, 16-bit weights. */
-export const MATMUL_WIDE_F16_WGSL: string = matmulWide(true, MM_WIDE_COLS.f16);
+export const MATMUL_WIDE_F16_WGSL: string = matmulWide("f16", MM_WIDE_COLS.f16);
+/** The matrix product for CPU adapters, 8-bit weights (a scale per 32 k of each column). */
+export const MATMUL_WIDE_Q8_WGSL: string = matmulWide("q8", MM_WIDE_COLS.q8);
 /**
  * {@linkcode MATMUL_WIDE_WGSL} with `x` (binding 2) read from a uniform buffer of
  * {@linkcode MM_X_UNIFORM_VEC4S} vec4s, for products whose rows fit it: llvmpipe loads a storage buffer
  * lane by lane with a bounds check per word, and a uniform buffer with a branch-free gather, so `x`
  * costs fewer instructions (`deno run -A bench/cpu_load_paths.ts`). The sums are the same.
  */
-export const MATMUL_WIDE_XU_WGSL: string = matmulWide(false, MM_WIDE_COLS.f32, true);
+export const MATMUL_WIDE_XU_WGSL: string = matmulWide("f32", MM_WIDE_COLS.f32, true);
 /** {@linkcode MATMUL_WIDE_F16_WGSL} with `x` from a uniform buffer (see {@linkcode MATMUL_WIDE_XU_WGSL}). */
-export const MATMUL_WIDE_XU_F16_WGSL: string = matmulWide(true, MM_WIDE_COLS.f16, true);
+export const MATMUL_WIDE_XU_F16_WGSL: string = matmulWide("f16", MM_WIDE_COLS.f16, true);
+/** {@linkcode MATMUL_WIDE_Q8_WGSL} with `x` from a uniform buffer. */
+export const MATMUL_WIDE_XU_Q8_WGSL: string = matmulWide("q8", MM_WIDE_COLS.q8, true);
 
 /** Linear layer (matrix product, bias, GELU, residual add), float32 weights. */
-export const MATMUL_WGSL: string = matmul(false);
+export const MATMUL_WGSL: string = matmul("f32");
 /** Linear layer with 16-bit weights packed two to a u32 (`unpack2x16float`, no `shader-f16`). */
-export const MATMUL_F16_WGSL: string = matmul(true);
+export const MATMUL_F16_WGSL: string = matmul("f16");
+/** Linear layer with 8-bit weights and a float32 scale per 32 k of each column. */
+export const MATMUL_Q8_WGSL: string = matmul("q8");
 
 /** Columns of one weight block (and of one workgroup's output). */
 export const MM_BLOCK = 256;

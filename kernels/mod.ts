@@ -6,7 +6,7 @@
 import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { ARGMAX_FINAL_WGSL, ARGMAX_PART_WGSL, ARGMAX_SERIAL_WGSL } from "./argmax.ts";
 import { ATTENTION_BLOCK_WGSL, ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
-import { EMBEDDING_F16_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
+import { EMBEDDING_F16_WGSL, EMBEDDING_Q8_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
 import {
   HEAD_MARK_WGSL,
   HEAD_PICK_WGSL,
@@ -18,16 +18,30 @@ import {
 import { LAYER_NORM_SERIAL_WGSL, LAYER_NORM_WGSL } from "./layer_norm.ts";
 import {
   MATMUL_F16_WGSL,
+  MATMUL_Q8_WGSL,
   MATMUL_WGSL,
   MATMUL_WIDE_F16_WGSL,
+  MATMUL_WIDE_Q8_WGSL,
   MATMUL_WIDE_WGSL,
   MATMUL_WIDE_XU_F16_WGSL,
+  MATMUL_WIDE_XU_Q8_WGSL,
   MATMUL_WIDE_XU_WGSL,
 } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
+import { CROSS_ENTROPY_WGSL, KL_DIVERGENCE_WGSL } from "./loss.ts";
 
 export { ARGMAX_PARTS } from "./argmax.ts";
-export { MM_ADD, MM_BIAS, MM_BLOCK, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS, MM_X_UNIFORM_VEC4S } from "./matmul.ts";
+export {
+  MM_ADD,
+  MM_BIAS,
+  MM_BLOCK,
+  MM_GELU,
+  MM_LN,
+  MM_WIDE_COLS,
+  MM_WIDE_ROWS,
+  MM_X_UNIFORM_VEC4S,
+  Q8_BLOCK,
+} from "./matmul.ts";
 export { STEP_BYTES } from "./step.ts";
 export { REFINE_INVOCATIONS, SCREEN_GROUP } from "./head_screen.ts";
 
@@ -39,6 +53,8 @@ export const EMBEDDING: KernelSpec = {
 };
 /** Token + position embedding (16-bit weights). */
 export const EMBEDDING_F16: KernelSpec = { ...EMBEDDING, name: "embedding_f16", code: EMBEDDING_F16_WGSL };
+/** Token + position embedding (8-bit weights). */
+export const EMBEDDING_Q8: KernelSpec = { ...EMBEDDING, name: "embedding_q8", code: EMBEDDING_Q8_WGSL };
 /** LayerNorm. */
 export const LAYER_NORM: KernelSpec = {
   name: "layer_norm",
@@ -55,10 +71,14 @@ export const MATMUL: KernelSpec = {
 };
 /** Linear layer (16-bit weights). */
 export const MATMUL_F16: KernelSpec = { ...MATMUL, name: "matmul_f16", code: MATMUL_F16_WGSL };
+/** Linear layer (8-bit weights). */
+export const MATMUL_Q8: KernelSpec = { ...MATMUL, name: "matmul_q8", code: MATMUL_Q8_WGSL };
 /** Linear layer for CPU adapters (f32 weights; wide per-invocation tiles, no LayerNorm). */
 export const MATMUL_WIDE: KernelSpec = { ...MATMUL, name: "matmul_wide", code: MATMUL_WIDE_WGSL };
 /** Linear layer for CPU adapters (16-bit weights). */
 export const MATMUL_WIDE_F16: KernelSpec = { ...MATMUL, name: "matmul_wide_f16", code: MATMUL_WIDE_F16_WGSL };
+/** Linear layer for CPU adapters (8-bit weights). */
+export const MATMUL_WIDE_Q8: KernelSpec = { ...MATMUL, name: "matmul_wide_q8", code: MATMUL_WIDE_Q8_WGSL };
 /** Linear layer for CPU adapters with `x` from a uniform buffer (f32 weights; rows that fit one binding). */
 export const MATMUL_WIDE_XU: KernelSpec = {
   name: "matmul_wide_xu",
@@ -70,6 +90,12 @@ export const MATMUL_WIDE_XU_F16: KernelSpec = {
   ...MATMUL_WIDE_XU,
   name: "matmul_wide_xu_f16",
   code: MATMUL_WIDE_XU_F16_WGSL,
+};
+/** Linear layer for CPU adapters with `x` from a uniform buffer (8-bit weights). */
+export const MATMUL_WIDE_XU_Q8: KernelSpec = {
+  ...MATMUL_WIDE_XU,
+  name: "matmul_wide_xu_q8",
+  code: MATMUL_WIDE_XU_Q8_WGSL,
 };
 /** Causal attention over the cache, storing the step's keys and values in it. */
 export const ATTENTION: KernelSpec = {
@@ -136,4 +162,16 @@ export const HEAD_ROUTE: KernelSpec = {
   name: "head_route",
   code: HEAD_ROUTE_WGSL,
   bindings: ["uniform", "uniform", "read", "write", "write", "write"],
+};
+/** Cross-entropy of each row's logits against its target id. */
+export const CROSS_ENTROPY: KernelSpec = {
+  name: "cross_entropy",
+  code: CROSS_ENTROPY_WGSL,
+  bindings: ["uniform", "read", "read", "write"],
+};
+/** KL divergence and argmax agreement of two models' logits, row by row. */
+export const KL_DIVERGENCE: KernelSpec = {
+  name: "kl_divergence",
+  code: KL_DIVERGENCE_WGSL,
+  bindings: ["uniform", "read", "read", "write"],
 };

@@ -19,14 +19,18 @@ import {
   ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
+  EMBEDDING_Q8,
   LAYER_NORM,
   LAYER_NORM_SERIAL,
   MATMUL,
   MATMUL_F16,
+  MATMUL_Q8,
   MATMUL_WIDE,
   MATMUL_WIDE_F16,
+  MATMUL_WIDE_Q8,
   MATMUL_WIDE_XU,
   MATMUL_WIDE_XU_F16,
+  MATMUL_WIDE_XU_Q8,
   MM_WIDE_COLS,
   MM_WIDE_ROWS,
   MM_X_UNIFORM_VEC4S,
@@ -102,9 +106,8 @@ export class Kernels {
   constructor(device: GPUDevice, profile: BackendProfile, dtype: WeightDType, headDim: number) {
     this.#device = device;
     this.profile = profile;
-    const f16 = dtype === "f16";
     const cpu = profile.adapter === "cpu";
-    this.embedding = f16 ? EMBEDDING_F16 : EMBEDDING;
+    this.embedding = { f32: EMBEDDING, f16: EMBEDDING_F16, q8: EMBEDDING_Q8 }[dtype];
     this.layerNorm = cpu ? LAYER_NORM_SERIAL : LAYER_NORM;
     this.attention = { serial: ATTENTION_SERIAL, block: ATTENTION_BLOCK, parts: ATTENTION }[profile.attention];
     this.#attentionConstants = profile.attention === "block"
@@ -114,8 +117,12 @@ export class Kernels {
       : {};
     this.argmax = profile.argmax === "serial" ? [ARGMAX_SERIAL] : [ARGMAX_PART, ARGMAX_FINAL];
     const wide = profile.matmul === "wide";
-    this.matmul = wide ? (f16 ? MATMUL_WIDE_F16 : MATMUL_WIDE) : (f16 ? MATMUL_F16 : MATMUL);
-    if (profile.xUniform) this.matmulXu = f16 ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU;
+    this.matmul = wide
+      ? { f32: MATMUL_WIDE, f16: MATMUL_WIDE_F16, q8: MATMUL_WIDE_Q8 }[dtype]
+      : { f32: MATMUL, f16: MATMUL_F16, q8: MATMUL_Q8 }[dtype];
+    if (profile.xUniform) {
+      this.matmulXu = { f32: MATMUL_WIDE_XU, f16: MATMUL_WIDE_XU_F16, q8: MATMUL_WIDE_XU_Q8 }[dtype];
+    }
     this.columns = wide ? 16 * MM_WIDE_COLS[dtype] : 4 * profile.matmulWorkgroup;
   }
 

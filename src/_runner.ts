@@ -12,44 +12,14 @@ import type { ModelWeights } from "./model_weights.ts";
 import { DeviceLostError, type GpuContext } from "./gpu/device.ts";
 import { roundUp, type WeightDType } from "./gpu/weights.ts";
 import type { Kernels } from "./_kernels.ts";
-import { OpFactory, type StepShape } from "./_ops.ts";
+import type { StepShape } from "./_ops.ts";
+import { OpFactory } from "./_op_factory.ts";
 import { PassRecorder, type Recorder } from "./_recorder.ts";
 import { Workspace, type WorkspaceSize } from "./_workspace.ts";
 import { HeadScreen, SCREEN_MIN_STEPS } from "./_head_screen.ts";
 import { buildForward, type ForwardOps, recordBlocks, recordNextToken } from "./forward.ts";
 import { STEP_BYTES } from "../kernels/mod.ts";
-
-/** Sampling settings of a call (validated by the caller). */
-export interface Sampling {
-  /** Softmax temperature, above 0. */
-  temperature: number;
-  /** Keep the k largest logits (ties included); 0 keeps all. */
-  topK: number;
-  /** Keep the smallest most-probable set whose mass reaches this; 1 keeps all. */
-  topP: number;
-  /** Seed of the draws. */
-  seed: number;
-}
-
-/** How a call runs: sampling, and when to read the rows back. */
-export interface RunOptions {
-  /** Sample instead of taking the argmax. */
-  sampling?: Sampling;
-  /** After which steps (by count done) to read the rows back (default: only at the end). */
-  readAfter?: (stepsDone: number) => boolean;
-  /** Called after each readback with the token rows `[B, L]` so far and the steps done; false stops. */
-  onChunk?: (rows: Uint32Array, stepsDone: number) => boolean | Promise<boolean>;
-}
-
-/** One step of a generation plan: which window of the token rows to run. */
-export interface StepPlan {
-  /** Tokens per row in this step. */
-  T: number;
-  /** Index in the token row of the first token. */
-  start: number;
-  /** Position (and cache slot) of the first token: 0 re-runs the window, more continues the cache. */
-  pos0: number;
-}
+import type { RunOptions, StepPlan } from "./_plan.ts";
 
 /** Steps per submission: the GPU starts on the first steps while the rest are recorded. */
 const SUBMIT = 32;
@@ -302,69 +272,6 @@ export class Runner {
         return res;
       } finally {
         table.destroy();
-      }
-    });
-  }
-
-  /**
-   * The logits of every position of equal-length rows (the book's `model(idx)`).
-   *
-   * @param flat The rows, `[B, T]`.
-   * @param B Batch rows.
-   * @param T Tokens per row.
-   * @returns The logits, `[B, T, vocab_size]`.
-   */
-  logits(flat: Uint32Array, B: number, T: number): Promise<Float32Array> {
-    this.check("run the model");
-    return this.serial(async () => {
-      this.check("run the model");
-      const d = this.parts.gpu.device;
-      const { vocab_size: V } = this.parts.cfg;
-      const vp = this.vp;
-      const rows = B * T;
-      // the logits of every row, [rows, vp], bound in groups of rows that fit one binding
-      const groupRows = Math.max(1, Math.min(rows, Math.floor(d.limits.maxStorageBufferBindingSize / (vp * 4))));
-      await this.kernels.prepareRows([rows, groupRows, rows % groupRows || groupRows]);
-      const { ws, ops } = this.workspace({ B, rows, L: T, cap: T });
-      const init = new Uint32Array(B * ws.size.L);
-      for (let b = 0; b < B; b++) init.set(flat.subarray(b * T, (b + 1) * T), b * ws.size.L);
-      d.queue.writeBuffer(ws.tokens, 0, init);
-      d.queue.writeBuffer(ws.step, 0, new Uint32Array([B, T, rows, 0, 0, ws.size.L, 0, 0]));
-      const temp: GPUBuffer[] = [];
-      const uniform = (label: string, words: number[]) => {
-        const b = d.createBuffer({ label, size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-        d.queue.writeBuffer(b, 0, new Uint32Array([...words, 0, 0].slice(0, 12)));
-        temp.push(b);
-        return b;
-      };
-      try {
-        const logits = d.createBuffer({
-          label: "forward.logits",
-          size: rows * vp * 4,
-          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
-        });
-        temp.push(logits);
-        const make = new OpFactory(d, this.kernels, ws, { cfg: this.parts.cfg, vp }, uniform);
-        const enc = d.createCommandEncoder({ label: "forward" });
-        const pass = enc.beginComputePass({ label: "forward" });
-        const rec = new PassRecorder(pass);
-        const s = { B, T };
-        recordBlocks(rec, ops, s);
-        ops.finalNormAll.record(rec, s);
-        for (let r0 = 0; r0 < rows; r0 += groupRows) {
-          const n = Math.min(groupRows, rows - r0);
-          const out = { buffer: logits, rows: n, ldy: vp, xRow0: r0, range: { offset: r0 * vp * 4, size: n * vp * 4 } };
-          for (const c of this.parts.weights.head) {
-            make.linear("matmul head", { buffer: ws.h }, c, {}, { ...out, offset: c.v0 }).record(rec, s);
-          }
-        }
-        pass.end();
-        const raw = new Float32Array(await this.readback(logits, rows * vp * 4, enc));
-        const out = new Float32Array(rows * V);
-        for (let r = 0; r < rows; r++) out.set(raw.subarray(r * vp, r * vp + V), r * V);
-        return out;
-      } finally {
-        for (const b of temp) b.destroy();
       }
     });
   }

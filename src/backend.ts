@@ -19,6 +19,7 @@
  */
 
 import type { GpuContext } from "./gpu/device.ts";
+import type { WeightDType } from "./gpu/weights.ts";
 import { MM_X_UNIFORM_VEC4S } from "../kernels/mod.ts";
 
 /** The matrix kernel families: `"wide"` for CPU adapters, `"ksplit"` for GPUs. */
@@ -50,7 +51,7 @@ export interface BackendProfile {
   readonly xUniform: boolean;
   /**
    * Whether greedy calls screen the head with an 8-bit copy and compute exact logits only for the
-   * candidates (`"wide"` with the serial argmax only). `"auto"`: calls of 32 steps or more, and none
+   * candidates (`"wide"` with the serial argmax, f32 or f16 weights). `"auto"`: calls of 32 steps or more, and none
    * after a call where most steps fell back to the full head.
    */
   readonly headScreen: HeadScreenMode;
@@ -114,12 +115,17 @@ function pick<T>(value: unknown, allowed: readonly T[], what: string): T | undef
  * unless given.
  *
  * @param gpu The device and what is known of its adapter.
- * @param headDim The model's head size (`emb_dim / n_heads`).
+ * @param model The model's head size (`emb_dim / n_heads`) and weight storage.
  * @param options Choices to make instead of the defaults.
  * @returns The profile.
  * @throws {RangeError} On an unknown choice or one the adapter or head size cannot run.
  */
-export function chooseBackend(gpu: GpuContext, headDim: number, options: BackendOptions = {}): BackendProfile {
+export function chooseBackend(
+  gpu: GpuContext,
+  model: { headDim: number; dtype?: WeightDType },
+  options: BackendOptions = {},
+): BackendProfile {
+  const { headDim } = model;
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Cannot create the model: backend must be an object like { attention: "parts" }`);
   }
@@ -143,11 +149,12 @@ export function chooseBackend(gpu: GpuContext, headDim: number, options: Backend
       `Cannot create the model: backend.xUniform needs the "wide" matrix kernel and 64 KiB uniform bindings, leave it out`,
     );
   }
-  const screenable = matmul === "wide" && argmax === "serial";
+  // the screen keeps an 8-bit copy of the head: with 8-bit weights it would save nothing
+  const screenable = matmul === "wide" && argmax === "serial" && model.dtype !== "q8";
   const headScreen = pick(options.headScreen, SCREENS, "headScreen") ?? (screenable ? "auto" : "never");
   if (headScreen !== "never" && !screenable) {
     throw new RangeError(
-      `Cannot create the model: backend.headScreen '${headScreen}' needs the "wide" matrix kernel and the "serial" argmax, use "never"`,
+      `Cannot create the model: backend.headScreen '${headScreen}' needs the "wide" matrix kernel, the "serial" argmax and f32 or f16 weights, use "never"`,
     );
   }
   const wg = KSPLIT_WG[cpu ? "cpu" : "gpu"];

@@ -5,10 +5,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { GPT_CONFIG_124M } from "./config.ts";
-import { GPTModel } from "./model.ts";
 import { generate, stream } from "./generate.ts";
 import { decode, encode, END_OF_TEXT } from "./tokenizer.ts";
+import { intOption, loadModel, numOption, round, UsageError } from "./_cli_common.ts";
+import type { GPTModel } from "./model.ts";
+import type { WeightDType } from "./gpu/weights.ts";
+import { perplexityCommand } from "./_cli_perplexity.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** The package version, from `deno.json`. */
@@ -17,6 +19,7 @@ export const VERSION: string = denoJson.version;
 const USAGE_LINE = `Usage: deno run -A mod.ts [options] "prompt"   (or --ids 1,2,3 instead of a prompt)`;
 
 const USAGE = `${USAGE_LINE}
+       deno run -A mod.ts perplexity [options] FILE   (see perplexity --help)
 
 Generates text with the book's GPTModel on WebGPU. Without --weights the model is GPT_CONFIG_124M
 initialised as torch.manual_seed(seed) would, and the output is the notebook's (ids and text).
@@ -26,7 +29,11 @@ Options:
   --seed N             seed of the random initialisation and of the sampler (default 123)
   --weights PATH       a .safetensors file or a directory with model.safetensors (and config.json):
                        the book's state_dict names or Hugging Face GPT-2 (default: none, random init)
-  --dtype f32|f16      how weights are stored on the GPU (default f32)
+  --model NAME         a GPT-2 model from the Hugging Face hub: gpt2, gpt2-medium, gpt2-large,
+                       gpt2-xl or owner/name (downloaded once into ~/.cache/huggingface/hub)
+  --revision REV       the branch, tag or commit of --model (default main)
+  --offline            use only the cache for --model, send no request (also HF_HUB_OFFLINE=1)
+  --dtype f32|f16|q8   how weights are stored on the GPU (default f32; q8: 8-bit, a scale per 32)
   --ids A,B,C          token ids to start from instead of a text prompt (for models with another
                        tokenizer; output ids are printed, and text only for GPT-2's vocabulary)
   --temperature T      sampling temperature; 0 is greedy (default 0)
@@ -40,45 +47,6 @@ Options:
   --debug              print stack traces of errors
   -h, --help           show this help
   -V, --version        show the version`;
-
-/** A usage error: the CLI prints it with the usage line and exits with code 2. */
-export class UsageError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What is wrong with the arguments.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
-
-function intOption(name: string, raw: string | undefined, def: number, min: number): number {
-  if (raw === undefined) return def;
-  const n = Number(raw);
-  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`--${name} '${raw}' must be an integer of at least ${min}`);
-  }
-  return n;
-}
-
-/** A progress reporter for loading: one line updated in place on a terminal, else a line per 10%. */
-function progress(err: (s: string) => void): (done: number, total: number) => void {
-  const tty = Deno.stderr.isTerminal();
-  let lastTenth = -1;
-  const mb = (b: number) => (b / 1e6).toFixed(1);
-  return (done, total) => {
-    const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
-    const line = `loading weights: ${mb(done)} / ${mb(total)} MB (${pct}%)`;
-    if (tty) {
-      Deno.stderr.writeSync(new TextEncoder().encode(`\r${line}${done >= total ? "\n" : ""}`));
-    } else if (Math.floor(pct / 10) > lastTenth || done >= total) {
-      lastTenth = Math.floor(pct / 10);
-      err(line);
-    }
-  };
-}
 
 /**
  * Runs the command line with the given arguments, writing to `out` (stdout) and `err` (stderr).
@@ -95,6 +63,48 @@ export async function main(
   err: (s: string) => void = console.error,
   write: (s: string) => void = (s) => Deno.stdout.writeSync(new TextEncoder().encode(s)),
 ): Promise<number> {
+  if (args[0] === "perplexity") return await perplexityCommand(args.slice(1), out, err);
+  const parsed = parseCli(args, out, err);
+  if (typeof parsed === "number") return parsed;
+  try {
+    await run(parsed, { out, err, write });
+    return 0;
+  } catch (e) {
+    err(parsed.debug ? `error: ${(e as Error).stack}` : `error: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+/** What the command line asks for. */
+interface CliOptions {
+  prompt: string;
+  promptIds?: number[];
+  maxNew: number;
+  seed: number;
+  topK?: number;
+  temperature: number;
+  topP: number;
+  dtype: WeightDType;
+  stream: boolean;
+  weights?: string;
+  model?: string;
+  revision?: string;
+  offline?: boolean;
+  eos: boolean;
+  json: boolean;
+  quiet: boolean;
+  debug: boolean;
+}
+
+/** Where output goes. */
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  write: (s: string) => void;
+}
+
+/** Parses the arguments: the options, or an exit code after help, the version or a usage error. */
+function parseCli(args: string[], out: (s: string) => void, err: (s: string) => void): CliOptions | number {
   let values;
   let positionals: string[];
   try {
@@ -105,6 +115,9 @@ export async function main(
         "max-new-tokens": { type: "string" },
         seed: { type: "string" },
         weights: { type: "string" },
+        model: { type: "string" },
+        revision: { type: "string" },
+        offline: { type: "boolean" },
         dtype: { type: "string" },
         ids: { type: "string" },
         temperature: { type: "string" },
@@ -132,7 +145,6 @@ export async function main(
     out(VERSION);
     return 0;
   }
-  let opts;
   try {
     if (values.ids !== undefined ? positionals.length !== 0 : positionals.length !== 1) {
       throw new UsageError(
@@ -149,10 +161,20 @@ export async function main(
     const temperature = numOption("temperature", values.temperature, 0, 0, Infinity);
     const topP = numOption("top-p", values["top-p"], 1, Number.MIN_VALUE, 1);
     const dtype = values.dtype ?? "f32";
-    if (dtype !== "f32" && dtype !== "f16") throw new UsageError(`--dtype '${dtype}' must be f32 or f16`);
+    if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
+      throw new UsageError(`--dtype '${dtype}' must be f32, f16 or q8`);
+    }
+    if (values.weights !== undefined && values.model !== undefined) {
+      throw new UsageError("give either --weights or --model, not both");
+    }
+    if (values.weights === "") throw new UsageError("--weights is empty; give a file or directory");
+    if (values.model === "") throw new UsageError("--model is empty; give a name like gpt2");
+    if ((values.revision !== undefined || values.offline) && values.model === undefined) {
+      throw new UsageError("--revision and --offline go with --model");
+    }
     if (values.stream && values["no-stream"]) throw new UsageError("--stream and --no-stream contradict each other");
     if (values.json && values.stream) throw new UsageError("--json and --stream cannot be combined");
-    opts = {
+    const opts: CliOptions = {
       prompt: positionals[0] ?? "",
       promptIds: values.ids === undefined ? undefined : values.ids.split(",").map((x) => Number(x.trim())),
       maxNew: intOption("max-new-tokens", values["max-new-tokens"], 6, 0),
@@ -160,110 +182,123 @@ export async function main(
       topK: values["top-k"] === undefined ? undefined : intOption("top-k", values["top-k"], 0, 1),
       temperature,
       topP,
-      dtype: dtype as "f32" | "f16",
+      dtype,
       stream: values.json ? false : values.stream ?? (values["no-stream"] ? false : Deno.stdout.isTerminal()),
+      weights: values.weights,
+      model: values.model,
+      revision: values.revision,
+      offline: values.offline,
+      eos: Boolean(values.eos),
+      json: Boolean(values.json),
+      quiet: Boolean(values.quiet),
+      debug: Boolean(values.debug),
     };
     if (!opts.promptIds && opts.prompt.length === 0) {
       throw new UsageError("the prompt is empty; give some text to continue");
     }
+    return opts;
   } catch (e) {
     err(`error: ${(e as Error).message}\n${USAGE_LINE}`);
     return 2;
   }
-  try {
-    const t0 = performance.now();
-    using model = values.weights
-      ? await GPTModel.load(values.weights, { dtype: opts.dtype, onProgress: values.quiet ? undefined : progress(err) })
-      : await GPTModel.create(GPT_CONFIG_124M, { seed: opts.seed, dtype: opts.dtype });
-    const loadMs = performance.now() - t0;
-    // the tokenizer is built after the model, so its memory and the loader's do not add up
-    const encoded = opts.promptIds ?? encode(opts.prompt);
-    const plain = !opts.stream && !values.json;
-    if (plain) {
-      out(`encoded: [${encoded.join(", ")}]`);
-      out(`encoded_tensor.shape: [1, ${encoded.length}]`);
+}
+
+/** Loads or creates the model, generates, and prints the result and the summary. */
+async function run(opts: CliOptions, io: Io): Promise<void> {
+  const { out, err, write } = io;
+  const t0 = performance.now();
+  using model = await loadModel(opts, err);
+  const loadMs = performance.now() - t0;
+  // the tokenizer is built after the model, so its memory and the loader's do not add up
+  const encoded = opts.promptIds ?? encode(opts.prompt);
+  const plain = !opts.stream && !opts.json;
+  if (plain) {
+    out(`encoded: [${encoded.join(", ")}]`);
+    out(`encoded_tensor.shape: [1, ${encoded.length}]`);
+  }
+  const gen = {
+    maxNewTokens: opts.maxNew,
+    contextSize: model.config.context_length,
+    temperature: opts.temperature,
+    topK: opts.topK,
+    topP: opts.topP,
+    seed: opts.seed,
+    eosId: opts.eos ? END_OF_TEXT : undefined,
+  };
+  let prefillMs = NaN;
+  let ids: number[];
+  const t1 = performance.now();
+  const onStep = (n: number, ms: number) => {
+    if (n === 1 && Number.isNaN(prefillMs)) prefillMs = ms;
+  };
+  if (opts.stream) {
+    write(opts.promptIds ? decodeSafe(opts.promptIds, model.config.vocab_size) : opts.prompt);
+    const pieces: string[] = [];
+    for await (const piece of stream(model, encoded, { ...gen, chunkSize: 8, onProgress: onStep })) {
+      pieces.push(piece);
+      write(piece);
     }
-    const gen = {
-      maxNewTokens: opts.maxNew,
-      contextSize: model.config.context_length,
-      temperature: opts.temperature,
-      topK: opts.topK,
-      topP: opts.topP,
-      seed: opts.seed,
-      eosId: values.eos ? END_OF_TEXT : undefined,
-    };
-    let prefillMs = NaN;
-    let ids: number[];
-    const t1 = performance.now();
-    const onProgress = (n: number, ms: number) => {
-      if (n === 1 && Number.isNaN(prefillMs)) prefillMs = ms;
-    };
-    if (opts.stream) {
-      write(opts.promptIds ? decodeSafe(opts.promptIds, model.config.vocab_size) : opts.prompt);
-      const pieces: string[] = [];
-      for await (const piece of stream(model, encoded, { ...gen, chunkSize: 8, onProgress })) {
-        pieces.push(piece);
-        write(piece);
-      }
-      write("\n");
-      // the text's own tokens (re-encoding can differ from the generated ids only in how it splits)
-      ids = encoded.concat(encode(pieces.join("")));
-    } else {
-      ids = (await generate(model, [encoded], { ...gen, onProgress }))[0];
-    }
-    const genMs = performance.now() - t1;
-    const newTokens = ids.length - encoded.length;
-    const tokS = newTokens > 1 && !Number.isNaN(prefillMs) ? (newTokens - 1) / ((genMs - prefillMs) / 1000) : NaN;
-    const text = decodeSafe(ids, model.config.vocab_size);
-    if (values.json) {
-      out(JSON.stringify({
-        prompt: opts.prompt,
-        prompt_ids: encoded,
-        ids,
-        text,
-        new_text: decodeSafe(ids.slice(encoded.length), model.config.vocab_size),
-        timings: {
-          load_ms: round(loadMs),
-          prefill_ms: round(prefillMs),
-          generate_ms: round(genMs),
-          decode_tokens_per_s: round(tokS),
-        },
-        adapter: model.adapter,
-      }));
-    } else if (plain) {
-      out(`Output: [[${ids.join(", ")}]]`);
-      out(`Output length: ${ids.length}`);
-      out(text);
-    }
-    if (!values.quiet) {
-      err(
-        `prompt tokens ${encoded.length}, new tokens ${newTokens}, load ${round(loadMs)} ms, prefill ${
-          round(prefillMs)
-        } ms, ${Number.isNaN(tokS) ? "-" : tokS.toFixed(1)} tokens/s (${model.adapter}, ${model.dtype})`,
-      );
-    }
-    return 0;
-  } catch (e) {
-    err(values.debug ? `error: ${(e as Error).stack}` : `error: ${(e as Error).message}`);
-    return 1;
+    write("\n");
+    // the text's own tokens (re-encoding can differ from the generated ids only in how it splits)
+    ids = encoded.concat(encode(pieces.join("")));
+  } else {
+    ids = (await generate(model, [encoded], { ...gen, onProgress: onStep }))[0];
+  }
+  const genMs = performance.now() - t1;
+  const newTokens = ids.length - encoded.length;
+  const tokS = newTokens > 1 && !Number.isNaN(prefillMs) ? (newTokens - 1) / ((genMs - prefillMs) / 1000) : NaN;
+  report(io, opts, { model, encoded, ids, plain, loadMs, prefillMs, genMs, newTokens, tokS });
+}
+
+/** Prints the result (the notebook's lines, or JSON) and the summary line. */
+function report(
+  io: Io,
+  opts: CliOptions,
+  r: {
+    model: GPTModel;
+    encoded: number[];
+    ids: number[];
+    plain: boolean;
+    loadMs: number;
+    prefillMs: number;
+    genMs: number;
+    newTokens: number;
+    tokS: number;
+  },
+): void {
+  const { out, err } = io;
+  const { model, encoded, ids, plain, loadMs, prefillMs, genMs, newTokens, tokS } = r;
+  const text = decodeSafe(ids, model.config.vocab_size);
+  if (opts.json) {
+    out(JSON.stringify({
+      prompt: opts.prompt,
+      prompt_ids: encoded,
+      ids,
+      text,
+      new_text: decodeSafe(ids.slice(encoded.length), model.config.vocab_size),
+      timings: {
+        load_ms: round(loadMs),
+        prefill_ms: round(prefillMs),
+        generate_ms: round(genMs),
+        decode_tokens_per_s: round(tokS),
+      },
+      adapter: model.adapter,
+    }));
+  } else if (plain) {
+    out(`Output: [[${ids.join(", ")}]]`);
+    out(`Output length: ${ids.length}`);
+    out(text);
+  }
+  if (!opts.quiet) {
+    err(
+      `prompt tokens ${encoded.length}, new tokens ${newTokens}, load ${round(loadMs)} ms, prefill ${
+        round(prefillMs)
+      } ms, ${Number.isNaN(tokS) ? "-" : tokS.toFixed(1)} tokens/s (${model.adapter}, ${model.dtype})`,
+    );
   }
 }
 
 /** GPT-2 text of ids, or the ids themselves when the model's vocabulary is not GPT-2's. */
 function decodeSafe(ids: number[], vocab: number): string {
   return vocab === END_OF_TEXT + 1 ? decode(ids) : `(ids of a ${vocab}-token vocabulary: ${ids.join(" ")})`;
-}
-
-function round(x: number): number | null {
-  return Number.isFinite(x) ? Math.round(x * 10) / 10 : null;
-}
-
-function numOption(name: string, raw: string | undefined, def: number, min: number, max: number): number {
-  if (raw === undefined) return def;
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
-    const range = max === Infinity ? `at least ${min}` : `in (0, ${max}]`;
-    throw new UsageError(`--${name} '${raw}' must be a number ${range}`);
-  }
-  return n;
 }

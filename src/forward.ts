@@ -25,7 +25,8 @@
 import type { ModelWeights } from "./model_weights.ts";
 import type { Recorder } from "./_recorder.ts";
 import type { Workspace } from "./_workspace.ts";
-import type { Linear, Op, OpFactory, StepShape } from "./_ops.ts";
+import type { Linear, Op, StepShape } from "./_ops.ts";
+import type { OpFactory } from "./_op_factory.ts";
 
 /** One transformer block's ops, named as in the book's `TransformerBlock`. */
 export interface BlockOps {

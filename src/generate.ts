@@ -6,7 +6,8 @@
 
 import type { GPTModel } from "./model.ts";
 import { checkBatch } from "./_batch.ts";
-import { runnerOf, type Sampling, type StepPlan } from "./_runner.ts";
+import { runnerOf } from "./_runner.ts";
+import { cachedPlan, type Sampling, simplePlan } from "./_plan.ts";
 import { encode, TextStreamer } from "./tokenizer.ts";
 
 function checkCounts(maxNewTokens: unknown, contextSize: unknown, model: GPTModel, what: string): void {
@@ -50,12 +51,7 @@ export async function generateTextSimple(
   const what = "generate";
   const { B, T, flat } = checkBatch(idx, model.config.vocab_size, what);
   checkCounts(maxNewTokens, contextSize, model, what);
-  const plan: StepPlan[] = [];
-  for (let s = 0; s < maxNewTokens; s++) {
-    const n = T + s;
-    const w = Math.min(n, contextSize);
-    plan.push({ T: w, start: n - w, pos0: 0 });
-  }
+  const plan = simplePlan(T, maxNewTokens, contextSize);
   const widest = Math.max(0, ...plan.map((p) => p.T));
   if (widest > model.config.context_length) {
     throw new RangeError(
@@ -202,30 +198,6 @@ async function run(
     state.steps = options.maxNewTokens;
   }
   return state;
-}
-
-/**
- * The steps of a generation with a key/value cache: prefill the prompt's window once, then one
- * token per step attending over the cache. Once a row outgrows `contextSize` the window slides,
- * every position shifts, and each later step re-runs the whole window (a prefill of
- * `contextSize` tokens) so the result stays identical to {@linkcode generateTextSimple}.
- *
- * @param T0 Prompt length.
- * @param maxNewTokens New tokens.
- * @param contextSize Window size.
- * @returns One entry per step.
- */
-export function cachedPlan(T0: number, maxNewTokens: number, contextSize: number): StepPlan[] {
-  const plan: StepPlan[] = [];
-  for (let s = 0; s < maxNewTokens; s++) {
-    const n = T0 + s;
-    if (s > 0 && n <= contextSize) plan.push({ T: 1, start: n - 1, pos0: n - 1 });
-    else {
-      const w = Math.min(n, contextSize);
-      plan.push({ T: w, start: n - w, pos0: 0 });
-    }
-  }
-  return plan;
 }
 
 /**

@@ -8,19 +8,24 @@
 import { type GPTConfig, validateConfig } from "./config.ts";
 import { seededParametersAsync } from "./init.ts";
 import { getGpu } from "./gpu/device.ts";
-import { drainWrites, settleWrites, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
+import { drainWrites, matrixBytes, settleWrites, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
 import { type InputTensor, type ModelWeights, WeightBuilder } from "./model_weights.ts";
 import { openWeights } from "./loader.ts";
+import { type DownloadProgress, hubModel, type HubOptions } from "./hub.ts";
 import { type BackendOptions, type BackendProfile, chooseBackend } from "./backend.ts";
 import { Kernels } from "./_kernels.ts";
 import { attachRunner, Runner } from "./_runner.ts";
 import { checkBatch } from "./_batch.ts";
+import { forwardLogits, tokenLosses } from "./_scoring.ts";
 
 /** Options for {@linkcode GPTModel.create}. */
 export interface CreateOptions {
   /** Seed for `torch.manual_seed` (default 123). */
   seed?: number;
-  /** Weight storage: `"f32"` (default, exact) or `"f16"` (half the memory and bandwidth). */
+  /**
+   * Weight storage: `"f32"` (default, exact), `"f16"` (half the memory and bandwidth) or `"q8"`
+   * (8-bit integers with a scale per 32 inputs of each output: about 28% of float32's memory).
+   */
   dtype?: WeightDType;
   /** Largest storage binding to use, in bytes (default: the adapter's limit). */
   maxBindingBytes?: number;
@@ -36,6 +41,14 @@ export interface CreateOptions {
 export interface LoadOptions extends Omit<CreateOptions, "seed"> {
   /** A configuration to use instead of the file's `config.json` or `__metadata__.config`. */
   config?: GPTConfig;
+  /** Called after each tensor is read, with bytes read so far and in all. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Options for {@linkcode GPTModel.fromPretrained}: where the files come from, and how the model stores them. */
+export interface PretrainedOptions extends Omit<LoadOptions, "config" | "onProgress">, Omit<HubOptions, "onProgress"> {
+  /** Called as the weights download (not called when they are cached). */
+  onDownload?: (p: DownloadProgress) => void;
   /** Called after each tensor is read, with bytes read so far and in all. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -131,6 +144,27 @@ export class GPTModel {
   }
 
   /**
+   * Loads a GPT-2 model by name from the Hugging Face hub: `config.json` and `model.safetensors`
+   * only, into the cache that Python's `huggingface_hub` shares (a cached revision loads with no
+   * download; with `offline` or `HF_HUB_OFFLINE=1`, with no request at all).
+   *
+   * @param name `"gpt2"`, `"gpt2-medium"`, `"gpt2-large"`, `"gpt2-xl"`, or any `"owner/name"` of a GPT-2 model.
+   * @param options Revision, cache, offline mode, token, storage type, progress callbacks.
+   * @returns The model.
+   * @throws {HubError} When the files cannot be had (unknown name or revision, no access, no network and
+   * not cached, no `model.safetensors`, not a GPT-2 model), in one sentence.
+   * @example
+   * ```ts ignore
+   * using model = await GPTModel.fromPretrained("gpt2", { dtype: "f16" });
+   * ```
+   */
+  static async fromPretrained(name: string, options: PretrainedOptions = {}): Promise<GPTModel> {
+    const { onDownload, onProgress, revision, cacheDir, offline, token, endpoint, signal, ...rest } = options;
+    const dir = await hubModel(name, { revision, cacheDir, offline, token, endpoint, signal, onProgress: onDownload });
+    return await GPTModel.load(dir, { ...rest, onProgress });
+  }
+
+  /**
    * Builds a model from named tensors (the book's `state_dict` names), uploading each as it
    * arrives. Frees everything on failure.
    *
@@ -148,19 +182,19 @@ export class GPTModel {
   ): Promise<GPTModel> {
     const cfg = validateConfig(config);
     const dtype = options.dtype ?? "f32";
-    if (dtype !== "f32" && dtype !== "f16") {
-      throw new RangeError(`Cannot create the model: dtype '${dtype}' is not "f32" or "f16"`);
+    if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
+      throw new RangeError(`Cannot create the model: dtype '${dtype}' is not "f32", "f16" or "q8"`);
     }
     const hd = cfg.emb_dim / cfg.n_heads;
     if (hd > 256) {
       throw new RangeError(`Cannot create the model: head size ${hd} is over 256, use more heads`);
     }
     const gpu = await getGpu();
-    const profile = chooseBackend(gpu, hd, options.backend);
+    const profile = chooseBackend(gpu, { headDim: hd, dtype }, options.backend);
     const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, gpu.device.limits.maxStorageBufferBindingSize);
     const chunkRows = vocabChunkRows(cfg.emb_dim, dtype, maxBinding);
     const need = [
-      ["feed-forward weight", cfg.emb_dim * 4 * cfg.emb_dim * (dtype === "f16" ? 2 : 4)],
+      ["feed-forward weight", matrixBytes(dtype, cfg.emb_dim, 4 * cfg.emb_dim)],
       ["position embedding", cfg.context_length * cfg.emb_dim * 4],
     ] as const;
     for (const [what, bytes] of need) {
@@ -224,7 +258,49 @@ export class GPTModel {
         `Cannot run the model: ${T} tokens exceed the context length ${this.config.context_length}, crop the input`,
       );
     }
-    return await this.#runner.logits(flat, B, T);
+    return await forwardLogits(this.#runner, flat, B, T);
+  }
+
+  /**
+   * The mean cross-entropy of the model's predictions against targets over every row and
+   * position, like the book's `calc_loss_batch`:
+   * `torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())`. The logits stay
+   * on the GPU; one loss per position comes back and is averaged.
+   *
+   * @param inputs Token ids, `[batch, tokens]`, at most `context_length` tokens.
+   * @param targets The ids each position should predict, the same shape (usually the inputs shifted by one).
+   * @returns The mean loss in nats; `Math.exp(loss)` is the perplexity.
+   * @throws {TypeError} On malformed or mismatched batches.
+   * @throws {RangeError} On an id outside the vocabulary or more tokens than the context.
+   * @example
+   * ```ts ignore
+   * const ids = encode("Every effort moves you forward");
+   * const loss = await model.loss([ids.slice(0, -1)], [ids.slice(1)]);
+   * ```
+   */
+  async loss(inputs: number[][], targets: number[][]): Promise<number> {
+    const losses = await this.#tokenLosses(inputs, targets);
+    let sum = 0;
+    for (const l of losses) sum += l;
+    return sum / losses.length;
+  }
+
+  async #tokenLosses(inputs: number[][], targets: number[][]): Promise<Float32Array> {
+    this.#runner.check("compute the loss");
+    const V = this.config.vocab_size;
+    const x = checkBatch(inputs, V, "compute the loss");
+    const y = checkBatch(targets, V, "compute the loss");
+    if (x.B !== y.B || x.T !== y.T) {
+      throw new TypeError(
+        `Cannot compute the loss: inputs are [${x.B}, ${x.T}] but targets are [${y.B}, ${y.T}], give one target per input token`,
+      );
+    }
+    if (x.T > this.config.context_length) {
+      throw new RangeError(
+        `Cannot compute the loss: ${x.T} tokens exceed the context length ${this.config.context_length}, split the text into windows`,
+      );
+    }
+    return await tokenLosses(this.#runner, x.flat, y.flat, { B: x.B, T: x.T });
   }
 
   /** Frees every GPU buffer of the model. Later calls throw. */

@@ -159,34 +159,46 @@ export class WeightBuilder {
 
   /** Uploads `t`; returns true when it is held for later (the query, key and value weights). */
   #add(t: InputTensor): boolean {
-    const { emb_dim: C, vocab_size: V, context_length: ctx, n_layers } = this.#cfg;
     if (t.name === "tok_emb.weight" || t.name === "out_head.weight") {
-      const key = t.name === "tok_emb.weight" ? "tok" : "head";
-      const row0 = t.row0 ?? 0;
-      let w = key === "tok" ? this.#tok : this.#head;
-      if (row0 === 0 && w) throw new WeightsError(`Tensor '${t.name}' appears twice`);
-      if (t.shape.length !== 2 || t.shape[0] !== V || t.shape[1] !== C) this.#expect(t, [V, C]);
-      if (t.data.length % C !== 0 || row0 + t.data.length / C > V) {
-        throw new WeightsError(
-          `Tensor '${t.name}' has ${t.data.length} values from row ${row0}, which do not fit [${V}, ${C}]`,
-        );
-      }
-      if (!w) {
-        w = new VocabWriter(this.#device, t.name.split(".")[0], this.#dtype, V, C, this.#chunkRows, this.#track);
-        if (key === "tok") this.#tok = w;
-        else this.#head = w;
-      }
-      w.rows(t.data, row0);
-      this.#seen.add(t.name);
+      this.#addVocab(t);
       return false;
     }
     if (t.row0 !== undefined) throw new WeightsError(`Tensor '${t.name}' cannot arrive in pieces`);
     if (this.#seen.has(t.name)) throw new WeightsError(`Tensor '${t.name}' appears twice`);
     this.#seen.add(t.name);
+    if (this.#addTop(t)) return false;
+    return this.#addBlock(t);
+  }
+
+  /** Uploads rows of the token embedding or the output head. */
+  #addVocab(t: InputTensor): void {
+    const { emb_dim: C, vocab_size: V } = this.#cfg;
+    const key = t.name === "tok_emb.weight" ? "tok" : "head";
+    const row0 = t.row0 ?? 0;
+    let w = key === "tok" ? this.#tok : this.#head;
+    if (row0 === 0 && w) throw new WeightsError(`Tensor '${t.name}' appears twice`);
+    if (t.shape.length !== 2 || t.shape[0] !== V || t.shape[1] !== C) this.#expect(t, [V, C]);
+    if (t.data.length % C !== 0 || row0 + t.data.length / C > V) {
+      throw new WeightsError(
+        `Tensor '${t.name}' has ${t.data.length} values from row ${row0}, which do not fit [${V}, ${C}]`,
+      );
+    }
+    if (!w) {
+      w = new VocabWriter(this.#device, t.name.split(".")[0], this.#dtype, V, C, this.#chunkRows, this.#track);
+      if (key === "tok") this.#tok = w;
+      else this.#head = w;
+    }
+    w.rows(t.data, row0);
+    this.#seen.add(t.name);
+  }
+
+  /** Uploads the position embedding or the final norm; false for any other tensor. */
+  #addTop(t: InputTensor): boolean {
+    const { emb_dim: C, context_length: ctx } = this.#cfg;
     if (t.name === "pos_emb.weight") {
       this.#expect(t, [ctx, C]);
       this.#pos = createVector(this.#device, "pos_emb", t.data, this.#track);
-      return false;
+      return true;
     }
     const fn = /^final_norm\.(scale|shift)$/.exec(t.name);
     if (fn) {
@@ -195,8 +207,14 @@ export class WeightBuilder {
       this.#lnf.set(t.data, fn[1] === "scale" ? 0 : C);
       this.#lnfParts.add(fn[1]);
       if (this.#lnfParts.size === 2) this.#lnfBuf = createVector(this.#device, "final_norm", this.#lnf, this.#track);
-      return false;
+      return true;
     }
+    return false;
+  }
+
+  /** Uploads a tensor of a transformer block; true when it is held for later. */
+  #addBlock(t: InputTensor): boolean {
+    const { emb_dim: C, n_layers } = this.#cfg;
     const m = /^trf_blocks\.(\d+)\.(.+)$/.exec(t.name);
     const l = m ? Number(m[1]) : -1;
     if (!m || l >= n_layers) {

@@ -85,6 +85,27 @@ export function toHalf(a: Float32Array): Float32Array {
   return Float32Array.from(Float16Array.from(a));
 }
 
+/**
+ * What the 8-bit format stores for a `[rows, K]` matrix in PyTorch's layout: each row's runs of 32
+ * values become `round(w / s) * s` with `s = max|w| / 127` (float32), as the weight writer does.
+ */
+export function toQ8(a: Float32Array, K: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r * K < a.length; r++) {
+    for (let k0 = 0; k0 < K; k0 += 32) {
+      const k1 = Math.min(K, k0 + 32);
+      let amax = 0;
+      for (let k = k0; k < k1; k++) amax = Math.max(amax, Math.abs(a[r * K + k]));
+      const s = Math.fround(amax / 127);
+      for (let k = k0; k < k1; k++) {
+        const q = s > 0 ? Math.max(-127, Math.min(127, Math.round(a[r * K + k] / s))) : 0;
+        out[r * K + k] = Math.fround(q * s);
+      }
+    }
+  }
+  return out;
+}
+
 /** Rows of random token ids. */
 export function randomIds(g: TorchGenerator, B: number, T: number, vocab: number): number[][] {
   return Array.from({ length: B }, () => Array.from({ length: T }, () => g.nextUint32() % vocab));

@@ -10,14 +10,18 @@ import {
   ATTENTION_SERIAL,
   EMBEDDING,
   EMBEDDING_F16,
+  EMBEDDING_Q8,
   LAYER_NORM,
   LAYER_NORM_SERIAL,
   MATMUL,
   MATMUL_F16,
+  MATMUL_Q8,
   MATMUL_WIDE,
   MATMUL_WIDE_F16,
+  MATMUL_WIDE_Q8,
   MATMUL_WIDE_XU,
   MATMUL_WIDE_XU_F16,
+  MATMUL_WIDE_XU_Q8,
   MM_X_UNIFORM_VEC4S,
 } from "../kernels/mod.ts";
 import { MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "../kernels/matmul.ts";
@@ -28,7 +32,7 @@ import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { createMatrix } from "../src/gpu/weights.ts";
 import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
 import { TorchGenerator } from "../src/torch_random.ts";
-import { assertClose, randomArray, toHalf } from "./_helpers.ts";
+import { assertClose, randomArray, toHalf, toQ8 } from "./_helpers.ts";
 import { f32bits, runKernel, stepWords } from "./_harness.ts";
 
 const g = new TorchGenerator(7);
@@ -81,7 +85,7 @@ async function matmulCase(
   K: number,
   N: number,
   flags: number,
-  f16: boolean,
+  dt: boolean | "q8", // true: f16
   tm: number,
   ks = 1,
   wg = 64,
@@ -96,13 +100,19 @@ async function matmulCase(
   const lnw = randomArray(g, 2 * K, -1, 2);
   if (flags & MM_LN) { for (let i = 0; i < M * K; i++) x[i] = x[i] * 3 + 5; // a mean far from 0
    }
-  if (f16) wt = toHalf(wt);
+  const dtype = dt === "q8" ? "q8" : dt ? "f16" : "f32";
+  const f16 = dt;
   const owned: GPUBuffer[] = [];
-  const mat = createMatrix(device, "w", f16 ? "f16" : "f32", K, N, wt, false, (b) => owned.push(b));
+  const mat = createMatrix(device, "w", dtype, K, N, wt, false, (b) => owned.push(b));
+  // the reference multiplies what the matrix stores
+  if (dtype === "f16") wt = toHalf(wt);
+  if (dtype === "q8") wt = toQ8(wt, K);
   const params = new Uint32Array([M, K, N, 0, N, 0, 2, flags, 0, f32bits(1e-5), 0, 0]);
-  const cols = wide ? MM_WIDE_COLS[f16 ? "f16" : "f32"] : 4;
+  const cols = wide ? MM_WIDE_COLS[dtype] : 4;
   const [y] = await runKernel(
-    wide ? (f16 ? MATMUL_WIDE_F16 : MATMUL_WIDE) : f16 ? MATMUL_F16 : MATMUL,
+    wide
+      ? { f32: MATMUL_WIDE, f16: MATMUL_WIDE_F16, q8: MATMUL_WIDE_Q8 }[dtype]
+      : { f32: MATMUL, f16: MATMUL_F16, q8: MATMUL_Q8 }[dtype],
     [{ uniform: params }, { uniform: stepWords({ B: 1, T: M }) }, x, mat.buffer, bias, y0.slice(), lnw],
     [Math.ceil(N / (cols * wg)), Math.ceil(M / tm)],
     [5],
@@ -153,7 +163,7 @@ Deno.test("matmul kernel with four k-quads per loop trip (the GPU decode kernel)
 
 Deno.test("GPU matrix kernel: each row's outputs are bit for bit the same in a one-row product (decoding) and in tiles of 2 to KSPLIT_ROWS rows (a full pass)", async () => {
   const gpu = await getGpu();
-  const asGpu = chooseBackend({ ...gpu, isCpu: false }, 64); // the profile a GPU gets (k-slices), on any adapter
+  const asGpu = chooseBackend({ ...gpu, isCpu: false }, { headDim: 64 }); // the profile a GPU gets (k-slices), on any adapter
   const M = 7, K = 768, N = 70, flags = MM_LN | MM_BIAS | MM_GELU;
   for (const f16 of [false, true]) {
     const x = randomArray(g, M * K).map((v) => v * 3 + 5);
@@ -219,6 +229,24 @@ Deno.test("wide matmul kernel (CPU adapters) matches the reference: odd N, sever
   }
 });
 
+Deno.test("matmul kernels with 8-bit weights (k-split and wide) match the reference on the weights they store", async () => {
+  // K below, at and past a 32-value block; N over several column blocks; one to several rows; LayerNorm fused
+  for (
+    const [M, K, N, flags, tm] of [
+      [1, 24, 37, MM_BIAS, 1],
+      [1, 768, 300, MM_BIAS | MM_GELU, 1],
+      [3, 96, 513, MM_BIAS | MM_ADD, 3],
+      [5, 40, 257, 0, 4],
+    ]
+  ) {
+    await matmulCase(M, K, N, flags, "q8", tm, 1, 16); // k-split, one slice
+    await matmulCase(M, K, N, flags | MM_LN, "q8", tm, 4, 4, false, M === 1 ? 4 : 1); // k-slices, four quads
+    await matmulCase(M, K, N, flags, "q8", tm, 1, 16, true, M === 1 ? 4 : 1); // wide, UNROLL as the model picks
+    await matmulCase(M, K, N, flags, "q8", tm, 1, 16, true, M === 1 ? 1 : 4); // and the other way round
+  }
+  await matmulCase(1, 3072, 768, MM_BIAS | MM_ADD, "q8", 1, 1, 16, true, 4); // the decode shape
+});
+
 Deno.test("wide matmul kernel with x from a uniform buffer (CPU adapters, rows that fit the binding) gives the storage kernel's outputs bit for bit, f32 and f16", async () => {
   const { device } = await getGpu();
   // [M rows, K, N, flags, rows per workgroup, UNROLL]
@@ -231,31 +259,33 @@ Deno.test("wide matmul kernel with x from a uniform buffer (CPU adapters, rows t
     [9, 40, 513, MM_BIAS | MM_ADD, 5, 1], // two row tiles, the last one short
     [5, 3072, 40, MM_BIAS, 5, 1],
   ];
-  for (const f16 of [false, true]) {
+  for (const dtype of ["f32", "f16", "q8"] as const) {
+    const f16 = dtype;
     for (const [M, K, N, flags, tm, unroll] of cases) {
       const x = randomArray(g, M * K);
       let wt = randomArray(g, N * K);
-      if (f16) wt = toHalf(wt);
       const bias = randomArray(g, N);
       const y0 = randomArray(g, M * N);
       const owned: GPUBuffer[] = [];
-      const mat = createMatrix(device, "w", f16 ? "f16" : "f32", K, N, wt, false, (b) => owned.push(b));
+      const mat = createMatrix(device, "w", dtype, K, N, wt, false, (b) => owned.push(b));
+      if (dtype === "f16") wt = toHalf(wt);
+      if (dtype === "q8") wt = toQ8(wt, K);
       const params = { uniform: new Uint32Array([M, K, N, 0, N, 0, 2, flags, 0, f32bits(1e-5), 0, 0]) };
       const step = { uniform: stepWords({ B: 1, T: M }) };
       const xu = new Float32Array(4 * MM_X_UNIFORM_VEC4S);
       xu.set(x);
       const lnw = new Float32Array(2 * K);
-      const groups: [number, number] = [Math.ceil(N / (16 * MM_WIDE_COLS[f16 ? "f16" : "f32"])), Math.ceil(M / tm)];
+      const groups: [number, number] = [Math.ceil(N / (16 * MM_WIDE_COLS[dtype])), Math.ceil(M / tm)];
       const constants = { TM: tm, WG: 16, UNROLL: unroll };
       const [ys] = await runKernel(
-        f16 ? MATMUL_WIDE_F16 : MATMUL_WIDE,
+        { f32: MATMUL_WIDE, f16: MATMUL_WIDE_F16, q8: MATMUL_WIDE_Q8 }[dtype],
         [params, step, x, mat.buffer, bias, y0.slice(), lnw],
         groups,
         [5],
         constants,
       );
       const [yu] = await runKernel(
-        f16 ? MATMUL_WIDE_XU_F16 : MATMUL_WIDE_XU,
+        { f32: MATMUL_WIDE_XU, f16: MATMUL_WIDE_XU_F16, q8: MATMUL_WIDE_XU_Q8 }[dtype],
         [params, step, { uniform: new Uint32Array(xu.buffer) }, mat.buffer, bias, y0.slice(), lnw],
         groups,
         [5],
@@ -274,10 +304,11 @@ Deno.test("wide matmul kernel with x from a uniform buffer (CPU adapters, rows t
 
 Deno.test("embedding kernel gathers token + position rows from vocabulary chunks", async () => {
   const { device } = await getGpu();
-  for (const f16 of [false, true]) {
-    const V = 600, C = 12, ctx = 9, B = 2, T = 4, L = 7, start = 2, pos0 = 3;
+  for (const dtype of ["f32", "f16", "q8"] as const) {
+    const V = 600, C = dtype === "q8" ? 40 : 12, ctx = 9, B = 2, T = 4, L = 7, start = 2, pos0 = 3;
     let wte = randomArray(g, V * C); // [V, C]
-    if (f16) wte = toHalf(wte);
+    if (dtype === "f16") wte = toHalf(wte);
+    if (dtype === "q8") wte = toQ8(wte, C); // idempotent: the writer stores the same
     const wpe = randomArray(g, ctx * C);
     const tokens = new Uint32Array(B * L).map(() => g.nextUint32() % V);
     tokens[start] = 0;
@@ -291,7 +322,7 @@ Deno.test("embedding kernel gathers token + position rows from vocabulary chunks
       const mat = createMatrix(
         device,
         "wte",
-        f16 ? "f16" : "f32",
+        dtype,
         C,
         vn,
         wte.subarray(v0 * C, (v0 + vn) * C),
@@ -299,7 +330,7 @@ Deno.test("embedding kernel gathers token + position rows from vocabulary chunks
         (b) => owned.push(b),
       );
       const [out] = await runKernel(
-        f16 ? EMBEDDING_F16 : EMBEDDING,
+        { f32: EMBEDDING, f16: EMBEDDING_F16, q8: EMBEDDING_Q8 }[dtype],
         [
           { uniform: new Uint32Array([C, v0, vn, 0]) },
           { uniform: stepWords({ B, T, start, pos0, L }) },
@@ -321,7 +352,7 @@ Deno.test("embedding kernel gathers token + position rows from vocabulary chunks
       }
     }
     for (const b of owned) b.destroy();
-    assertClose(x, ref, 1e-6, 0, `embedding f16=${f16}`);
+    assertClose(x, ref, 1e-6, 0, `embedding ${dtype}`);
   }
 });
 

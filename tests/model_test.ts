@@ -6,7 +6,7 @@ import type { BackendOptions } from "../src/backend.ts";
 import { generate, generateTextSimple } from "../src/generate.ts";
 import { forwardRef, generateRef } from "../src/reference.ts";
 import { TorchGenerator } from "../src/torch_random.ts";
-import { assertClose, randomIds, randomParams, tensorsOf, toHalf } from "./_helpers.ts";
+import { assertClose, randomIds, randomParams, tensorsOf, toHalf, toQ8 } from "./_helpers.ts";
 
 const ODD: GPTConfig = {
   vocab_size: 601, // not a multiple of 4, 64 or 256; three vocabulary chunks below
@@ -18,7 +18,7 @@ const ODD: GPTConfig = {
   qkv_bias: true,
 };
 
-async function oddModel(dtype: "f32" | "f16" = "f32", seed = 5, cfg = ODD, backend?: BackendOptions) {
+async function oddModel(dtype: "f32" | "f16" | "q8" = "f32", seed = 5, cfg = ODD, backend?: BackendOptions) {
   const p = randomParams(cfg, seed);
   // 256 vocabulary rows of 24 floats per chunk
   const model = await GPTModel.fromTensors(cfg, tensorsOf(cfg, p), { dtype, maxBindingBytes: 256 * 24 * 4, backend });
@@ -74,6 +74,35 @@ Deno.test("generate() with the key/value cache returns the ids of generateTextSi
       const b = await generateTextSimple(model, ids, n, ctx);
       assert.deepEqual(a, b, `${dtype} B=${B} T=${T} new=${n} ctx=${ctx}`);
     }
+  }
+});
+
+Deno.test("GPTModel with 8-bit weights equals the reference on the weights it stores, in both kernel families; generate() equals generateTextSimple()", async () => {
+  for (const backend of [{ matmul: "wide" }, { matmul: "ksplit", argmax: "split" }] as const) {
+    const { model, p, cfg } = await oddModel("q8", 13, ODD, backend);
+    using _ = model;
+    assert.equal(model.dtype, "q8");
+    assert.equal(model.backend.headScreen, "never");
+    // every matrix (embeddings and head included) as its rows' 32-value runs quantised; pos_emb stays float32
+    const q = new Map([...p].map(([k, v]) => {
+      if (!/weight$/.test(k) || /pos_emb/.test(k)) return [k, v];
+      const K = /ff\.layers\.2\.weight$/.test(k) ? 4 * cfg.emb_dim : cfg.emb_dim;
+      return [k, toQ8(v, K)];
+    }));
+    const ids = randomIds(new TorchGenerator(8), 2, 16, cfg.vocab_size);
+    const logits = await model.forward(ids);
+    const V = cfg.vocab_size;
+    for (let b = 0; b < 2; b++) {
+      assertClose(logits.subarray(b * 16 * V, (b + 1) * 16 * V), forwardRef(cfg, q, ids[b]), 2e-4, 2e-4, `q8 row ${b}`);
+    }
+    assert.deepEqual(
+      await generate(model, ids, { maxNewTokens: 60 }),
+      await generateTextSimple(model, ids, 60, cfg.context_length),
+      `${backend.matmul}: generate against generateTextSimple past the context`,
+    );
+    // the weights take 1.125 bytes each in the matrices
+    using f32 = (await oddModel("f32", 13)).model;
+    assert.ok(model.weightBytes < 0.4 * f32.weightBytes, `q8 ${model.weightBytes} bytes, f32 ${f32.weightBytes}`);
   }
 });
 

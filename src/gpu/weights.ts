@@ -11,8 +11,55 @@
  * @module
  */
 
-/** How weights are stored on the GPU. */
-export type WeightDType = "f32" | "f16";
+/**
+ * How weights are stored on the GPU: float32, 16-bit floats, or 8-bit integers with a float32
+ * scale for each run of {@linkcode Q8_BLOCK} values along the input dimension of a column.
+ */
+export type WeightDType = "f32" | "f16" | "q8";
+
+/** Values per scale of the 8-bit format (as in llama.cpp's Q8_0). */
+export const Q8_BLOCK = 32;
+
+/**
+ * Bytes of a `[K, N]` matrix in the blocked layout.
+ *
+ * @param dtype Storage type.
+ * @param K Input features.
+ * @param N Output features.
+ * @returns The buffer size.
+ */
+export function matrixBytes(dtype: WeightDType, K: number, N: number): number {
+  const ldw = roundUp(N, BLOCK);
+  if (dtype === "q8") return K * ldw + Math.ceil(K / Q8_BLOCK) * ldw * 4;
+  return K * ldw * (dtype === "f16" ? 2 : 4);
+}
+
+/**
+ * Quantises a block of 256 columns (`[K, 256]` floats) to signed bytes with a scale per
+ * {@linkcode Q8_BLOCK} k of each column: `scale = max|w| / 127`, `q = round(w / scale)`.
+ *
+ * @param src The block, `[K, 256]`.
+ * @param K Input features.
+ * @param q Receives the bytes, `[K, 256]`.
+ * @param scales Receives the scales, `[ceil(K / Q8_BLOCK), 256]`.
+ */
+export function quantizeBlock(src: Float32Array, K: number, q: Int8Array, scales: Float32Array): void {
+  for (let kb = 0; kb * Q8_BLOCK < K; kb++) {
+    const k1 = Math.min(K, (kb + 1) * Q8_BLOCK);
+    for (let j = 0; j < BLOCK; j++) {
+      let amax = 0;
+      for (let k = kb * Q8_BLOCK; k < k1; k++) {
+        const a = Math.abs(src[k * BLOCK + j]);
+        if (a > amax || Number.isNaN(a)) amax = a;
+      }
+      const sc = Math.fround(amax / 127);
+      scales[kb * BLOCK + j] = sc;
+      for (let k = kb * Q8_BLOCK; k < k1; k++) {
+        q[k * BLOCK + j] = sc > 0 ? Math.max(-127, Math.min(127, Math.round(src[k * BLOCK + j] / sc))) : 0;
+      }
+    }
+  }
+}
 
 /** One matrix on the GPU. */
 export interface GpuMatrix {
@@ -96,7 +143,8 @@ export class MatrixWriter {
   readonly matrix: GpuMatrix;
   #device: GPUDevice;
   #scratch: Float32Array;
-  #out: Float32Array | Float16Array;
+  #out: Float32Array | Float16Array | Int8Array;
+  #scales?: Float32Array;
   #block = -1;
   #filled = 0;
 
@@ -121,13 +169,18 @@ export class MatrixWriter {
     const ldw = roundUp(N, BLOCK);
     const buffer = device.createBuffer({
       label,
-      size: K * ldw * (dtype === "f16" ? 2 : 4),
+      size: matrixBytes(dtype, K, N),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
     track(buffer);
     this.#device = device;
     this.#scratch = new Float32Array(K * BLOCK);
-    this.#out = dtype === "f32" ? this.#scratch : new Float16Array(K * BLOCK);
+    this.#out = dtype === "f32"
+      ? this.#scratch
+      : dtype === "f16"
+      ? new Float16Array(K * BLOCK)
+      : new Int8Array(K * BLOCK);
+    if (dtype === "q8") this.#scales = new Float32Array(Math.ceil(K / Q8_BLOCK) * BLOCK);
     this.matrix = { buffer, K, N, ldw };
   }
 
@@ -141,7 +194,13 @@ export class MatrixWriter {
 
   #flush(): void {
     if (this.#block < 0) return;
-    if (this.#out !== this.#scratch) this.#out.set(this.#scratch);
+    if (this.#scales) {
+      const K = this.matrix.K;
+      quantizeBlock(this.#scratch, K, this.#out as Int8Array, this.#scales);
+      const at = K * this.matrix.ldw + this.#block * this.#scales.byteLength;
+      this.#device.queue.writeBuffer(this.matrix.buffer, at, this.#scales as Float32Array<ArrayBuffer>);
+      countWrites(this.#device, this.#scales.byteLength);
+    } else if (this.#out !== this.#scratch) this.#out.set(this.#scratch);
     const bytes = this.#out.BYTES_PER_ELEMENT;
     const offset = this.#block * this.matrix.K * BLOCK * bytes;
     this.#device.queue.writeBuffer(this.matrix.buffer, offset, this.#out as Float32Array<ArrayBuffer>);
@@ -255,7 +314,7 @@ export function createMatrix(
  * limit, a multiple of 64.
  */
 export function vocabChunkRows(C: number, dtype: WeightDType, maxBindingBytes: number): number {
-  const per = C * (dtype === "f16" ? 2 : 4);
+  const per = matrixBytes(dtype, C, BLOCK) / BLOCK;
   const rows = Math.floor(maxBindingBytes / per / BLOCK) * BLOCK;
   if (rows < BLOCK) {
     throw new RangeError(

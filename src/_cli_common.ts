@@ -1,0 +1,111 @@
+/**
+ * What the commands of the command line share: usage errors, option parsing, loading the model.
+ *
+ * @module
+ */
+
+import { GPT_CONFIG_124M } from "./config.ts";
+import { GPTModel } from "./model.ts";
+import type { WeightDType } from "./gpu/weights.ts";
+import { downloadProgress, loadProgress } from "./_progress.ts";
+
+/** A usage error: the CLI prints it with the usage line and exits with code 2. */
+export class UsageError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong with the arguments.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * An integer option.
+ *
+ * @param name The option.
+ * @param raw Its text.
+ * @param def The default.
+ * @param min The least value.
+ * @returns The value.
+ */
+export function intOption(name: string, raw: string | undefined, def: number, min: number): number {
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} '${raw}' must be an integer of at least ${min}`);
+  }
+  return n;
+}
+
+/**
+ * A value rounded to 0.1 for reports, or null when not finite.
+ *
+ * @param x The value.
+ * @returns The rounded value.
+ */
+export function round(x: number): number | null {
+  return Number.isFinite(x) ? Math.round(x * 10) / 10 : null;
+}
+
+/**
+ * A number option within `[min, max]`.
+ *
+ * @param name The option.
+ * @param raw Its text.
+ * @param def The default.
+ * @param min The least value.
+ * @param max The largest value.
+ * @returns The value.
+ */
+export function numOption(name: string, raw: string | undefined, def: number, min: number, max: number): number {
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    const range = max === Infinity ? `at least ${min}` : `in (0, ${max}]`;
+    throw new UsageError(`--${name} '${raw}' must be a number ${range}`);
+  }
+  return n;
+}
+
+/** Where the model comes from. */
+export interface ModelSource {
+  /** A weights file or directory. */
+  weights?: string;
+  /** A hub model's name. */
+  model?: string;
+  /** The hub revision. */
+  revision?: string;
+  /** Only the hub cache. */
+  offline?: boolean;
+  /** How weights are stored. */
+  dtype: WeightDType;
+  /** Seed of the untrained model. */
+  seed: number;
+  /** No progress on stderr. */
+  quiet: boolean;
+}
+
+/**
+ * Loads the model a command line asks for: a hub model, a weights file, or the seeded untrained one.
+ *
+ * @param o Where it comes from and how to store it.
+ * @param err Where progress goes.
+ * @returns The model.
+ */
+export async function loadModel(o: ModelSource, err: (s: string) => void): Promise<GPTModel> {
+  const onProgress = o.quiet ? undefined : loadProgress(err);
+  if (o.model) {
+    return await GPTModel.fromPretrained(o.model, {
+      dtype: o.dtype,
+      revision: o.revision,
+      offline: o.offline || undefined,
+      onDownload: o.quiet ? undefined : downloadProgress(err),
+      onProgress,
+    });
+  }
+  if (o.weights) return await GPTModel.load(o.weights, { dtype: o.dtype, onProgress });
+  return await GPTModel.create(GPT_CONFIG_124M, { seed: o.seed, dtype: o.dtype });
+}

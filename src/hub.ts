@@ -1,0 +1,355 @@
+/**
+ * Model files from the Hugging Face hub, in the cache layout that Python's `huggingface_hub` uses
+ * (`models--{owner}--{name}/blobs/{etag}`, `snapshots/{commit}/{file}` linking to the blob,
+ * `refs/{revision}` holding the commit), so that files downloaded here or by Python are found by
+ * both. Offline first: a revision already resolved in the cache loads without any request when
+ * offline mode is on.
+ *
+ * @module
+ */
+
+/** Thrown when a model cannot be had from the hub or the cache: one sentence saying why and what to do. */
+export class HubError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What failed and what to do.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "HubError";
+  }
+}
+
+/** Bytes of one file downloaded so far. */
+export interface DownloadProgress {
+  /** The file's path in the repository. */
+  file: string;
+  /** Bytes written so far (a resumed download starts where the last one stopped). */
+  done: number;
+  /** Bytes in all (0 when the hub did not say). */
+  total: number;
+}
+
+/** Where and how to get files from the hub. */
+export interface HubOptions {
+  /** A branch, tag or commit (default `"main"`). */
+  revision?: string;
+  /** The cache (default `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`). */
+  cacheDir?: string;
+  /** Use only the cache, send no request (default: on when `HF_HUB_OFFLINE=1`). */
+  offline?: boolean;
+  /** An access token for gated or private repositories (default `HF_TOKEN`, else the token file). */
+  token?: string;
+  /** The hub's address (default `HF_ENDPOINT`, else `https://huggingface.co`). */
+  endpoint?: string;
+  /** Called as a download goes. */
+  onProgress?: (p: DownloadProgress) => void;
+  /** Stops a download; the part written stays in the cache and the next call resumes it. */
+  signal?: AbortSignal;
+}
+
+/** An environment variable, read only where the permission is already granted (so that it never prompts). */
+function env(name: string): string | undefined {
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
+    const v = Deno.env.get(name);
+    return v === "" ? undefined : v;
+  } catch {
+    return undefined;
+  }
+}
+
+function hfHome(): string | undefined {
+  const home = env("HF_HOME");
+  if (home) return home;
+  const xdg = env("XDG_CACHE_HOME") ?? (env("HOME") ? `${env("HOME")}/.cache` : undefined);
+  return xdg ? `${xdg}/huggingface` : undefined;
+}
+
+/**
+ * The hub cache directory: `cacheDir`, `HF_HUB_CACHE`, `HF_HOME/hub` or `~/.cache/huggingface/hub`.
+ *
+ * @param cacheDir A directory to use instead.
+ * @returns The directory.
+ * @throws {HubError} When none can be found (no permission to read `HOME`).
+ */
+export function hubCacheDir(cacheDir?: string): string {
+  const dir = cacheDir ?? env("HF_HUB_CACHE") ?? (hfHome() ? `${hfHome()}/hub` : undefined);
+  if (!dir) {
+    throw new HubError(
+      "Cannot find the Hugging Face cache: allow reading HOME (--allow-env=HOME) or set HF_HUB_CACHE or cacheDir",
+    );
+  }
+  return dir;
+}
+
+/** The token: `HF_TOKEN`, else the token file (`HF_TOKEN_PATH`, `HF_HOME/token`). */
+async function defaultToken(): Promise<string | undefined> {
+  const t = env("HF_TOKEN");
+  if (t) return t;
+  const path = env("HF_TOKEN_PATH") ?? (hfHome() ? `${hfHome()}/token` : undefined);
+  if (!path) return undefined;
+  try {
+    return (await Deno.readTextFile(path)).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const REPO = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
+const COMMIT = /^[0-9a-f]{40}$/;
+
+/**
+ * The cache folder of a model repository: `models--{owner}--{name}`.
+ *
+ * @param repo `name` or `owner/name`.
+ * @returns The folder's name.
+ */
+export function repoFolder(repo: string): string {
+  return `models--${repo.replace("/", "--")}`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+async function readRef(storage: string, revision: string): Promise<string | undefined> {
+  if (COMMIT.test(revision)) return revision;
+  try {
+    const c = (await Deno.readTextFile(`${storage}/refs/${revision}`)).trim();
+    return COMMIT.test(c) ? c : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the hub says about a file: its commit, its blob's name, its size and where to get it. */
+interface FileInfo {
+  commit: string;
+  etag: string;
+  size: number;
+  url: string;
+}
+
+function clean(etag: string | null): string | undefined {
+  return etag?.replace(/^W\//, "").replace(/"/g, "") || undefined;
+}
+
+/** Asks the hub about a file (HEAD without following the LFS redirect), as `huggingface_hub` does. */
+async function fileInfo(
+  repo: string,
+  file: string,
+  o: Required<Pick<HubOptions, "endpoint" | "revision">> & {
+    token?: string;
+    signal?: AbortSignal;
+  },
+): Promise<FileInfo> {
+  let url = `${o.endpoint}/${repo}/resolve/${encodeURIComponent(o.revision)}/${file}`;
+  const headers: Record<string, string> = { "Accept-Encoding": "identity" };
+  if (o.token) headers.Authorization = `Bearer ${o.token}`;
+  for (let hops = 0; hops < 5; hops++) {
+    const r = await fetch(url, { method: "HEAD", headers, redirect: "manual", signal: o.signal });
+    await r.body?.cancel();
+    const location = r.headers.get("location");
+    // a relative redirect is a renamed repository: ask again there
+    if (r.status >= 300 && r.status < 400 && location?.startsWith("/")) {
+      url = new URL(location, url).href;
+      continue;
+    }
+    if (r.status === 401 || r.status === 403) {
+      throw new HubError(
+        `Cannot download '${repo}': the hub refused access (${r.status}); it may be gated or private, so accept its terms on the hub and set HF_TOKEN to an access token`,
+      );
+    }
+    if (r.status === 404) {
+      const code = r.headers.get("x-error-code");
+      if (code === "EntryNotFound") {
+        throw new HubError(
+          file === "model.safetensors"
+            ? `Cannot download '${repo}': it has no model.safetensors (only that format is read; convert PyTorch .bin weights with safetensors first)`
+            : `Cannot download '${repo}': it has no ${file}`,
+        );
+      }
+      if (code === "RevisionNotFound") {
+        throw new HubError(
+          `Cannot download '${repo}': it has no revision '${o.revision}', check the branch, tag or commit`,
+        );
+      }
+      throw new HubError(`Cannot download '${repo}': no such repository on ${o.endpoint}, check the name`);
+    }
+    if (!r.ok && !(r.status >= 300 && r.status < 400)) {
+      throw new HubError(`Cannot download '${repo}/${file}': the hub answered ${r.status} ${r.statusText}`);
+    }
+    const commit = r.headers.get("x-repo-commit") ?? undefined;
+    const etag = clean(r.headers.get("x-linked-etag")) ?? clean(r.headers.get("etag"));
+    const size = Number(r.headers.get("x-linked-size") ?? r.headers.get("content-length") ?? 0);
+    if (!commit || !COMMIT.test(commit) || !etag || !/^[\w.-]+$/.test(etag)) {
+      throw new HubError(
+        `Cannot download '${repo}/${file}': the hub's answer has no commit or ETag (is ${o.endpoint} a Hugging Face hub?)`,
+      );
+    }
+    return { commit, etag, size, url: location && r.status >= 300 ? new URL(location, url).href : url };
+  }
+  throw new HubError(`Cannot download '${repo}/${file}': too many redirects`);
+}
+
+/** Downloads into `blobs/{etag}.incomplete` (resuming it), then renames it to `blobs/{etag}`. */
+async function downloadBlob(
+  info: FileInfo,
+  blob: string,
+  file: string,
+  o: { token?: string; onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal; sameHost: string },
+): Promise<void> {
+  const part = `${blob}.incomplete`;
+  let have = 0;
+  try {
+    have = (await Deno.stat(part)).size;
+  } catch { /* a fresh download */ }
+  const headers: Record<string, string> = { "Accept-Encoding": "identity" };
+  // the token goes only to the hub itself, not to the storage it redirects to
+  if (o.token && new URL(info.url).host === o.sameHost) headers.Authorization = `Bearer ${o.token}`;
+  if (have > 0) headers.Range = `bytes=${have}-`;
+  const r = await fetch(info.url, { headers, signal: o.signal });
+  if (r.status === 416 && have === info.size) {
+    await r.body?.cancel();
+  } else {
+    if (!r.ok || !r.body) {
+      await r.body?.cancel();
+      throw new HubError(`Cannot download '${file}': the hub answered ${r.status} ${r.statusText}`);
+    }
+    if (r.status !== 206) have = 0; // the server sent it all: start over
+    const out = await Deno.open(part, { write: true, create: true, truncate: have === 0, append: have > 0 });
+    let done = have;
+    try {
+      o.onProgress?.({ file, done, total: info.size });
+      for await (const chunk of r.body) {
+        for (let n = 0; n < chunk.length;) n += await out.write(chunk.subarray(n));
+        done += chunk.length;
+        o.onProgress?.({ file, done, total: info.size });
+      }
+    } catch (e) {
+      if (o.signal?.aborted) throw e;
+      throw new HubError(
+        `Cannot download '${file}': the connection broke after ${done} of ${info.size} bytes (${
+          (e as Error).message
+        }), run again to resume`,
+      );
+    } finally {
+      out.close();
+    }
+  }
+  const size = (await Deno.stat(part)).size;
+  if (info.size > 0 && size !== info.size) {
+    throw new HubError(`Cannot download '${file}': got ${size} of ${info.size} bytes, run again to resume`);
+  }
+  await Deno.rename(part, blob);
+}
+
+/**
+ * The local path of a file of a hub repository at a revision, downloading it into the cache
+ * when it is not there. A file appears in `snapshots/` only once its blob is complete.
+ *
+ * @param repo `name` or `owner/name`, e.g. `"gpt2"`.
+ * @param file The file's path in the repository.
+ * @param options Revision, cache, offline mode, token, endpoint, progress.
+ * @returns The path under `snapshots/{commit}/`.
+ * @throws {HubError} When the file cannot be had, with the reason.
+ */
+export async function hubFile(repo: string, file: string, options: HubOptions = {}): Promise<string> {
+  if (typeof repo !== "string" || !REPO.test(repo) || repo.includes("..")) {
+    throw new HubError(`Cannot download '${repo}': a model name is 'name' or 'owner/name', like 'gpt2'`);
+  }
+  const revision = options.revision ?? "main";
+  if (!/^[\w./-]+$/.test(revision) || revision.includes("..")) {
+    throw new HubError(`Cannot download '${repo}': revision '${revision}' is not a branch, tag or commit`);
+  }
+  const storage = `${hubCacheDir(options.cacheDir)}/${repoFolder(repo)}`;
+  const offline = options.offline ?? env("HF_HUB_OFFLINE") === "1";
+  const cached = async () => {
+    const commit = await readRef(storage, revision);
+    const path = commit && `${storage}/snapshots/${commit}/${file}`;
+    return path && await exists(path) ? path : undefined;
+  };
+  if (offline) {
+    const path = await cached();
+    if (path) return path;
+    throw new HubError(
+      `Cannot load '${repo}' offline: ${file} at revision '${revision}' is not in the cache ${storage}; run once with network access`,
+    );
+  }
+  const endpoint = (options.endpoint ?? env("HF_ENDPOINT") ?? "https://huggingface.co").replace(/\/+$/, "");
+  const token = options.token ?? await defaultToken();
+  let info: FileInfo;
+  try {
+    info = await fileInfo(repo, file, { endpoint, revision, token, signal: options.signal });
+  } catch (e) {
+    if (e instanceof HubError || options.signal?.aborted) throw e;
+    // no network: a cached copy of the revision will do
+    const path = await cached();
+    if (path) return path;
+    throw new HubError(
+      `Cannot download '${repo}': ${endpoint} cannot be reached (${(e as Error).message}) and it is not in the cache`,
+    );
+  }
+  const pointer = `${storage}/snapshots/${info.commit}/${file}`;
+  const blob = `${storage}/blobs/${info.etag}`;
+  if (!await exists(pointer)) {
+    await Deno.mkdir(`${storage}/blobs`, { recursive: true });
+    if (!await exists(blob)) {
+      await downloadBlob(info, blob, file, {
+        token,
+        onProgress: options.onProgress,
+        signal: options.signal,
+        sameHost: new URL(endpoint).host,
+      });
+    }
+    const dir = pointer.slice(0, pointer.lastIndexOf("/"));
+    await Deno.mkdir(dir, { recursive: true });
+    const up = "../".repeat(2 + file.split("/").length - 1);
+    await Deno.remove(pointer).catch(() => {});
+    await Deno.symlink(`${up}blobs/${info.etag}`, pointer);
+  }
+  if (revision !== info.commit) {
+    const ref = `${storage}/refs/${revision}`;
+    await Deno.mkdir(ref.slice(0, ref.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(`${ref}.tmp`, info.commit);
+    await Deno.rename(`${ref}.tmp`, ref);
+  }
+  return pointer;
+}
+
+/**
+ * A GPT-2 model's `config.json` and `model.safetensors` from the hub (or the cache), and nothing
+ * else; the configuration is checked before the weights are downloaded.
+ *
+ * @param repo `gpt2`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`, or any `owner/name` of a GPT-2 model.
+ * @param options Revision, cache, offline mode, token, endpoint, progress.
+ * @returns The snapshot directory holding both files.
+ * @throws {HubError} When the model cannot be had or is not a GPT-2 model.
+ */
+export async function hubModel(repo: string, options: HubOptions = {}): Promise<string> {
+  const config = await hubFile(repo, "config.json", options);
+  let type: unknown;
+  try {
+    type = JSON.parse(await Deno.readTextFile(config)).model_type;
+  } catch (e) {
+    throw new HubError(`Cannot load '${repo}': its config.json is not JSON (${(e as Error).message})`);
+  }
+  if (type !== "gpt2") {
+    throw new HubError(
+      `Cannot load '${repo}': its config.json is for model_type '${type}', and only GPT-2 models ('gpt2') can be loaded`,
+    );
+  }
+  // the weights of the same commit as the config
+  const dir = config.slice(0, config.lastIndexOf("/"));
+  const commit = dir.slice(dir.lastIndexOf("/") + 1);
+  await hubFile(repo, "model.safetensors", { ...options, revision: commit });
+  return dir;
+}

@@ -1,0 +1,251 @@
+// GPT-2 by name: a loopback stand-in for the Hugging Face hub, as its clients see it (HEAD and
+// GET on /resolve/, ETag and X-Repo-Commit for small files, a 302 with X-Linked-Etag and
+// X-Linked-Size for LFS files, Range requests, relative redirects for renamed repositories).
+import assert from "node:assert/strict";
+import { GPTModel } from "../src/model.ts";
+import { generate } from "../src/generate.ts";
+import { HubError, hubFile, repoFolder } from "../src/hub.ts";
+import { main } from "../src/cli.ts";
+import { fixture, TESTDATA } from "./_helpers.ts";
+
+const COMMIT = "0123456789abcdef0123456789abcdef01234567";
+const CONFIG = await Deno.readFile(`${TESTDATA}tiny_hf_gpt2/config.json`);
+const WEIGHTS = await Deno.readFile(`${TESTDATA}tiny_hf_gpt2/model.safetensors`);
+const SHA = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", WEIGHTS)))
+  .map((b) => b.toString(16).padStart(2, "0")).join("");
+const CONFIG_ETAG = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+
+interface Hub {
+  url: string;
+  requests: string[];
+  /** Cut the next LFS download after this many bytes. */
+  cutAfter?: number;
+  close(): Promise<void>;
+}
+
+/** Serves `owner/tiny` (and `tiny`, renamed to it), `owner/gated` (token "secret"), `owner/binonly`, `owner/llama`. */
+function startHub(): Hub {
+  const requests: string[] = [];
+  const hub: Partial<Hub> = { requests };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const u = new URL(req.url);
+    requests.push(`${req.method} ${u.pathname}${req.headers.get("range") ? ` ${req.headers.get("range")}` : ""}`);
+    if (u.pathname === `/lfs/${SHA}`) {
+      const range = /^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "");
+      const start = range ? Number(range[1]) : 0;
+      if (start >= WEIGHTS.length) return new Response(null, { status: 416 });
+      const body = WEIGHTS.subarray(start);
+      const cut = hub.cutAfter;
+      hub.cutAfter = undefined;
+      let sent = false;
+      const stream = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (cut === undefined) {
+            c.enqueue(body);
+            c.close();
+          } else if (!sent) {
+            sent = true;
+            c.enqueue(body.slice(0, cut));
+          } else {
+            // the first part has gone out: now the connection breaks
+            await new Promise((r) => setTimeout(r, 200));
+            c.error(new Error("connection reset"));
+          }
+        },
+      });
+      const headers: Record<string, string> = { "content-length": String(body.length) };
+      if (range) headers["content-range"] = `bytes ${start}-${WEIGHTS.length - 1}/${WEIGHTS.length}`;
+      return new Response(req.method === "HEAD" ? null : stream, { status: range ? 206 : 200, headers });
+    }
+    const m = /^\/(.+)\/resolve\/([^/]+)\/(.+)$/.exec(u.pathname);
+    if (!m) return new Response("not found", { status: 404 });
+    const [, repo, rev, file] = m;
+    if (repo === "tiny") {
+      return new Response(null, { status: 307, headers: { location: `/owner/tiny/resolve/${rev}/${file}` } });
+    }
+    const known = ["owner/tiny", "owner/gated", "owner/binonly", "owner/llama"];
+    if (!known.includes(repo)) return new Response(null, { status: 404, headers: { "x-error-code": "RepoNotFound" } });
+    if (repo === "owner/gated" && req.headers.get("authorization") !== "Bearer secret") {
+      return new Response(null, { status: 401, headers: { "x-error-code": "GatedRepo" } });
+    }
+    if (rev !== "main" && rev !== COMMIT) {
+      return new Response(null, { status: 404, headers: { "x-error-code": "RevisionNotFound" } });
+    }
+    const common = { "x-repo-commit": COMMIT };
+    if (file === "config.json") {
+      const body = repo === "owner/llama" ? new TextEncoder().encode('{"model_type": "llama"}') : CONFIG;
+      return new Response(req.method === "HEAD" ? null : body, {
+        headers: { ...common, etag: `"${CONFIG_ETAG}"`, "content-length": String(body.length) },
+      });
+    }
+    if (file === "model.safetensors" && repo !== "owner/binonly") {
+      return new Response(null, {
+        status: 302,
+        headers: {
+          ...common,
+          location: `${u.origin}/lfs/${SHA}`,
+          "x-linked-etag": `"${SHA}"`,
+          "x-linked-size": String(WEIGHTS.length),
+        },
+      });
+    }
+    return new Response(null, { status: 404, headers: { "x-error-code": "EntryNotFound" } });
+  });
+  hub.url = `http://127.0.0.1:${server.addr.port}`;
+  hub.close = async () => {
+    await server.shutdown();
+  };
+  return hub as Hub;
+}
+
+async function tempCache(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "hub_test_" });
+}
+
+interface Fx {
+  input_ids: number[][];
+  generated_ids: number[][];
+  max_new_tokens: number;
+}
+
+Deno.test("GPTModel.fromPretrained() downloads config.json and model.safetensors into the hub cache layout and gives the fixture's ids", async () => {
+  const hub = startHub();
+  const cache = await tempCache();
+  try {
+    const progress: number[] = [];
+    using model = await GPTModel.fromPretrained("owner/tiny", {
+      cacheDir: cache,
+      endpoint: hub.url,
+      onDownload: (p) => progress.push(p.done),
+    });
+    const fx = fixture<Fx>("tiny_hf_gpt2.json");
+    assert.deepEqual(await generate(model, fx.input_ids, { maxNewTokens: fx.max_new_tokens }), fx.generated_ids);
+    const storage = `${cache}/models--owner--tiny`;
+    assert.equal(await Deno.readTextFile(`${storage}/refs/main`), COMMIT);
+    for (const [file, blob] of [["config.json", CONFIG_ETAG], ["model.safetensors", SHA]]) {
+      const link = `${storage}/snapshots/${COMMIT}/${file}`;
+      assert.equal(await Deno.readLink(link), `../../blobs/${blob}`, `${file} links to its blob`);
+      assert.ok((await Deno.lstat(link)).isSymlink);
+    }
+    assert.deepEqual(await Deno.readFile(`${storage}/blobs/${SHA}`), WEIGHTS);
+    assert.deepEqual([...Deno.readDirSync(`${storage}/blobs`)].map((e) => e.name).sort(), [CONFIG_ETAG, SHA].sort());
+    assert.equal(progress.at(-1), WEIGHTS.length, "progress reaches the file's size");
+    // nothing but the two files was asked for
+    assert.ok(hub.requests.every((r) => /config\.json|model\.safetensors|\/lfs\//.test(r)), hub.requests.join("\n"));
+
+    // cached: online, one HEAD per file and no download; offline with the server gone, no request at all
+    hub.requests.length = 0;
+    using again = await GPTModel.fromPretrained("owner/tiny", { cacheDir: cache, endpoint: hub.url });
+    assert.ok(hub.requests.every((r) => r.startsWith("HEAD")), hub.requests.join("\n"));
+    await hub.close();
+    using offline = await GPTModel.fromPretrained("owner/tiny", { cacheDir: cache, endpoint: hub.url, offline: true });
+    assert.deepEqual(
+      await generate(offline, fx.input_ids, { maxNewTokens: 3 }),
+      await generate(again, fx.input_ids, { maxNewTokens: 3 }),
+    );
+    // online but unreachable: the cached revision is used
+    using unreachable = await GPTModel.fromPretrained("owner/tiny", { cacheDir: cache, endpoint: hub.url });
+    assert.equal(unreachable.config.vocab_size, 101);
+    await assert.rejects(
+      () => GPTModel.fromPretrained("owner/other", { cacheDir: cache, endpoint: hub.url, offline: true }),
+      (e: Error) => e instanceof HubError && /offline.*not in the cache/.test(e.message),
+    );
+    await assert.rejects(
+      () => GPTModel.fromPretrained("owner/other", { cacheDir: cache, endpoint: hub.url }),
+      (e: Error) => e instanceof HubError && /cannot be reached.*not in the cache/.test(e.message),
+    );
+  } finally {
+    await hub.close().catch(() => {});
+    await Deno.remove(cache, { recursive: true });
+  }
+});
+
+Deno.test("hubFile() resumes an interrupted download and never puts a partial file in snapshots/", async () => {
+  const hub = startHub();
+  const cache = await tempCache();
+  try {
+    const storage = `${cache}/${repoFolder("owner/tiny")}`;
+    hub.cutAfter = 100_000;
+    await assert.rejects(
+      () => hubFile("owner/tiny", "model.safetensors", { cacheDir: cache, endpoint: hub.url }),
+      (e: Error) => e instanceof HubError && /run again to resume/.test(e.message),
+    );
+    assert.equal((await Deno.stat(`${storage}/blobs/${SHA}.incomplete`)).size, 100_000);
+    await assert.rejects(() => Deno.lstat(`${storage}/snapshots/${COMMIT}/model.safetensors`), Deno.errors.NotFound);
+    await assert.rejects(() => Deno.stat(`${storage}/blobs/${SHA}`), Deno.errors.NotFound);
+    hub.requests.length = 0;
+    const path = await hubFile("owner/tiny", "model.safetensors", { cacheDir: cache, endpoint: hub.url });
+    assert.ok(hub.requests.includes(`GET /lfs/${SHA} bytes=100000-`), hub.requests.join("\n"));
+    assert.deepEqual(await Deno.readFile(path), WEIGHTS);
+    await assert.rejects(() => Deno.stat(`${storage}/blobs/${SHA}.incomplete`), Deno.errors.NotFound);
+  } finally {
+    await hub.close();
+    await Deno.remove(cache, { recursive: true });
+  }
+});
+
+Deno.test("GPTModel.fromPretrained() fails in one sentence: unknown repo or revision, gated, no safetensors, not GPT-2; a renamed repo is followed", async () => {
+  const hub = startHub();
+  const cache = await tempCache();
+  const get = (name: string, extra = {}) =>
+    GPTModel.fromPretrained(name, { cacheDir: cache, endpoint: hub.url, ...extra });
+  const fails = async (name: string, re: RegExp, extra = {}) => {
+    await assert.rejects(
+      () => get(name, extra),
+      (e: Error) => e instanceof HubError && re.test(e.message) && !e.message.includes("\n"),
+    );
+  };
+  try {
+    await fails("owner/missing", /no such repository/);
+    await fails("owner/tiny", /no revision 'v9'/, { revision: "v9" });
+    await fails("owner/gated", /refused access \(401\).*HF_TOKEN/);
+    using gated = await get("owner/gated", { token: "secret" });
+    assert.equal(gated.config.n_layers, 3);
+    await fails("owner/binonly", /has no model\.safetensors/);
+    await fails("owner/llama", /model_type 'llama'.*only GPT-2/);
+    await fails("../etc", /'name' or 'owner\/name'/);
+    using renamed = await get("tiny");
+    assert.equal(renamed.config.emb_dim, 64);
+    assert.ok((await Deno.stat(`${cache}/models--tiny/snapshots/${COMMIT}/model.safetensors`)).isFile);
+  } finally {
+    await hub.close();
+    await Deno.remove(cache, { recursive: true });
+  }
+});
+
+Deno.test("the CLI's --model downloads with plain progress lines, and --offline works from the cache", async () => {
+  const hub = startHub();
+  const cache = await tempCache();
+  const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url };
+  const old = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
+  for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
+  try {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(
+      ["--model", "owner/tiny", "--ids", "1,2,3", "--max-new-tokens", "2", "--no-stream"],
+      (s) => out.push(s),
+      (s) => err.push(s),
+    );
+    assert.equal(code, 0, err.join("\n"));
+    assert.ok(err.some((l) => /^downloading model\.safetensors: .* MB, .* MB\/s/.test(l)), err.join("\n"));
+    assert.match(out.join("\n"), /Output: \[\[1, 2, 3, \d+, \d+\]\]/);
+    await hub.close();
+    const offline: string[] = [];
+    const code2 = await main(
+      ["--model", "owner/tiny", "--offline", "--ids", "1,2,3", "--max-new-tokens", "2", "--quiet", "--no-stream"],
+      (s) => offline.push(s),
+      (s) => err.push(s),
+    );
+    assert.equal(code2, 0, err.join("\n"));
+    assert.deepEqual(offline, out);
+    const bad: string[] = [];
+    assert.equal(await main(["--model", "owner/nope", "--offline", "x"], () => {}, (s) => bad.push(s)), 1);
+    assert.match(bad.join("\n"), /^error: Cannot load 'owner\/nope' offline/);
+    assert.equal(await main(["--model", "gpt2", "--weights", "x", "y"], () => {}, () => {}), 2);
+  } finally {
+    for (const [k, v] of Object.entries(old)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    await hub.close().catch(() => {});
+    await Deno.remove(cache, { recursive: true });
+  }
+});

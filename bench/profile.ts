@@ -13,12 +13,13 @@
 import { type BackendOptions, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
 import { profileStep } from "../src/_profile.ts";
 
-const dtype = (Deno.args[0] ?? "f32") as "f32" | "f16";
+const dtype = (Deno.args[0] ?? "f32") as "f32" | "f16" | "q8";
 const pos = Number(Deno.args[1] ?? 64);
 const backend = JSON.parse(Deno.args[2] ?? "{}") as BackendOptions;
 using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype, backend });
 const { emb_dim: C, vocab_size: V, n_layers: L } = model.config;
-const bpe = dtype === "f16" ? 2 : 4;
+// bytes per weight: 8-bit weights carry a float32 scale per 32
+const bpe = { f32: 4, f16: 2, q8: 1.125 }[dtype as string] ?? 4;
 const weightBytes: Record<string, number> = {
   "matmul qkv": L * C * 3 * C * bpe,
   "matmul out_proj+residual": L * C * C * bpe,

@@ -11,14 +11,14 @@
  * @module
  */
 
+import { Q8_BLOCK } from "../../kernels/matmul.ts";
+
 /**
  * How weights are stored on the GPU: float32, 16-bit floats, or 8-bit integers with a float32
  * scale for each run of {@linkcode Q8_BLOCK} values along the input dimension of a column.
  */
 export type WeightDType = "f32" | "f16" | "q8";
 
-/** Values per scale of the 8-bit format (as in llama.cpp's Q8_0). */
-export const Q8_BLOCK = 32;
 
 /**
  * Bytes of a `[K, N]` matrix in the blocked layout.

@@ -267,6 +267,8 @@ export class Runner {
         // the step counts can only turn screening off for a call of SCREEN_MIN_STEPS or more
         const stats = screen && plan.length >= SCREEN_MIN_STEPS ? this.#screen.copyStats(ws, enc) : undefined;
         copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));
+        // destroyed while the GPU ran: what came back is not the model's answer
+        this.check("generate");
         if (stats) await this.#screen.checkStats(stats);
         if (options.onChunk) await options.onChunk(res, plan.length);
         return res;

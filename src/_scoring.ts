@@ -39,6 +39,11 @@ async function withLogits<T>(
   const { B, T } = shape;
   const vp = r.vp;
   const rows = B * T;
+  if (rows > 65535) {
+    throw new RangeError(
+      `Cannot run the model: ${B} rows x ${T} tokens are ${rows} token rows, over the 65535 one dispatch takes; split the batch`,
+    );
+  }
   // rows per binding: a multiple of 64, so that every group's offsets into per-row buffers are aligned
   const fit = Math.floor(d.limits.maxStorageBufferBindingSize / (vp * 4));
   const groupRows = rows <= fit ? rows : Math.max(64, fit - (fit % 64));
@@ -84,7 +89,10 @@ function scoped<T>(r: Runner, what: string, fn: (enc: GPUCommandEncoder, temp: G
     r.check(what);
     const temp: GPUBuffer[] = [];
     try {
-      return await fn(r.parts.gpu.device.createCommandEncoder({ label: what }), temp);
+      const result = await fn(r.parts.gpu.device.createCommandEncoder({ label: what }), temp);
+      // destroyed while the GPU ran: what came back is not the model's answer
+      r.check(what);
+      return result;
     } finally {
       for (const b of temp) b.destroy();
     }

@@ -10,14 +10,25 @@ import { runnerOf } from "./_runner.ts";
 import { cachedPlan, type Sampling, simplePlan } from "./_plan.ts";
 import { encode, TextStreamer } from "./tokenizer.ts";
 
-function checkCounts(maxNewTokens: unknown, contextSize: unknown, model: GPTModel, what: string): void {
+/**
+ * Most token ids one call holds (prompt and new tokens of every row): its token rows live in one
+ * storage buffer of at most 128 MiB, the WebGPU default binding limit.
+ */
+const MAX_CALL_TOKENS = 2 ** 25;
+
+function checkCounts(maxNewTokens: unknown, contextSize: unknown, shape: { B: number; T: number }, what: string): void {
   if (typeof maxNewTokens !== "number" || !Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
     throw new RangeError(`Cannot ${what}: maxNewTokens '${maxNewTokens}' must be a non-negative integer`);
   }
   if (typeof contextSize !== "number" || !Number.isInteger(contextSize) || contextSize < 1) {
     throw new RangeError(`Cannot ${what}: contextSize '${contextSize}' must be a positive integer`);
   }
-  void model;
+  const total = shape.B * (shape.T + maxNewTokens);
+  if (total > MAX_CALL_TOKENS) {
+    throw new RangeError(
+      `Cannot ${what}: ${shape.B} rows of ${shape.T} + ${maxNewTokens} tokens are ${total} token ids, over the ${MAX_CALL_TOKENS} one call holds; generate fewer tokens per call`,
+    );
+  }
 }
 
 function toRows(out: Uint32Array, B: number, L: number): number[][] {
@@ -50,7 +61,7 @@ export async function generateTextSimple(
 ): Promise<number[][]> {
   const what = "generate";
   const { B, T, flat } = checkBatch(idx, model.config.vocab_size, what);
-  checkCounts(maxNewTokens, contextSize, model, what);
+  checkCounts(maxNewTokens, contextSize, { B, T }, what);
   const plan = simplePlan(T, maxNewTokens, contextSize);
   const widest = Math.max(0, ...plan.map((p) => p.T));
   if (widest > model.config.context_length) {
@@ -78,7 +89,7 @@ export interface GenerateOptions {
   topP?: number;
   /** A token that ends a row: generation for that row stops before appending it. */
   eosId?: number;
-  /** Seed of the sampler: same seed, model, prompt and options give the same ids (default: random). */
+  /** Seed of the sampler, 0 to 2^32 - 1: same seed, model, prompt and options give the same ids (default: random). */
   seed?: number;
   /**
    * Called with the count of new tokens so far and the milliseconds since the call began, after the
@@ -105,6 +116,9 @@ function checkSampling(o: GenerateOptions, vocab: number, what: string): Samplin
   }
   if (o.seed !== undefined && (!Number.isSafeInteger(o.seed) || o.seed < 0)) {
     throw new RangeError(`Cannot ${what}: seed '${o.seed}' must be a non-negative integer`);
+  }
+  if (t > 0 && o.seed !== undefined && o.seed > 0xffffffff) {
+    throw new RangeError(`Cannot ${what}: seed '${o.seed}' is over the sampler's 32 bits, use one below 4294967296`);
   }
   if (t === 0) return undefined;
   return {
@@ -158,7 +172,7 @@ async function run(
   }
   const { B, T, flat } = checkBatch(idx, model.config.vocab_size, what);
   const contextSize = options.contextSize ?? model.config.context_length;
-  checkCounts(options.maxNewTokens, contextSize, model, what);
+  checkCounts(options.maxNewTokens, contextSize, { B, T }, what);
   const sampling = checkSampling(options, model.config.vocab_size, what);
   if (contextSize > model.config.context_length && T + options.maxNewTokens - 1 > model.config.context_length) {
     throw new RangeError(

@@ -94,6 +94,41 @@ async function readJson(path: string): Promise<Record<string, unknown> | undefin
 }
 
 /**
+ * Checks a configuration against the tensors a file holds, before anything is allocated: the
+ * number of blocks, and the embeddings' shapes (vocabulary, context, width). A configuration that
+ * does not fit its file is refused here rather than trusted.
+ *
+ * @param cfg The configuration.
+ * @param tensors The file's tensors, under the book's names.
+ * @param file The file, for messages.
+ * @throws {WeightsError} When they disagree.
+ */
+function checkAgainstTensors(cfg: GPTConfig, tensors: { name: string; shape: number[] }[], file: string): void {
+  const blocks = new Set<number>();
+  for (const t of tensors) {
+    const m = /^trf_blocks\.(\d+)\./.exec(t.name);
+    if (m) blocks.add(Number(m[1]));
+  }
+  // more layers than the file holds would be allocated before the missing tensors were noticed
+  // (a file with more layers than the configuration fails on the first extra tensor)
+  if (cfg.n_layers > blocks.size) {
+    throw new WeightsError(
+      `Cannot load '${file}': its configuration says ${cfg.n_layers} layers but the file holds ${blocks.size}, fix n_layer in config.json`,
+    );
+  }
+  const expect = (name: string, shape: number[], what: string) => {
+    const t = tensors.find((x) => x.name === name);
+    if (t && (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1])) {
+      throw new WeightsError(
+        `Cannot load '${file}': its configuration gives ${name} the shape [${shape}] but the file has [${t.shape}], fix ${what} in the configuration`,
+      );
+    }
+  };
+  expect("tok_emb.weight", [cfg.vocab_size, cfg.emb_dim], "vocab_size or n_embd");
+  expect("pos_emb.weight", [cfg.context_length, cfg.emb_dim], "n_positions or n_embd");
+}
+
+/**
  * Opens a weights file or directory and works out its format and configuration.
  *
  * @param path A `.safetensors` file, or a directory with `model.safetensors` (and `config.json`).
@@ -159,6 +194,7 @@ export async function openWeights(path: string, config?: GPTConfig): Promise<Wei
         mapped.push({ key, name: key, inputMajor: false });
       }
     }
+    checkAgainstTensors(cfg, mapped.map((m) => ({ name: m.name, shape: st.tensors.get(m.key)!.shape })), file);
     const tiedHead = isHf && !mapped.some((m) => m.name === "out_head.weight");
     const totalBytes = mapped.reduce((s, m) => s + (st.tensors.get(m.key)!.end - st.tensors.get(m.key)!.begin), 0);
     return {

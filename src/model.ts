@@ -8,7 +8,8 @@
 import { type GPTConfig, validateConfig } from "./config.ts";
 import { seededParametersAsync } from "./init.ts";
 import { getGpu } from "./gpu/device.ts";
-import { drainWrites, matrixBytes, settleWrites, vocabChunkRows, type WeightDType } from "./gpu/weights.ts";
+import { drainWrites, matrixBytes, settleWrites, type WeightDType } from "./gpu/weights.ts";
+import { vocabChunkRows } from "./gpu/vocab.ts";
 import { type InputTensor, type ModelWeights, WeightBuilder } from "./model_weights.ts";
 import { openWeights } from "./loader.ts";
 import { type DownloadProgress, hubModel, type HubOptions } from "./hub.ts";

@@ -13,9 +13,9 @@ import {
   type GpuMatrix,
   MatrixWriter,
   type VocabChunk,
-  VocabWriter,
   type WeightDType,
 } from "./gpu/weights.ts";
+import { VocabWriter } from "./gpu/vocab.ts";
 
 /** Thrown when a weights file does not fit the model: a missing, unknown or misshapen tensor. */
 export class WeightsError extends Error {

@@ -249,3 +249,46 @@ Deno.test("the CLI's --model downloads with plain progress lines, and --offline 
     await Deno.remove(cache, { recursive: true });
   }
 });
+
+Deno.test("a hub run needs only the permissions the README names: net, read and write (Deno.symlink needs them unscoped) and the HF variables", async () => {
+  const hub = startHub();
+  const cache = await tempCache();
+  try {
+    const mod = new URL("../mod.ts", import.meta.url).pathname;
+    const env = "HOME,XDG_CACHE_HOME,HF_HOME,HF_HUB_CACHE,HF_ENDPOINT,HF_TOKEN,HF_TOKEN_PATH,HF_HUB_OFFLINE";
+    const run = (perms: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-prompt",
+          ...perms,
+          mod,
+          "--model",
+          "owner/tiny",
+          "--ids",
+          "1,2",
+          "--max-new-tokens",
+          "1",
+          "--quiet",
+          "--no-stream",
+        ],
+        env: { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const ok = await run([`--allow-net`, `--allow-read`, `--allow-write`, `--allow-env=${env}`]);
+    assert.equal(ok.code, 0, new TextDecoder().decode(ok.stderr));
+    assert.match(new TextDecoder().decode(ok.stdout), /Output: \[\[1, 2, \d+\]\]/);
+    // without network access it still runs from the cache; without write access a download fails
+    const cached = await run([`--allow-read=${cache}`, `--allow-env=${env}`]);
+    assert.equal(cached.code, 0, new TextDecoder().decode(cached.stderr));
+    await Deno.remove(cache, { recursive: true });
+    await Deno.mkdir(cache);
+    const readOnly = await run([`--allow-net`, `--allow-read=${cache}`, `--allow-env=${env}`]);
+    assert.equal(readOnly.code, 1);
+    assert.equal(new TextDecoder().decode(readOnly.stderr).trim().split("\n").length, 1);
+  } finally {
+    await hub.close();
+    await Deno.remove(cache, { recursive: true });
+  }
+});

@@ -1,0 +1,93 @@
+// No silent wrong answers: a model destroyed during a call, sizes past a GPU limit, configs that
+// do not fit their tensors, sizes that would exhaust memory.
+import assert from "node:assert/strict";
+import { GPTModel } from "../src/model.ts";
+import { generate, generateTextSimple, stream } from "../src/generate.ts";
+import { WeightsError } from "../src/model_weights.ts";
+import { main } from "../src/cli.ts";
+import { randomParams, tensorsOf, TESTDATA } from "./_helpers.ts";
+
+const CFG = { vocab_size: 300, context_length: 64, emb_dim: 32, n_heads: 4, n_layers: 2, drop_rate: 0, qkv_bias: true };
+
+Deno.test("destroy() during a call rejects it instead of returning what the destroyed buffers held", async () => {
+  const p = randomParams(CFG, 1);
+  for (const [n, wait] of [[40, 2], [200, 5], [1500, 20], [64, 0]]) {
+    const model = await GPTModel.fromTensors(CFG, tensorsOf(CFG, p));
+    const call = generate(model, [[1, 2, 3]], { maxNewTokens: n });
+    await new Promise((r) => setTimeout(r, wait));
+    model.destroy();
+    await assert.rejects(call, /destroyed/, `${n} tokens, destroyed after ${wait} ms`);
+  }
+  for (
+    const run of [
+      (m: GPTModel) => m.forward([[1, 2, 3, 4]]),
+      (m: GPTModel) => m.loss([[1, 2, 3, 4]], [[2, 3, 4, 5]]),
+      (m: GPTModel) => generateTextSimple(m, [[1, 2]], 30, 64),
+      async (m: GPTModel) => {
+        for await (const _ of stream(m, [1, 2], { maxNewTokens: 100 })) { /* read on */ }
+      },
+    ]
+  ) {
+    const model = await GPTModel.fromTensors(CFG, tensorsOf(CFG, p));
+    const call = run(model);
+    model.destroy();
+    await assert.rejects(call, /destroyed/);
+  }
+});
+
+Deno.test("forward() and loss() refuse more token rows than one dispatch takes, naming the limit", async () => {
+  const cfg = { ...CFG, context_length: 1024, vocab_size: 64 };
+  using model = await GPTModel.fromTensors(cfg, tensorsOf(cfg, randomParams(cfg, 2)));
+  const rows = Array.from({ length: 64 }, () => new Array(1024).fill(1)); // 65,536 rows
+  await assert.rejects(
+    () => model.forward(rows),
+    (e: Error) => e instanceof RangeError && /65536 token rows, over the 65535/.test(e.message),
+  );
+  await assert.rejects(() => model.loss(rows, rows), RangeError);
+  const ok = await model.forward(rows.slice(0, 1));
+  assert.equal(ok.length, 1024 * 64);
+});
+
+Deno.test("a config.json that does not fit its tensors is refused before anything is allocated", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.copyFile(`${TESTDATA}tiny_hf_gpt2/model.safetensors`, `${dir}/model.safetensors`);
+    const cfg = JSON.parse(await Deno.readTextFile(`${TESTDATA}tiny_hf_gpt2/config.json`));
+    for (
+      const [key, value, re] of [
+        ["n_layer", 1_000_000_000, /says 1000000000 layers but the file holds 3/],
+        ["n_layer", 2, /'trf_blocks\.2\..*' is not part of a model with 2 layers/],
+        ["vocab_size", 50257, /tok_emb\.weight the shape \[50257,64\] but the file has \[101,64\]/],
+        ["n_positions", 1 << 30, /pos_emb\.weight/],
+      ] as const
+    ) {
+      await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...cfg, [key]: value, n_ctx: undefined }));
+      const t = performance.now();
+      await assert.rejects(() => GPTModel.load(dir), (e: Error) => e instanceof WeightsError && re.test(e.message));
+      assert.ok(performance.now() - t < 5000, "refused at once");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sizes that would exhaust memory, and seeds past the sampler's range, are refused with one sentence", async () => {
+  using model = await GPTModel.fromTensors(CFG, tensorsOf(CFG, randomParams(CFG, 3)));
+  await assert.rejects(() => generate(model, [[1]], { maxNewTokens: 1e8 }), /over the 33554432 one call holds/);
+  await assert.rejects(() => generateTextSimple(model, [[1]], 1e8, 64), RangeError);
+  await assert.rejects(
+    () => generate(model, [[1]], { maxNewTokens: 2, temperature: 1, seed: 2 ** 32 }),
+    /over the sampler's 32 bits/,
+  );
+  // greedy calls do not use the seed
+  assert.equal((await generate(model, [[1]], { maxNewTokens: 2, seed: 2 ** 40 }))[0].length, 3);
+  const err: string[] = [];
+  assert.equal(await main(["--max-new-tokens", "100000000", "--quiet", "x"], () => {}, (s) => err.push(s)), 1);
+  assert.match(err.join("\n"), /one call holds/);
+});
+
+Deno.test("the CLI refuses an empty --weights instead of running the untrained model", async () => {
+  const err: string[] = [];
+  assert.equal(await main(["--weights", "", "Hello"], () => {}, (s) => err.push(s)), 2);
+  assert.match(err[0], /--weights is empty/);
+});

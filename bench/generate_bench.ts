@@ -1,6 +1,7 @@
 // deno bench -A bench/ : time per call; tokens per second = new tokens / time.
 // Napkin maths for GPT-2 124M (163M parameters with the untied head), batch 1:
-// - a decode step reads every weight once: 652 MB in f32, 326 MB in f16 (the head alone 154 / 77 MB); on a CPU
+// - a decode step reads every weight once: 652 MB in f32, 326 MB in f16, 183 MB in q8 (the head alone 154 / 77 /
+//   43 MB); on a CPU
 //   adapter, greedy calls of 32 steps or more read the head's 8-bit copy instead (39 MB) plus a few exact rows;
 // - a step over T tokens costs about 2 * 85M * T FLOPs in the blocks plus 2 * 38.6M for the head row.
 import { generate, generateTextSimple, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
@@ -19,8 +20,9 @@ const small = {
 
 const m32 = await GPTModel.create(GPT_CONFIG_124M, { seed: 123 });
 const m16 = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype: "f16" });
+const q8 = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype: "q8" });
 const tiny = await GPTModel.create(small, { seed: 1 });
-for (const m of [m32, m16]) {
+for (const m of [m32, m16, q8]) {
   await generateTextSimple(m, prompt, 6, 1024);
   await generate(m, prompt, { maxNewTokens: 2 });
 }
@@ -65,6 +67,15 @@ Deno.bench({
   },
 });
 Deno.bench({
+  name: "124M q8 generate with key/value cache (4-token prompt, 32 new tokens)",
+  group: "decode",
+  n: 3,
+  warmup: 1,
+  async fn() {
+    await generate(q8, prompt, { maxNewTokens: 32 });
+  },
+});
+Deno.bench({
   name: "small model (2 layers, emb 128) generateTextSimple (32 new tokens)",
   group: "small",
   n: 5,
@@ -76,5 +87,5 @@ Deno.bench({
 
 // free the GPU memory when the benchmarks are done
 globalThis.addEventListener("unload", () => {
-  for (const m of [m32, m16, tiny]) m.destroy();
+  for (const m of [m32, m16, q8, tiny]) m.destroy();
 });

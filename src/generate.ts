@@ -97,6 +97,11 @@ export interface GenerateOptions {
    * the GPU (about 11.5 ms in Deno), so leave it out when only the result matters.
    */
   onProgress?: (newTokens: number, elapsedMs: number) => void;
+  /**
+   * Stops the call: the steps already submitted finish (at most 16 more) and `generate` rejects
+   * with the signal's reason; the model stays usable. (`stream` ends its iteration instead.)
+   */
+  signal?: AbortSignal;
 }
 
 /** Checks sampling options; returns the sampler settings, or undefined for greedy decoding. */
@@ -191,9 +196,14 @@ async function run(
   if (progress !== undefined && typeof progress !== "function") {
     throw new TypeError(`Cannot ${what}: onProgress must be a function`);
   }
-  // with an end token, read back every 16 steps to stop once every row has ended; for progress or
-  // streaming, also right after the first step
-  const every = chunk ?? (eos !== undefined || progress ? 16 : undefined);
+  const signal = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`Cannot ${what}: signal must be an AbortSignal`);
+  }
+  signal?.throwIfAborted();
+  // with an end token or a signal, read back every 16 steps to stop once every row has ended or the
+  // signal fires; for progress or streaming, also right after the first step
+  const every = chunk ?? (eos !== undefined || progress || signal ? 16 : undefined);
   const early = progress !== undefined || onChunk !== undefined;
   const t0 = performance.now();
   const rows = await runnerOf(model).runPlan(flat, B, L, cachedPlan(T, options.maxNewTokens, contextSize), {
@@ -204,6 +214,7 @@ async function run(
       state.steps = steps;
       progress?.(steps, performance.now() - t0);
       if (onChunk && !(await onChunk(state))) return false;
+      if (signal?.aborted) return false;
       return eos === undefined || !allEnded(rows, B, T, L, steps, eos);
     },
   });
@@ -237,13 +248,12 @@ async function run(
  */
 export async function generate(model: GPTModel, idx: number[][], options: GenerateOptions): Promise<number[][]> {
   const s = await run(model, idx, options, "generate");
+  options.signal?.throwIfAborted();
   return cutRows(s.out, s.B, s.T, s.L, s.steps, options?.eosId);
 }
 
 /** Options for {@linkcode stream}. */
 export interface StreamOptions extends GenerateOptions {
-  /** Stops the generation: the iteration then ends after the text produced so far. */
-  signal?: AbortSignal;
   /** Steps between readbacks (default 8): smaller shows text sooner, larger waits less often. */
   chunkSize?: number;
 }

@@ -243,6 +243,7 @@ export class GPTModel {
    * Runs the model on a batch of token rows, like `model(idx)` in the book.
    *
    * @param idx Token ids, `[batch, tokens]`, all rows the same length, at most `context_length` tokens.
+   * @param options `signal`: rejects with its reason when aborted (the pass is one submission; it finishes first).
    * @returns The logits, `[batch, tokens, vocab_size]`, row-major.
    * @throws {TypeError} On a ragged or malformed batch.
    * @throws {RangeError} On an id outside the vocabulary or more tokens than the context.
@@ -251,7 +252,8 @@ export class GPTModel {
    * const logits = await model.forward([[15496, 11, 314, 716]]);
    * ```
    */
-  async forward(idx: number[][]): Promise<Float32Array> {
+  async forward(idx: number[][], options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+    options.signal?.throwIfAborted();
     this.#runner.check("run the model");
     const { B, T, flat } = checkBatch(idx, this.config.vocab_size, "run the model");
     if (T > this.config.context_length) {
@@ -259,7 +261,9 @@ export class GPTModel {
         `Cannot run the model: ${T} tokens exceed the context length ${this.config.context_length}, crop the input`,
       );
     }
-    return await forwardLogits(this.#runner, flat, B, T);
+    const logits = await forwardLogits(this.#runner, flat, B, T);
+    options.signal?.throwIfAborted();
+    return logits;
   }
 
   /**

@@ -91,3 +91,25 @@ Deno.test("the CLI refuses an empty --weights instead of running the untrained m
   assert.equal(await main(["--weights", "", "Hello"], () => {}, (s) => err.push(s)), 2);
   assert.match(err[0], /--weights is empty/);
 });
+
+Deno.test("an AbortSignal stops generate() within a chunk, rejects with its reason, and leaves the model usable", async () => {
+  const p = randomParams(CFG, 4);
+  using model = await GPTModel.fromTensors(CFG, tensorsOf(CFG, p));
+  const want = await generate(model, [[1, 2, 3]], { maxNewTokens: 40 });
+  const stop = new AbortController();
+  const t = performance.now();
+  const call = generate(model, [[1, 2, 3]], { maxNewTokens: 60_000, contextSize: 64, signal: stop.signal });
+  setTimeout(() => stop.abort(new Error("enough")), 50);
+  await assert.rejects(call, /enough/);
+  assert.ok(performance.now() - t < 30_000, "stopped long before 60,000 steps");
+  assert.deepEqual(await generate(model, [[1, 2, 3]], { maxNewTokens: 40 }), want, "usable afterwards");
+  await assert.rejects(() => generate(model, [[1]], { maxNewTokens: 2, signal: AbortSignal.abort() }), /abort/i);
+  await assert.rejects(() => model.forward([[1, 2]], { signal: AbortSignal.abort() }), /abort/i);
+  // stream() ends its iteration instead of throwing
+  const s = new AbortController();
+  let pieces = 0;
+  for await (const _ of stream(model, [1, 2, 3], { maxNewTokens: 2000, signal: s.signal, chunkSize: 4 })) {
+    if (++pieces === 2) s.abort();
+  }
+  assert.ok(pieces >= 2);
+});

@@ -109,3 +109,15 @@ export async function loadModel(o: ModelSource, err: (s: string) => void): Promi
   if (o.weights) return await GPTModel.load(o.weights, { dtype: o.dtype, onProgress });
   return await GPTModel.create(GPT_CONFIG_124M, { seed: o.seed, dtype: o.dtype });
 }
+
+/**
+ * Text with its control characters (other than tab and newline; escape sequences included) written
+ * as `\\xNN`, so that what a model writes cannot move the cursor or change the terminal.
+ *
+ * @param t The text.
+ * @returns The text, safe to print on a terminal.
+ */
+export function escapeControls(t: string): string {
+  // deno-lint-ignore no-control-regex -- control characters are what this finds
+  return t.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}

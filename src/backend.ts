@@ -20,6 +20,7 @@
 
 import type { GpuContext } from "./gpu/device.ts";
 import type { WeightDType } from "./gpu/weights.ts";
+import { checkOptions } from "./_options.ts";
 import { MM_X_UNIFORM_VEC4S } from "../kernels/mod.ts";
 
 /** The matrix kernel families: `"wide"` for CPU adapters, `"ksplit"` for GPUs. */
@@ -129,6 +130,7 @@ export function chooseBackend(
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Cannot create the model: backend must be an object like { attention: "parts" }`);
   }
+  checkOptions(options, ["matmul", "attention", "argmax", "xUniform", "headScreen"], "create the model (backend)");
   const cpu = gpu.isCpu;
   const matmul = pick(options.matmul, FAMILIES, "matmul") ?? (cpu ? "wide" : "ksplit");
   const vec4 = headDim % 4 === 0;

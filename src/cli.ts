@@ -5,9 +5,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { generate, stream } from "./generate.ts";
-import { decode, encode, END_OF_TEXT } from "./tokenizer.ts";
-import { intOption, loadModel, numOption, round, UsageError } from "./_cli_common.ts";
+import { generate, streamIds } from "./generate.ts";
+import { decode, encode, END_OF_TEXT, TextStreamer } from "./tokenizer.ts";
+import { escapeControls, intOption, loadModel, numOption, round, UsageError } from "./_cli_common.ts";
 import type { GPTModel } from "./model.ts";
 import type { WeightDType } from "./gpu/weights.ts";
 import { perplexityCommand } from "./_cli_perplexity.ts";
@@ -43,6 +43,7 @@ Options:
   --stream             print text as it is generated (default: on when stdout is a terminal)
   --no-stream          print the result at the end
   --json               print one JSON object: prompt, ids, text and timings
+  --raw                print model text as it is (on a terminal, control characters are shown as \\xNN)
   --quiet              no summary line on stderr
   --debug              print stack traces of errors
   -h, --help           show this help
@@ -70,6 +71,8 @@ export async function main(
     await run(parsed, { out, err, write });
     return 0;
   } catch (e) {
+    // the reader went away (`| head`): nothing more to say
+    if (e instanceof Deno.errors.BrokenPipe) return 0;
     err(parsed.debug ? `error: ${(e as Error).stack}` : `error: ${(e as Error).message}`);
     return 1;
   }
@@ -92,6 +95,7 @@ interface CliOptions {
   offline?: boolean;
   eos: boolean;
   json: boolean;
+  raw: boolean;
   quiet: boolean;
   debug: boolean;
 }
@@ -127,6 +131,7 @@ function parseCli(args: string[], out: (s: string) => void, err: (s: string) => 
         stream: { type: "boolean" },
         "no-stream": { type: "boolean" },
         json: { type: "boolean" },
+        raw: { type: "boolean" },
         quiet: { type: "boolean" },
         debug: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -172,6 +177,11 @@ function parseCli(args: string[], out: (s: string) => void, err: (s: string) => 
     if ((values.revision !== undefined || values.offline) && values.model === undefined) {
       throw new UsageError("--revision and --offline go with --model");
     }
+    if (temperature === 0 && (values["top-k"] !== undefined || values["top-p"] !== undefined)) {
+      throw new UsageError(
+        `${values["top-k"] !== undefined ? "--top-k" : "--top-p"} has no effect without --temperature above 0`,
+      );
+    }
     if (values.stream && values["no-stream"]) throw new UsageError("--stream and --no-stream contradict each other");
     if (values.json && values.stream) throw new UsageError("--json and --stream cannot be combined");
     const opts: CliOptions = {
@@ -190,6 +200,7 @@ function parseCli(args: string[], out: (s: string) => void, err: (s: string) => 
       offline: values.offline,
       eos: Boolean(values.eos),
       json: Boolean(values.json),
+      raw: values.raw ?? !Deno.stdout.isTerminal(),
       quiet: Boolean(values.quiet),
       debug: Boolean(values.debug),
     };
@@ -206,6 +217,8 @@ function parseCli(args: string[], out: (s: string) => void, err: (s: string) => 
 /** Loads or creates the model, generates, and prints the result and the summary. */
 async function run(opts: CliOptions, io: Io): Promise<void> {
   const { out, err, write } = io;
+  // model text on a terminal: control characters (escape sequences included) shown, not obeyed
+  const show = (t: string) => (opts.raw ? t : escapeControls(t));
   const t0 = performance.now();
   using model = await loadModel(opts, err);
   const loadMs = performance.now() - t0;
@@ -220,8 +233,8 @@ async function run(opts: CliOptions, io: Io): Promise<void> {
     maxNewTokens: opts.maxNew,
     contextSize: model.config.context_length,
     temperature: opts.temperature,
-    topK: opts.topK,
-    topP: opts.topP,
+    topK: opts.temperature > 0 ? opts.topK : undefined,
+    topP: opts.temperature > 0 ? opts.topP : undefined,
     seed: opts.seed,
     eosId: opts.eos ? END_OF_TEXT : undefined,
   };
@@ -232,22 +245,32 @@ async function run(opts: CliOptions, io: Io): Promise<void> {
     if (n === 1 && Number.isNaN(prefillMs)) prefillMs = ms;
   };
   if (opts.stream) {
-    write(opts.promptIds ? decodeSafe(opts.promptIds, model.config.vocab_size) : opts.prompt);
-    const pieces: string[] = [];
-    for await (const piece of stream(model, encoded, { ...gen, chunkSize: 8, onProgress: onStep })) {
-      pieces.push(piece);
-      write(piece);
+    const gpt2 = model.config.vocab_size === END_OF_TEXT + 1;
+    write(show(gpt2 ? (opts.promptIds ? decode(opts.promptIds) : opts.prompt) : encoded.join(" ")));
+    const text = new TextStreamer();
+    ids = encoded.slice();
+    for await (const part of streamIds(model, encoded, { ...gen, chunkSize: 8, onProgress: onStep })) {
+      ids.push(...part);
+      write(show(gpt2 ? text.push(part) : ` ${part.join(" ")}`));
     }
-    write("\n");
-    // the text's own tokens (re-encoding can differ from the generated ids only in how it splits)
-    ids = encoded.concat(encode(pieces.join("")));
+    write(show(gpt2 ? text.flush() : "") + "\n");
   } else {
     ids = (await generate(model, [encoded], { ...gen, onProgress: onStep }))[0];
   }
   const genMs = performance.now() - t1;
   const newTokens = ids.length - encoded.length;
   const tokS = newTokens > 1 && !Number.isNaN(prefillMs) ? (newTokens - 1) / ((genMs - prefillMs) / 1000) : NaN;
-  report(io, opts, { model, encoded, ids, plain, loadMs, prefillMs, genMs, newTokens, tokS });
+  report({ ...io, out: (t) => out(show(t)) }, opts, {
+    model,
+    encoded,
+    ids,
+    plain,
+    loadMs,
+    prefillMs,
+    genMs,
+    newTokens,
+    tokS,
+  });
 }
 
 /** Prints the result (the notebook's lines, or JSON) and the summary line. */

@@ -13,6 +13,7 @@ import type { GPTModel } from "./model.ts";
 import { runnerOf } from "./_runner.ts";
 import { compareLogits, tokenLosses } from "./_scoring.ts";
 import { checkBatch } from "./_batch.ts";
+import { checkOptions } from "./_options.ts";
 
 /** Options for {@linkcode perplexity} and {@linkcode compareModels}. */
 export interface EvaluateOptions {
@@ -59,6 +60,7 @@ function plan(model: GPTModel, ids: number[], options: EvaluateOptions, what: st
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Cannot ${what}: options must be an object like { stride: 512 }`);
   }
+  checkOptions(options, ["stride", "onProgress", "signal"], what);
   checkBatch([ids], model.config.vocab_size, what);
   if (ids.length < 2) {
     throw new RangeError(`Cannot ${what}: the text has ${ids.length} token, at least 2 are needed to predict one`);

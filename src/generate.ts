@@ -6,6 +6,7 @@
 
 import type { GPTModel } from "./model.ts";
 import { checkBatch } from "./_batch.ts";
+import { checkOptions } from "./_options.ts";
 import { runnerOf } from "./_runner.ts";
 import { cachedPlan, type Sampling, simplePlan } from "./_plan.ts";
 import { encode, TextStreamer } from "./tokenizer.ts";
@@ -104,17 +105,47 @@ export interface GenerateOptions {
   signal?: AbortSignal;
 }
 
+const GENERATE_KEYS = [
+  "maxNewTokens",
+  "contextSize",
+  "temperature",
+  "topK",
+  "topP",
+  "eosId",
+  "seed",
+  "onProgress",
+  "signal",
+] as const;
+const STREAM_KEYS = [...GENERATE_KEYS, "chunkSize"] as const;
+
 /** Checks sampling options; returns the sampler settings, or undefined for greedy decoding. */
 function checkSampling(o: GenerateOptions, vocab: number, what: string): Sampling | undefined {
   const t = o.temperature ?? 0;
   if (typeof t !== "number" || !Number.isFinite(t) || t < 0) {
     throw new RangeError(`Cannot ${what}: temperature '${o.temperature}' must be 0 (greedy) or a positive number`);
   }
+  if (t > 0 && t < 1e-6) {
+    throw new RangeError(
+      `Cannot ${what}: temperature '${t}' is below 1e-6, where float32 logits divided by it overflow; use 0 for greedy decoding`,
+    );
+  }
+  if (t === 0 && (o.topK !== undefined || o.topP !== undefined)) {
+    throw new RangeError(
+      `Cannot ${what}: ${
+        o.topK !== undefined ? "topK" : "topP"
+      } has no effect in greedy decoding; pass a temperature above 0 to sample`,
+    );
+  }
   if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 1)) {
     throw new RangeError(`Cannot ${what}: topK '${o.topK}' must be an integer of at least 1`);
   }
   if (o.topP !== undefined && (typeof o.topP !== "number" || !(o.topP > 0 && o.topP <= 1))) {
     throw new RangeError(`Cannot ${what}: topP '${o.topP}' must be in (0, 1]`);
+  }
+  if (o.topP !== undefined && o.topP < 1e-6) {
+    throw new RangeError(
+      `Cannot ${what}: topP '${o.topP}' is below 1e-6, where float32 cannot tell it from 0; use topK: 1 for the most likely token`,
+    );
   }
   if (o.eosId !== undefined && (!Number.isInteger(o.eosId) || o.eosId < 0 || o.eosId >= vocab)) {
     throw new RangeError(`Cannot ${what}: eosId '${o.eosId}' is outside [0, ${vocab})`);
@@ -175,6 +206,7 @@ async function run(
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Cannot ${what}: options must be an object like { maxNewTokens: 32 }`);
   }
+  checkOptions(options, what === "stream" ? STREAM_KEYS : GENERATE_KEYS, what);
   const { B, T, flat } = checkBatch(idx, model.config.vocab_size, what);
   const contextSize = options.contextSize ?? model.config.context_length;
   checkCounts(options.maxNewTokens, contextSize, { B, T }, what);
@@ -279,37 +311,61 @@ export async function* stream(
   prompt: string | number[],
   options: StreamOptions,
 ): AsyncGenerator<string, void, undefined> {
-  const ids = typeof prompt === "string" ? encode(prompt) : prompt;
+  const text = new TextStreamer();
+  for await (const ids of streamIds(model, typeof prompt === "string" ? encode(prompt) : prompt, options)) {
+    const piece = text.push(ids);
+    if (piece) yield piece;
+  }
+  if (options?.signal?.aborted) return;
+  const rest = text.flush();
+  if (rest) yield rest;
+}
+
+/**
+ * Generates from one row of ids and yields the new ids in pieces as they are produced, reading
+ * back every `chunkSize` steps (what {@linkcode stream} decodes; the command line prints ids this
+ * way for models with another vocabulary).
+ *
+ * @param model The model.
+ * @param ids The prompt's token ids.
+ * @param options Generation options, `signal` and `chunkSize`.
+ * @returns The new ids, a chunk at a time.
+ */
+export async function* streamIds(
+  model: GPTModel,
+  ids: number[],
+  options: StreamOptions,
+): AsyncGenerator<number[], void, undefined> {
   const chunk = options?.chunkSize ?? 8;
   if (!Number.isInteger(chunk) || chunk < 1) {
     throw new RangeError(`Cannot stream: chunkSize '${chunk}' must be a positive integer`);
   }
   const signal = options?.signal;
   if (signal?.aborted) return;
-  const pieces: string[] = [];
-  const text = new TextStreamer();
-  let seen = 0; // new ids handed to the streamer
+  const pieces: number[][] = [];
+  let seen = 0; // new ids handed out
   let stopped = false;
   let finished = false;
   let failure: unknown;
   let wake: (() => void) | undefined;
-  const flush = (s: RunState, final: boolean) => {
+  const flush = (s: RunState) => {
     const row = cutRows(s.out, 1, s.T, s.L, s.steps, options.eosId)[0].slice(s.T);
-    const piece = text.push(row.slice(seen)) + (final ? text.flush() : "");
-    seen = row.length;
-    if (piece) {
-      pieces.push(piece);
+    if (row.length > seen) {
+      pieces.push(row.slice(seen));
+      seen = row.length;
       wake?.();
     }
   };
   let lastState: RunState | undefined;
-  const done = run(model, [ids], options, "stream", chunk, (s) => {
+  // the signal stops the run here; stream() ends its iteration rather than rejecting
+  const { signal: _, ...rest } = options;
+  const done = run(model, [ids], rest, "stream", chunk, (s) => {
     lastState = s;
-    flush(s, false);
+    flush(s);
     return !stopped && !signal?.aborted;
   }).then(
     (s) => {
-      flush(lastState ?? s, true);
+      flush(lastState ?? s);
       finished = true;
       wake?.();
     },

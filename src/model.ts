@@ -17,7 +17,22 @@ import { type BackendOptions, type BackendProfile, chooseBackend } from "./backe
 import { Kernels } from "./_kernels.ts";
 import { attachRunner, Runner } from "./_runner.ts";
 import { checkBatch } from "./_batch.ts";
+import { checkOptions } from "./_options.ts";
 import { forwardLogits, tokenLosses } from "./_scoring.ts";
+
+/** The options of every way to make a model that say how it is stored and run. */
+const STORAGE_KEYS = ["dtype", "maxBindingBytes", "backend"] as const;
+const PRETRAINED_KEYS = [
+  ...STORAGE_KEYS,
+  "revision",
+  "cacheDir",
+  "offline",
+  "token",
+  "endpoint",
+  "signal",
+  "onDownload",
+  "onProgress",
+] as const;
 
 /** Options for {@linkcode GPTModel.create}. */
 export interface CreateOptions {
@@ -108,6 +123,7 @@ export class GPTModel {
    * ```
    */
   static async create(config: GPTConfig, options: CreateOptions = {}): Promise<GPTModel> {
+    checkOptions(options, ["seed", ...STORAGE_KEYS], "create the model");
     const cfg = validateConfig(config);
     const seed = options.seed ?? 123;
     if (!Number.isSafeInteger(seed) || seed < 0) {
@@ -135,6 +151,7 @@ export class GPTModel {
    * ```
    */
   static async load(path: string, options: LoadOptions = {}): Promise<GPTModel> {
+    checkOptions(options, ["config", "onProgress", ...STORAGE_KEYS], "load the model");
     const src = await openWeights(path, options.config);
     try {
       const { config: _, onProgress, ...rest } = options;
@@ -160,6 +177,7 @@ export class GPTModel {
    * ```
    */
   static async fromPretrained(name: string, options: PretrainedOptions = {}): Promise<GPTModel> {
+    checkOptions(options, PRETRAINED_KEYS, "load the model");
     const { onDownload, onProgress, revision, cacheDir, offline, token, endpoint, signal, ...rest } = options;
     const dir = await hubModel(name, { revision, cacheDir, offline, token, endpoint, signal, onProgress: onDownload });
     return await GPTModel.load(dir, { ...rest, onProgress });
@@ -181,6 +199,7 @@ export class GPTModel {
     tensors: Iterable<InputTensor> | AsyncIterable<InputTensor>,
     options: FromTensorsOptions = {},
   ): Promise<GPTModel> {
+    checkOptions(options, ["tiedHead", ...STORAGE_KEYS], "create the model");
     const cfg = validateConfig(config);
     const dtype = options.dtype ?? "f32";
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
@@ -253,6 +272,7 @@ export class GPTModel {
    * ```
    */
   async forward(idx: number[][], options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+    checkOptions(options, ["signal"], "run the model");
     options.signal?.throwIfAborted();
     this.#runner.check("run the model");
     const { B, T, flat } = checkBatch(idx, this.config.vocab_size, "run the model");

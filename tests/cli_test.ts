@@ -210,3 +210,35 @@ Deno.test({
     assert.match(text, /Hello, I am Featureiman Byeswickattribute argue/);
   },
 });
+
+Deno.test("main() --stream prints ids for another vocabulary and counts the new tokens from the ids", async () => {
+  const tiny = new URL("./testdata/tiny_hf_gpt2", import.meta.url).pathname;
+  const r = await run(["--weights", tiny, "--ids", "1,2,3", "--max-new-tokens", "5", "--stream"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.streamed, /^1 2 3( \d+){5}\n$/, JSON.stringify(r.streamed));
+  assert.match(r.err, /prompt tokens 3, new tokens 5,/);
+  const g = await run(["--max-new-tokens", "6", "--stream", "Hello, I am"]);
+  assert.equal(g.streamed, "Hello, I am Featureiman Byeswickattribute argue\n");
+  assert.match(g.err, /prompt tokens 4, new tokens 6,/);
+});
+
+Deno.test("escapeControls() shows control characters and escape sequences instead of sending them to the terminal", async () => {
+  const { escapeControls } = await import("../src/_cli_common.ts");
+  assert.equal(escapeControls("a\x1b[2Jb\x07c\r\n\td\x7f\x9b"), "a\\x1b[2Jb\\x07c\\x0d\n\td\\x7f\\x9b");
+  assert.equal(escapeControls("café 🙂 中文"), "café 🙂 中文");
+});
+
+Deno.test("mod.ts --stream into a pipe that closes early ends quietly with exit 0", async () => {
+  const mod = new URL("../mod.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", mod, "--stream", "--max-new-tokens", "300", "--quiet", "Hello, I am"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  await reader.read(); // the prompt
+  await reader.cancel(); // like `| head -c 20`
+  const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  assert.equal(stderr.includes("Broken pipe"), false, stderr);
+  assert.equal(status.code, 0, stderr);
+});

@@ -113,3 +113,23 @@ Deno.test("an AbortSignal stops generate() within a chunk, rejects with its reas
   }
   assert.ok(pieces >= 2);
 });
+
+Deno.test("misspelled options, options with no effect and values that underflow float32 are refused, not ignored", async () => {
+  using model = await GPTModel.fromTensors(CFG, tensorsOf(CFG, randomParams(CFG, 5)));
+  const bad: [() => Promise<unknown>, RegExp][] = [
+    [() => generate(model, [[1]], { maxNewTokens: 2, temprature: 1 } as never), /unknown option 'temprature'/],
+    [() => generate(model, [[1]], { maxNewTokens: 2, topK: 5 }), /topK has no effect in greedy decoding/],
+    [() => generate(model, [[1]], { maxNewTokens: 2, topP: 0.5 }), /topP has no effect/],
+    [() => generate(model, [[1]], { maxNewTokens: 2, temperature: 5e-324 }), /temperature '5e-324' is below 1e-6/],
+    [() => generate(model, [[1]], { maxNewTokens: 2, temperature: 1, topP: 1e-300 }), /topP '1e-300' is below 1e-6/],
+    [() => model.forward([[1]], { signl: undefined } as never), /unknown option 'signl'/],
+    [() => GPTModel.create(CFG, { sed: 1 } as never), /unknown option 'sed', the options are seed, dtype/],
+    [() => GPTModel.fromTensors(CFG, [], { backend: { matmull: "wide" } } as never), /unknown option 'matmull'/],
+  ];
+  for (const [call, re] of bad) {
+    await assert.rejects(call, (e: Error) => re.test(e.message) && !e.message.includes("\n"));
+  }
+  const err: string[] = [];
+  assert.equal(await main(["--top-k", "40", "x"], () => {}, (s) => err.push(s)), 2);
+  assert.match(err[0], /--top-k has no effect without --temperature above 0/);
+});

@@ -163,6 +163,12 @@ function parseCli(args: string[], out: (s: string) => void, err: (s: string) => 
     if (values.ids !== undefined && !/^\s*\d+(\s*,\s*\d+)*\s*$/.test(values.ids)) {
       throw new UsageError(`--ids '${values.ids}' must be token ids separated by commas, like 15496,11,314`);
     }
+    // the untrained model's vocabulary is known before it is made: check the ids first
+    const untrained = values.weights === undefined && values.model === undefined;
+    const outside = untrained ? values.ids?.split(",").map(Number).find((id) => id > END_OF_TEXT) : undefined;
+    if (outside !== undefined) {
+      throw new UsageError(`--ids: token id ${outside} is outside GPT-2's vocabulary [0, ${END_OF_TEXT + 1})`);
+    }
     const temperature = numOption("temperature", values.temperature, 0, 0, Infinity);
     const topP = numOption("top-p", values["top-p"], 1, Number.MIN_VALUE, 1);
     const dtype = values.dtype ?? "f32";

@@ -151,12 +151,17 @@ export async function openWeights(path: string, config?: GPTConfig): Promise<Wei
   }
   const dir = stat.isDirectory ? path : path.replace(/[\\/][^\\/]*$/, "") || ".";
   const file = stat.isDirectory ? `${path}/model.safetensors` : path;
+  let fileStat = stat;
   if (stat.isDirectory) {
     try {
-      await Deno.stat(file);
+      fileStat = await Deno.stat(file);
     } catch {
       throw new Deno.errors.NotFound(`Cannot load weights: directory '${path}' has no model.safetensors`);
     }
+  }
+  // a FIFO, socket or device would be read forever (or block): only regular files are weights
+  if (!fileStat.isFile) {
+    throw new WeightsError(`Cannot load weights: '${file}' is not a regular file, pass a .safetensors file`);
   }
   const st = await SafetensorsFile.open(file);
   try {

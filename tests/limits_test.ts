@@ -133,3 +133,68 @@ Deno.test("misspelled options, options with no effect and values that underflow 
   assert.equal(await main(["--top-k", "40", "x"], () => {}, (s) => err.push(s)), 2);
   assert.match(err[0], /--top-k has no effect without --temperature above 0/);
 });
+
+Deno.test("weights that are not a regular file (a FIFO) fail at once instead of hanging", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fifo = `${dir}/model.safetensors`;
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output().catch(() => undefined);
+    if (!made?.success) return; // no mkfifo here
+    await Deno.copyFile(`${TESTDATA}tiny_hf_gpt2/config.json`, `${dir}/config.json`);
+    for (const path of [dir, fifo]) {
+      await assert.rejects(
+        () => GPTModel.load(path),
+        (e: Error) => e instanceof WeightsError && /not a regular file/.test(e.message),
+      );
+    }
+    const err: string[] = [];
+    assert.equal(await main(["--weights", dir, "x"], () => {}, (s) => err.push(s)), 1);
+    assert.equal(err.length, 1);
+    // ids outside the untrained model's vocabulary are a usage error, found before the model is made
+    assert.equal(await main(["--ids", "1,50257", "--quiet"], () => {}, (s) => err.push(s)), 2);
+    assert.match(err.at(-1)!, /token id 50257 is outside GPT-2's vocabulary/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fuzzed config.json files next to valid weights load or fail with one typed error, quickly", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.copyFile(`${TESTDATA}tiny_hf_gpt2/model.safetensors`, `${dir}/model.safetensors`);
+    const base = JSON.parse(await Deno.readTextFile(`${TESTDATA}tiny_hf_gpt2/config.json`));
+    const keys = [
+      "vocab_size",
+      "n_positions",
+      "n_ctx",
+      "n_embd",
+      "n_head",
+      "n_layer",
+      "layer_norm_epsilon",
+      "model_type",
+    ];
+    const values = [0, -1, 1, 2, 3, 4, 63, 64, 100, 101, 1e9, 2 ** 53, 0.5, NaN, null, "12", [], {}, true, 1e-300];
+    let seed = 11;
+    const next = (n: number) => Math.floor(((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * n);
+    let loaded = 0;
+    for (let i = 0; i < 60; i++) {
+      const cfg = { ...base };
+      for (let j = 0; j <= next(3); j++) cfg[keys[next(keys.length)]] = values[next(values.length)];
+      await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(cfg));
+      const t = performance.now();
+      try {
+        using m = await GPTModel.load(dir);
+        assert.equal(m.config.n_layers, 3);
+        loaded++;
+      } catch (e) {
+        const ok = e instanceof WeightsError || e instanceof RangeError || e instanceof TypeError;
+        assert.ok(ok, `${JSON.stringify(cfg)}: ${(e as Error).name}: ${(e as Error).message}`);
+        assert.ok(!(e as Error).message.includes("\n"), (e as Error).message);
+      }
+      assert.ok(performance.now() - t < 10_000, `${JSON.stringify(cfg)} took ${performance.now() - t} ms`);
+    }
+    assert.ok(loaded > 0, "some mutations are harmless");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -6,6 +6,26 @@
  * @module
  */
 
+/**
+ * The params, bindings (binding 1 the logits read, 2 the second input, 3 the output) and the
+ * start of the entry point that every per-row kernel here shares: one workgroup of 64 per row `r`
+ * whose logits start at `base`.
+ */
+function perRow(b1: string, b2: string, b3: string): string {
+  return /* wgsl */ `
+struct Params { V: u32, ldl: u32, rows: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> ${b1}: array<f32>;
+@group(0) @binding(2) var<storage, read> ${b2};
+@group(0) @binding(3) var<storage, read_write> ${b3}: array<f32>;
+${REDUCE}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let r = wg.x;
+  if (r >= p.rows) { return; }
+  let base = r * p.ldl;`;
+}
+
 /** Workgroup reductions over 64 invocations: max, sum, and the first index of the max. */
 const REDUCE = /* wgsl */ `
 var<workgroup> rf: array<f32, 64>;
@@ -56,18 +76,7 @@ fn firstAll(i: u32, lid: u32) -> u32 {
  * binding 0 (uniform) p: vocabulary size V, row stride ldl, rows; binding 1 (read) logits: [rows, ldl];
  * binding 2 (read) targets: [rows] u32; binding 3 (read_write) loss: [rows] f32. Dispatch (rows).
  */
-export const CROSS_ENTROPY_WGSL: string = /* wgsl */ `
-struct Params { V: u32, ldl: u32, rows: u32, pad: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> targets: array<u32>;
-@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
-${REDUCE}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let r = wg.x;
-  if (r >= p.rows) { return; }
-  let base = r * p.ldl;
+export const CROSS_ENTROPY_WGSL: string = /* wgsl */ `${perRow("logits", "targets: array<u32>", "loss")}
   var m = -3.4e38;
   for (var v = lid; v < p.V; v += 64u) { m = max(m, logits[base + v]); }
   m = maxAll(m, lid);
@@ -86,18 +95,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
  * binding 0 (uniform) p: V, ldl, rows; binding 1 (read) a: [rows, ldl]; binding 2 (read) b: [rows, ldl];
  * binding 3 (read_write) out: [rows, 2] f32 (KL, agreement). Dispatch (rows).
  */
-export const KL_DIVERGENCE_WGSL: string = /* wgsl */ `
-struct Params { V: u32, ldl: u32, rows: u32, pad: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${REDUCE}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let r = wg.x;
-  if (r >= p.rows) { return; }
-  let base = r * p.ldl;
+export const KL_DIVERGENCE_WGSL: string = /* wgsl */ `${perRow("a", "b: array<f32>", "out")}
   var ma = -3.4e38;
   var mb = -3.4e38;
   for (var v = lid; v < p.V; v += 64u) {

@@ -74,28 +74,20 @@ export interface ForwardOps {
  * @returns The ops.
  */
 export function buildForward(make: OpFactory, w: ModelWeights, ws: Workspace, vp: number): ForwardOps {
+  // the activations, named as in the book: the residual stream x, a norm's output h, the
+  // attention's context vectors and the feed-forward's hidden layer
+  const x = { buffer: ws.x };
+  const ctx = { buffer: ws.ctx };
+  const ff = { buffer: ws.ff };
   const blocks = w.layers.map((lw, l): BlockOps => {
     const norm1 = make.layerNorm("norm1", ws.x, lw.ln1, ws.h, { fusable: true });
+    const qkv = make.linear("matmul qkv", norm1.output, lw.qkv, { bias: lw.qkvB }, { buffer: ws.qkv });
+    const attention = make.attention(l);
+    const outProj = make.linear("matmul out_proj+residual", ctx, lw.proj, { bias: lw.projB, residual: true }, x);
     const norm2 = make.layerNorm("norm2", ws.x, lw.ln2, ws.h, { fusable: true });
-    return {
-      norm1,
-      qkv: make.linear("matmul qkv", norm1.output, lw.qkv, { bias: lw.qkvB }, { buffer: ws.qkv }),
-      attention: make.attention(l),
-      outProj: make.linear(
-        "matmul out_proj+residual",
-        { buffer: ws.ctx },
-        lw.proj,
-        { bias: lw.projB, residual: true },
-        {
-          buffer: ws.x,
-        },
-      ),
-      norm2,
-      fc: make.linear("matmul fc+gelu", norm2.output, lw.fc, { bias: lw.fcB, gelu: true }, { buffer: ws.ff }),
-      fc2: make.linear("matmul fc2+residual", { buffer: ws.ff }, lw.fc2, { bias: lw.fc2B, residual: true }, {
-        buffer: ws.x,
-      }),
-    };
+    const fc = make.linear("matmul fc+gelu", norm2.output, lw.fc, { bias: lw.fcB, gelu: true }, ff);
+    const fc2 = make.linear("matmul fc2+residual", ff, lw.fc2, { bias: lw.fc2B, residual: true }, x);
+    return { norm1, qkv, attention, outProj, norm2, fc, fc2 };
   });
   const finalNorm = make.layerNorm("final_norm", ws.x, w.lnf, ws.last, { lastOnly: true });
   return {

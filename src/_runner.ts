@@ -1,6 +1,6 @@
 /**
  * The runner of a model's calls: one call at a time, a workspace that fits it, the forward pass
- * recorded step after step into submissions of {@linkcode SUBMIT} steps, and the ids (or logits)
+ * recorded step after step into submissions of the profile's `submitSteps` steps, and the ids (or logits)
  * read back once at the end or once per chunk.
  *
  * @module
@@ -20,9 +20,6 @@ import { HeadScreen, SCREEN_MIN_STEPS } from "./_head_screen.ts";
 import { buildForward, type ForwardOps, recordBlocks, recordNextToken } from "./forward.ts";
 import { STEP_BYTES } from "../kernels/mod.ts";
 import type { RunOptions, StepPlan } from "./_plan.ts";
-
-/** Steps per submission: the GPU starts on the first steps while the rest are recorded. */
-const SUBMIT = 32;
 
 /** What a runner runs: the model's parts. */
 export interface RunnerParts {
@@ -181,6 +178,7 @@ export class Runner {
    * @param ops Its ops.
    * @param s The step's shape.
    * @param options Sample, or screen the greedy choice.
+   * @param range Only these blocks, and the next token's choice only with the last block.
    */
   recordStep(
     rec: Recorder,
@@ -188,8 +186,10 @@ export class Runner {
     ops: ForwardOps,
     s: StepShape,
     options: { sample: boolean; screen: boolean },
+    range: { from: number; to: number } = { from: 0, to: ops.blocks.length },
   ): void {
-    recordBlocks(rec, ops, s);
+    recordBlocks(rec, ops, s, range);
+    if (range.to < ops.blocks.length) return;
     if (options.screen && !options.sample) {
       ops.finalNorm.record(rec, s);
       this.#screen.record(rec, ws, s, ops.head);
@@ -198,7 +198,7 @@ export class Runner {
 
   /**
    * Runs a plan of steps on token rows and returns the rows with each step's choice written after
-   * its window. Steps go to the GPU in submissions of {@linkcode SUBMIT}, with one readback at the
+   * its window. Steps go to the GPU in submissions of `submitSteps`, with one readback at the
    * end (and one after each step that `readAfter` names).
    *
    * @param flat The prompt rows, `[B, T0]`.
@@ -250,18 +250,40 @@ export class Runner {
         let enc = d.createCommandEncoder({ label: "generate" });
         for (let i = 0; i < plan.length; i++) {
           enc.copyBufferToBuffer(table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
-          const pass = enc.beginComputePass({ label: `step ${i}` });
-          this.recordStep(new PassRecorder(pass), ws, ops, { B, T: plan[i].T }, { sample: Boolean(sm), screen });
-          pass.end();
+          // a step in parts of `submitBlocks` blocks where each part is its own submission (CPU adapters)
+          const nb = ops.blocks.length;
+          const per = this.parts.profile.submitBlocks || nb;
+          for (let from = 0; from < nb; from += per) {
+            const pass = enc.beginComputePass({ label: `step ${i}` });
+            const range = { from, to: Math.min(nb, from + per) };
+            this.recordStep(
+              new PassRecorder(pass),
+              ws,
+              ops,
+              { B, T: plan[i].T },
+              { sample: Boolean(sm), screen },
+              range,
+            );
+            pass.end();
+            if (range.to < nb) {
+              d.queue.submit([enc.finish()]);
+              enc = d.createCommandEncoder({ label: "generate" });
+              await new Promise((r) => setTimeout(r, 0));
+              this.check("generate");
+            }
+          }
           const last = i + 1 === plan.length;
           if (!last && options.readAfter?.(i + 1)) {
             copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));
             enc = d.createCommandEncoder({ label: "generate" });
             this.check("generate");
             if (options.onChunk && !(await options.onChunk(res, i + 1))) return res;
-          } else if (!last && (i + 1) % SUBMIT === 0) {
+          } else if (!last && (i + 1) % this.parts.profile.submitSteps === 0) {
             d.queue.submit([enc.finish()]);
             enc = d.createCommandEncoder({ label: "generate" });
+            // where a submission runs on this thread (lavapipe), let timers and I/O run between steps
+            if (this.parts.profile.submitSteps === 1) await new Promise((r) => setTimeout(r, 0));
+            this.check("generate");
           }
         }
         // the step counts can only turn screening off for a call of SCREEN_MIN_STEPS or more

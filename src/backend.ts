@@ -60,6 +60,20 @@ export interface BackendProfile {
   readonly matmulWorkgroup: number;
   /** k-slices of a `"ksplit"` workgroup. */
   readonly matmulKSlices: number;
+  /**
+   * Steps per submission. GPUs: 32, so that the GPU starts on the first steps while the rest are
+   * recorded. CPU adapters: 1, with the event loop free between steps, because lavapipe runs a
+   * submission on the thread that submits it: a 10 ms timer was 3.3 s late during 40 tokens with
+   * 32 steps a submission, and about 0.2 s at worst with 1 (`bench/event_loop_lag.ts`), for a
+   * decoding speed within noise of 32 (13.39 against 13.83 tokens/s, f16, `bench/backend_ab.ts`).
+   */
+  readonly submitSteps: number;
+  /**
+   * Blocks per submission within a step (0, the default: the whole step in one). With 4 on
+   * lavapipe the event loop also runs between parts of a step, but decoding was about 8% slower
+   * (`bench/backend_ab.ts '{}' '{"submitBlocks":4}'`), so it is left to the `backend` option.
+   */
+  readonly submitBlocks: number;
 }
 
 /**
@@ -78,6 +92,10 @@ export interface BackendOptions {
   xUniform?: boolean;
   /** When the greedy head is screened. */
   headScreen?: HeadScreenMode;
+  /** Steps per submission (at least 1). */
+  submitSteps?: number;
+  /** Blocks per submission within a step (0: the whole step). */
+  submitBlocks?: number;
 }
 
 /** Most token rows per workgroup of the k-split kernel. */
@@ -130,7 +148,17 @@ export function chooseBackend(
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Cannot create the model: backend must be an object like { attention: "parts" }`);
   }
-  checkOptions(options, ["matmul", "attention", "argmax", "xUniform", "headScreen"], "create the model (backend)");
+  checkOptions(
+    options,
+    ["matmul", "attention", "argmax", "xUniform", "headScreen", "submitSteps", "submitBlocks"],
+    "create the model (backend)",
+  );
+  for (const [key, min] of [["submitSteps", 1], ["submitBlocks", 0]] as const) {
+    const v = options[key];
+    if (v !== undefined && (!Number.isInteger(v) || v < min)) {
+      throw new RangeError(`Cannot create the model: backend.${key} '${v}' must be an integer of at least ${min}`);
+    }
+  }
   const cpu = gpu.isCpu;
   const matmul = pick(options.matmul, FAMILIES, "matmul") ?? (cpu ? "wide" : "ksplit");
   const vec4 = headDim % 4 === 0;
@@ -174,5 +202,7 @@ export function chooseBackend(
     headScreen,
     matmulWorkgroup: wg,
     matmulKSlices: kSlices,
+    submitSteps: options.submitSteps ?? (cpu ? 1 : 32),
+    submitBlocks: options.submitBlocks ?? 0,
   });
 }

@@ -110,10 +110,16 @@ export function buildForward(make: OpFactory, w: ModelWeights, ws: Workspace, vp
  * @param rec Where dispatches go.
  * @param f The model's ops.
  * @param s The step's shape.
+ * @param range Only blocks `from` to `to` (the embedding with block 0): a step recorded in parts.
  */
-export function recordBlocks(rec: Recorder, f: ForwardOps, s: StepShape): void {
-  f.embedding.record(rec, s);
-  for (const b of f.blocks) {
+export function recordBlocks(
+  rec: Recorder,
+  f: ForwardOps,
+  s: StepShape,
+  range: { from: number; to: number } = { from: 0, to: f.blocks.length },
+): void {
+  if (range.from === 0) f.embedding.record(rec, s);
+  for (const b of f.blocks.slice(range.from, range.to)) {
     b.norm1.record(rec, s);
     b.qkv.record(rec, s);
     b.attention.record(rec, s);

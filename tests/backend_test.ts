@@ -27,6 +27,8 @@ Deno.test("chooseBackend() gives CPU adapters the wide, barrier-free kernels and
       headScreen: "auto",
       matmulWorkgroup: 16,
       matmulKSlices: 1,
+      submitSteps: 1,
+      submitBlocks: 0,
     },
   );
   const g = chooseBackend(gpu, { headDim: 64 });
@@ -38,6 +40,7 @@ Deno.test("chooseBackend() gives CPU adapters the wide, barrier-free kernels and
   assert.equal(g.xUniform, false);
   assert.equal(g.headScreen, "never");
   assert.equal(g.matmulWorkgroup, 4);
+  assert.equal(g.submitSteps, 32);
   assert.ok(g.matmulKSlices > 1 && g.matmulKSlices * 4 * 4 <= 1024, `k-slices ${g.matmulKSlices}`);
   // a head size that is not a multiple of 4 gets the attention kernel that takes any
   assert.equal(chooseBackend(cpu, { headDim: 6 }).attention, "parts");

@@ -11,7 +11,8 @@ const dtype = (Deno.args[0] ?? "f16") as WeightDType;
 const n = Number(Deno.args[1] ?? 40);
 const backend = JSON.parse(Deno.args[2] ?? "{}") as BackendOptions;
 using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype, backend });
-await generate(model, [[15496, 11, 314, 716]], { maxNewTokens: 4 });
+// warm up: compile the kernels and build the head screen's copy (its first greedy call of 32 steps or more)
+await generate(model, [[15496, 11, 314, 716]], { maxNewTokens: 40 });
 const late: number[] = [];
 let last = performance.now();
 const timer = setInterval(() => {

@@ -97,17 +97,20 @@ export interface ModelSource {
  */
 export async function loadModel(o: ModelSource, err: (s: string) => void): Promise<GPTModel> {
   const onProgress = o.quiet ? undefined : loadProgress(err);
+  // nothing else runs in this process: whole batches of steps per submission, for speed
+  const backend = { submitSteps: 32, submitBlocks: 0 };
   if (o.model) {
     return await GPTModel.fromPretrained(o.model, {
       dtype: o.dtype,
+      backend,
       revision: o.revision,
       offline: o.offline || undefined,
       onDownload: o.quiet ? undefined : downloadProgress(err),
       onProgress,
     });
   }
-  if (o.weights) return await GPTModel.load(o.weights, { dtype: o.dtype, onProgress });
-  return await GPTModel.create(GPT_CONFIG_124M, { seed: o.seed, dtype: o.dtype });
+  if (o.weights) return await GPTModel.load(o.weights, { dtype: o.dtype, backend, onProgress });
+  return await GPTModel.create(GPT_CONFIG_124M, { seed: o.seed, dtype: o.dtype, backend });
 }
 
 /**

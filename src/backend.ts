@@ -62,16 +62,17 @@ export interface BackendProfile {
   readonly matmulKSlices: number;
   /**
    * Steps per submission. GPUs: 32, so that the GPU starts on the first steps while the rest are
-   * recorded. CPU adapters: 1, with the event loop free between steps, because lavapipe runs a
-   * submission on the thread that submits it: a 10 ms timer was 3.3 s late during 40 tokens with
-   * 32 steps a submission, and about 0.2 s at worst with 1 (`bench/event_loop_lag.ts`), for a
-   * decoding speed within noise of 32 (13.39 against 13.83 tokens/s, f16, `bench/backend_ab.ts`).
+   * recorded. CPU adapters: 1, because lavapipe runs a submission on the thread that submits it, and
+   * the event loop runs between submissions.
    */
   readonly submitSteps: number;
   /**
-   * Blocks per submission within a step (0, the default: the whole step in one). With 4 on
-   * lavapipe the event loop also runs between parts of a step, but decoding was about 8% slower
-   * (`bench/backend_ab.ts '{}' '{"submitBlocks":4}'`), so it is left to the `backend` option.
+   * Blocks per submission within a step (0: the whole step in one). CPU adapters: 4, so that a 10 ms
+   * timer in the same process is never more than about 100 ms late (52 ms at worst in f16 and 93 ms
+   * in f32 for GPT-2 124M on lavapipe, against 2.9-3.2 s with 32 steps a submission; whole steps
+   * gave 137 and 321 ms). It costs about 8% of decoding speed there (`bench/backend_ab.ts`), which
+   * a process with nothing else to run can take back with `{ submitSteps: 32, submitBlocks: 0 }`, as
+   * the command line does. `bench/event_loop_lag.ts` measures it.
    */
   readonly submitBlocks: number;
 }
@@ -203,6 +204,6 @@ export function chooseBackend(
     matmulWorkgroup: wg,
     matmulKSlices: kSlices,
     submitSteps: options.submitSteps ?? (cpu ? 1 : 32),
-    submitBlocks: options.submitBlocks ?? 0,
+    submitBlocks: options.submitBlocks ?? (cpu ? 4 : 0),
   });
 }

@@ -28,7 +28,7 @@ Deno.test("chooseBackend() gives CPU adapters the wide, barrier-free kernels and
       matmulWorkgroup: 16,
       matmulKSlices: 1,
       submitSteps: 1,
-      submitBlocks: 0,
+      submitBlocks: 4,
     },
   );
   const g = chooseBackend(gpu, { headDim: 64 });

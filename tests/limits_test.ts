@@ -198,3 +198,19 @@ Deno.test("fuzzed config.json files next to valid weights load or fail with one 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("with submissions of one step (CPU adapters' default), timers run while generate() works", async () => {
+  const p = randomParams(CFG, 8);
+  using model = await GPTModel.fromTensors(CFG, tensorsOf(CFG, p), { backend: { submitSteps: 1, submitBlocks: 1 } });
+  using batched = await GPTModel.fromTensors(CFG, tensorsOf(CFG, p), { backend: { submitSteps: 32, submitBlocks: 0 } });
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 0);
+  try {
+    const out = await generate(model, [[1, 2, 3]], { maxNewTokens: 120 });
+    assert.ok(ticks >= 20, `the timer ran ${ticks} times during 120 steps`);
+    // the parts change when work is submitted, not what it computes
+    assert.deepEqual(out, await generate(batched, [[1, 2, 3]], { maxNewTokens: 120 }));
+  } finally {
+    clearInterval(timer);
+  }
+});

@@ -73,6 +73,10 @@ export async function main(
   } catch (e) {
     // the reader went away (`| head`): nothing more to say
     if (e instanceof Deno.errors.BrokenPipe) return 0;
+    if (e instanceof Interrupted) {
+      err("interrupted");
+      return 130;
+    }
     err(parsed.debug ? `error: ${(e as Error).stack}` : `error: ${(e as Error).message}`);
     return 1;
   }
@@ -98,6 +102,14 @@ interface CliOptions {
   raw: boolean;
   quiet: boolean;
   debug: boolean;
+}
+
+/** Ctrl-C during a generation. */
+class Interrupted extends Error {
+  constructor() {
+    super("interrupted");
+    this.name = "Interrupted";
+  }
 }
 
 /** Where output goes. */
@@ -246,6 +258,16 @@ async function run(opts: CliOptions, io: Io): Promise<void> {
   };
   let prefillMs = NaN;
   let ids: number[];
+  // Ctrl-C stops the generation within a chunk: the text so far stays printed, the exit code is 130
+  const stop = new AbortController();
+  const interrupt = () => stop.abort(new Interrupted());
+  const listen = (on: boolean) => {
+    try {
+      if (on) Deno.addSignalListener("SIGINT", interrupt);
+      else Deno.removeSignalListener("SIGINT", interrupt);
+    } catch { /* no signals here: Ctrl-C ends the process as usual */ }
+  };
+  listen(true);
   const t1 = performance.now();
   const onStep = (n: number, ms: number) => {
     if (n === 1 && Number.isNaN(prefillMs)) prefillMs = ms;
@@ -255,13 +277,23 @@ async function run(opts: CliOptions, io: Io): Promise<void> {
     write(show(gpt2 ? (opts.promptIds ? decode(opts.promptIds) : opts.prompt) : encoded.join(" ")));
     const text = new TextStreamer();
     ids = encoded.slice();
-    for await (const part of streamIds(model, encoded, { ...gen, chunkSize: 8, onProgress: onStep })) {
-      ids.push(...part);
-      write(show(gpt2 ? text.push(part) : ` ${part.join(" ")}`));
+    try {
+      const parts = streamIds(model, encoded, { ...gen, chunkSize: 8, onProgress: onStep, signal: stop.signal });
+      for await (const part of parts) {
+        ids.push(...part);
+        write(show(gpt2 ? text.push(part) : ` ${part.join(" ")}`));
+      }
+      write(show(gpt2 ? text.flush() : "") + "\n");
+    } finally {
+      listen(false);
     }
-    write(show(gpt2 ? text.flush() : "") + "\n");
+    stop.signal.throwIfAborted();
   } else {
-    ids = (await generate(model, [encoded], { ...gen, onProgress: onStep }))[0];
+    try {
+      ids = (await generate(model, [encoded], { ...gen, onProgress: onStep, signal: stop.signal }))[0];
+    } finally {
+      listen(false);
+    }
   }
   const genMs = performance.now() - t1;
   const newTokens = ids.length - encoded.length;

@@ -242,3 +242,26 @@ Deno.test("mod.ts --stream into a pipe that closes early ends quietly with exit 
   assert.equal(stderr.includes("Broken pipe"), false, stderr);
   assert.equal(status.code, 0, stderr);
 });
+
+Deno.test("Ctrl-C (SIGINT) during --stream stops within a chunk, keeps the text so far, and exits 130", async () => {
+  if (Deno.build.os === "windows") return;
+  const mod = new URL("../mod.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", mod, "--stream", "--max-new-tokens", "3000", "--quiet", "Hello, I am"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  const decoder = new TextDecoder();
+  // the prompt, then some generated text
+  while (text.length <= "Hello, I am".length + 5) text += decoder.decode((await reader.read()).value);
+  const t = performance.now();
+  child.kill("SIGINT");
+  for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value);
+  const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  assert.equal(status.code, 130, stderr);
+  assert.equal(stderr.trim(), "interrupted");
+  assert.ok(text.startsWith("Hello, I am") && text.endsWith("\n"), JSON.stringify(text));
+  assert.ok(performance.now() - t < 60_000, "stopped long before 3,000 tokens");
+});

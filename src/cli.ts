@@ -10,6 +10,7 @@ import { decode, encode, END_OF_TEXT, TextStreamer } from "./tokenizer.ts";
 import { escapeControls, intOption, loadModel, numOption, round, UsageError } from "./_cli_common.ts";
 import type { GPTModel } from "./model.ts";
 import type { WeightDType } from "./gpu/weights.ts";
+import { openWeights } from "./loader.ts";
 import { perplexityCommand } from "./_cli_perplexity.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -73,6 +74,10 @@ export async function main(
   } catch (e) {
     // the reader went away (`| head`): nothing more to say
     if (e instanceof Deno.errors.BrokenPipe) return 0;
+    if (e instanceof UsageError) {
+      err(`error: ${e.message}\n${USAGE_LINE}`);
+      return 2;
+    }
     if (e instanceof Interrupted) {
       err("interrupted");
       return 130;
@@ -237,6 +242,16 @@ async function run(opts: CliOptions, io: Io): Promise<void> {
   const { out, err, write } = io;
   // model text on a terminal: control characters (escape sequences included) shown, not obeyed
   const show = (t: string) => (opts.raw ? t : escapeControls(t));
+  if (opts.weights && opts.promptIds) {
+    // the file's header names its vocabulary: check the ids before loading the weights
+    const src = await openWeights(opts.weights);
+    const V = src.config.vocab_size;
+    src.close();
+    const outside = opts.promptIds.find((id) => id >= V);
+    if (outside !== undefined) {
+      throw new UsageError(`--ids: token id ${outside} is outside the model's vocabulary [0, ${V})`);
+    }
+  }
   const t0 = performance.now();
   using model = await loadModel(opts, err);
   const loadMs = performance.now() - t0;

@@ -213,6 +213,9 @@ Deno.test({
 
 Deno.test("main() --stream prints ids for another vocabulary and counts the new tokens from the ids", async () => {
   const tiny = new URL("./testdata/tiny_hf_gpt2", import.meta.url).pathname;
+  const oov = await run(["--weights", tiny, "--ids", "1,101"]);
+  assert.equal(oov.code, 2, "an id outside the file's 101-token vocabulary is a usage error");
+  assert.match(oov.err, /token id 101 is outside the model's vocabulary \[0, 101\)/);
   const r = await run(["--weights", tiny, "--ids", "1,2,3", "--max-new-tokens", "5", "--stream"]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.streamed, /^1 2 3( \d+){5}\n$/, JSON.stringify(r.streamed));

@@ -12,7 +12,7 @@ import { type BackendOptions, generate, GPT_CONFIG_124M, GPTModel } from "../mod
 
 const backend = JSON.parse(Deno.args[0] ?? "{}") as BackendOptions;
 const prompt = [[15496, 11, 314, 716]];
-for (const dtype of ["f32", "f16"] as const) {
+for (const dtype of ["f32", "f16", "q8"] as const) {
   using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype, backend });
   await generate(model, prompt, { maxNewTokens: 8 });
   for (const n of [128, 512]) {

@@ -197,6 +197,37 @@ export class Runner {
   }
 
   /**
+   * Records one step into `enc`; where the profile splits steps into parts of `submitBlocks`
+   * blocks (CPU adapters), submits each part but the last and lets the event loop run between them.
+   *
+   * @returns The encoder that holds the rest of the step.
+   */
+  async #encodeStep(
+    enc: GPUCommandEncoder,
+    ws: Workspace,
+    ops: ForwardOps,
+    s: StepShape,
+    options: { sample: boolean; screen: boolean },
+  ): Promise<GPUCommandEncoder> {
+    const d = this.parts.gpu.device;
+    const nb = ops.blocks.length;
+    const per = this.parts.profile.submitBlocks || nb;
+    for (let from = 0; from < nb; from += per) {
+      const pass = enc.beginComputePass({ label: "step" });
+      const range = { from, to: Math.min(nb, from + per) };
+      this.recordStep(new PassRecorder(pass), ws, ops, s, options, range);
+      pass.end();
+      if (range.to < nb) {
+        d.queue.submit([enc.finish()]);
+        enc = d.createCommandEncoder({ label: "generate" });
+        await new Promise((r) => setTimeout(r, 0));
+        this.check("generate");
+      }
+    }
+    return enc;
+  }
+
+  /**
    * Runs a plan of steps on token rows and returns the rows with each step's choice written after
    * its window. Steps go to the GPU in submissions of `submitSteps`, with one readback at the
    * end (and one after each step that `readAfter` names).
@@ -250,28 +281,7 @@ export class Runner {
         let enc = d.createCommandEncoder({ label: "generate" });
         for (let i = 0; i < plan.length; i++) {
           enc.copyBufferToBuffer(table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
-          // a step in parts of `submitBlocks` blocks where each part is its own submission (CPU adapters)
-          const nb = ops.blocks.length;
-          const per = this.parts.profile.submitBlocks || nb;
-          for (let from = 0; from < nb; from += per) {
-            const pass = enc.beginComputePass({ label: `step ${i}` });
-            const range = { from, to: Math.min(nb, from + per) };
-            this.recordStep(
-              new PassRecorder(pass),
-              ws,
-              ops,
-              { B, T: plan[i].T },
-              { sample: Boolean(sm), screen },
-              range,
-            );
-            pass.end();
-            if (range.to < nb) {
-              d.queue.submit([enc.finish()]);
-              enc = d.createCommandEncoder({ label: "generate" });
-              await new Promise((r) => setTimeout(r, 0));
-              this.check("generate");
-            }
-          }
+          enc = await this.#encodeStep(enc, ws, ops, { B, T: plan[i].T }, { sample: Boolean(sm), screen });
           const last = i + 1 === plan.length;
           if (!last && options.readAfter?.(i + 1)) {
             copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));

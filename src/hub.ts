@@ -302,25 +302,38 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
   const blob = `${storage}/blobs/${info.etag}`;
   if (!await exists(pointer)) {
     await Deno.mkdir(`${storage}/blobs`, { recursive: true });
-    if (!await exists(blob)) {
-      await downloadBlob(info, blob, file, {
-        token,
-        onProgress: options.onProgress,
-        signal: options.signal,
-        sameHost: new URL(endpoint).host,
-      });
+    // one download of a blob at a time, across processes: the others wait, then find it complete (the
+    // lock file is where huggingface_hub keeps its own: .locks/{repo folder}/{etag}.lock)
+    const locks = `${hubCacheDir(options.cacheDir)}/.locks/${repoFolder(repo)}`;
+    await Deno.mkdir(locks, { recursive: true });
+    const lock = await Deno.open(`${locks}/${info.etag}.lock`, { write: true, create: true });
+    try {
+      await lock.lock(true);
+      if (!await exists(blob)) {
+        await downloadBlob(info, blob, file, {
+          token,
+          onProgress: options.onProgress,
+          signal: options.signal,
+          sameHost: new URL(endpoint).host,
+        });
+      }
+    } finally {
+      lock.close();
     }
     const dir = pointer.slice(0, pointer.lastIndexOf("/"));
     await Deno.mkdir(dir, { recursive: true });
     const up = "../".repeat(2 + file.split("/").length - 1);
-    await Deno.remove(pointer).catch(() => {});
-    await Deno.symlink(`${up}blobs/${info.etag}`, pointer);
+    // made under another name and renamed over the pointer: atomic, whoever else links it too
+    const tmp = `${pointer}.${crypto.randomUUID()}.tmp`;
+    await Deno.symlink(`${up}blobs/${info.etag}`, tmp);
+    await Deno.rename(tmp, pointer);
   }
   if (revision !== info.commit) {
     const ref = `${storage}/refs/${revision}`;
     await Deno.mkdir(ref.slice(0, ref.lastIndexOf("/")), { recursive: true });
-    await Deno.writeTextFile(`${ref}.tmp`, info.commit);
-    await Deno.rename(`${ref}.tmp`, ref);
+    const tmp = `${ref}.${crypto.randomUUID()}.tmp`;
+    await Deno.writeTextFile(tmp, info.commit);
+    await Deno.rename(tmp, ref);
   }
   return pointer;
 }

@@ -292,3 +292,21 @@ Deno.test("a hub run needs only the permissions the README names: net, read and 
     await Deno.remove(cache, { recursive: true });
   }
 });
+
+Deno.test("two downloads of the same model at once fetch its weights once, and both get them", async () => {
+  const hub = startHub();
+  const cache = await tempCache();
+  try {
+    const opts = { cacheDir: cache, endpoint: hub.url };
+    const [a, b] = await Promise.all([
+      hubFile("owner/tiny", "model.safetensors", opts),
+      hubFile("owner/tiny", "model.safetensors", opts),
+    ]);
+    assert.equal(a, b);
+    assert.deepEqual(await Deno.readFile(a), WEIGHTS);
+    assert.equal(hub.requests.filter((r) => r.startsWith(`GET /lfs/`)).length, 1, hub.requests.join("\n"));
+  } finally {
+    await hub.close();
+    await Deno.remove(cache, { recursive: true });
+  }
+});

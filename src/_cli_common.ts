@@ -124,3 +124,25 @@ export function escapeControls(t: string): string {
   // deno-lint-ignore no-control-regex -- control characters are what this finds
   return t.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
+
+const DTYPES: readonly WeightDType[] = ["f32", "f16", "q8"];
+
+/**
+ * A weight-type option (`--dtype`, `--compare-dtype`).
+ *
+ * @param name The option.
+ * @param raw Its text.
+ * @param def The default.
+ * @returns The type, or the default when the option is absent.
+ */
+export function dtypeOption<D extends WeightDType | undefined>(
+  name: string,
+  raw: string | undefined,
+  def: D,
+): WeightDType | D {
+  if (raw === undefined) return def;
+  if (!DTYPES.includes(raw as WeightDType)) {
+    throw new UsageError(`--${name} '${raw}' must be ${DTYPES.slice(0, -1).join(", ")} or ${DTYPES.at(-1)}`);
+  }
+  return raw as WeightDType;
+}

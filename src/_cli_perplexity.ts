@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { compareModels, perplexity } from "./evaluate.ts";
 import { encode } from "./tokenizer.ts";
-import { intOption, loadModel, type ModelSource, UsageError } from "./_cli_common.ts";
+import { dtypeOption, intOption, loadModel, type ModelSource, UsageError } from "./_cli_common.ts";
 import type { WeightDType } from "./gpu/weights.ts";
 
 const USAGE_LINE = "Usage: deno run -A mod.ts perplexity [options] FILE";
@@ -33,14 +33,6 @@ Options:
   --seed N               seed of the untrained model (default 123)
   --quiet                no progress on stderr
   -h, --help`;
-
-const DTYPES: readonly WeightDType[] = ["f32", "f16", "q8"];
-
-function dtypeOption(name: string, raw: string | undefined, def: WeightDType | undefined): WeightDType | undefined {
-  if (raw === undefined) return def;
-  if (!DTYPES.includes(raw as WeightDType)) throw new UsageError(`--${name} '${raw}' must be ${DTYPES.join(" or ")}`);
-  return raw as WeightDType;
-}
 
 /**
  * Runs the perplexity command.
@@ -88,7 +80,7 @@ export async function perplexityCommand(
       model: values.model,
       revision: values.revision,
       offline: values.offline,
-      dtype: dtypeOption("dtype", values.dtype, "f32")!,
+      dtype: dtypeOption("dtype", values.dtype, "f32"),
       compare: dtypeOption("compare-dtype", values["compare-dtype"], undefined),
       stride: values.stride === undefined ? undefined : intOption("stride", values.stride, 0, 1),
       seed: intOption("seed", values.seed, 123, 0),

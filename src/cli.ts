@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { generate, streamIds } from "./generate.ts";
 import { decode, encode, END_OF_TEXT, TextStreamer } from "./tokenizer.ts";
-import { escapeControls, intOption, loadModel, numOption, round, UsageError } from "./_cli_common.ts";
+import { dtypeOption, escapeControls, intOption, loadModel, numOption, round, UsageError } from "./_cli_common.ts";
 import type { GPTModel } from "./model.ts";
 import type { WeightDType } from "./gpu/weights.ts";
 import { openWeights } from "./loader.ts";
@@ -188,10 +188,7 @@ function parseCli(args: string[], out: (s: string) => void, err: (s: string) => 
     }
     const temperature = numOption("temperature", values.temperature, 0, 0, Infinity);
     const topP = numOption("top-p", values["top-p"], 1, Number.MIN_VALUE, 1);
-    const dtype = values.dtype ?? "f32";
-    if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
-      throw new UsageError(`--dtype '${dtype}' must be f32, f16 or q8`);
-    }
+    const dtype = dtypeOption("dtype", values.dtype, "f32");
     if (values.weights !== undefined && values.model !== undefined) {
       throw new UsageError("give either --weights or --model, not both");
     }

@@ -62,7 +62,7 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
     let x = logits[b * p.ldl + v];
     if (x > best || besti == 0xffffffffu) { best = x; besti = v; }
   }
-  tokens[b * st.L + st.start + st.T] = besti;
+  tokens[next_of(b)] = besti;
 }
 `;
 
@@ -123,6 +123,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let best = bitcast<f32>(part[o]);
   let besti = part[o + 1u];
   ${tree(ARGMAX_PARTS)}
-  if (lid == 0u) { tokens[b * st.L + st.start + st.T] = bi[0]; }
+  if (lid == 0u) { tokens[next_of(b)] = bi[0]; }
 }
 `;

@@ -50,16 +50,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let m = b * st.T + t;
   let hoff = h * p.hd;
   let KB = AW / PARTS;
-  let cb = b * p.cap;
+  let pos0 = pos0_of(b);
+  let cb = slot_of(b) * p.cap;
   let row = m * 3u * p.C + hoff;
-  let slot = (cb + st.pos0 + t) * p.C + hoff;
+  let slot = (cb + pos0 + t) * p.C + hoff;
   for (var d = lid; d < p.hd; d += AW) {
     qs[d] = qkv[row + d];
     kc[slot + d] = qkv[row + p.C + d];
     vc[slot + d] = qkv[row + 2u * p.C + d];
   }
   workgroupBarrier();
-  let nkeys = st.pos0 + t + 1u;
+  let nkeys = pos0 + t + 1u;
   let step0 = b * st.T; // the q|k|v row of key pos0
   let key_of = lid / PARTS;  // key in the block this invocation scores
   let part = lid % PARTS;
@@ -72,11 +73,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   for (var j0 = 0u; j0 < nkeys; j0 += KB) {
     let j = j0 + key_of;
     var s = 0.0;
-    if (j < st.pos0) {
+    if (j < pos0) {
       let kb = (cb + j) * p.C + hoff;
       for (var d = part; d < p.hd; d += PARTS) { s = fma(qs[d], kc[kb + d], s); }
     } else if (j < nkeys) {
-      let kb = (step0 + j - st.pos0) * 3u * p.C + p.C + hoff;
+      let kb = (step0 + j - pos0) * 3u * p.C + p.C + hoff;
       for (var d = part; d < p.hd; d += PARTS) { s = fma(qs[d], qkv[kb + d], s); }
     }
     partial[lid] = s;
@@ -102,14 +103,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     for (var i = slice; i < n; i += nslices) {
       let pi = pr[i];
       let jv = j0 + i;
-      if (jv < st.pos0) {
+      if (jv < pos0) {
         let vb = (cb + jv) * p.C + hoff;
         for (var q = 0u; q < 4u; q++) {
           let d = dim + 64u * q;
           if (d < p.hd) { acc[q] = fma(pi, vc[vb + d], acc[q]); }
         }
       } else {
-        let vb = (step0 + jv - st.pos0) * 3u * p.C + 2u * p.C + hoff;
+        let vb = (step0 + jv - pos0) * 3u * p.C + 2u * p.C + hoff;
         for (var q = 0u; q < 4u; q++) {
           let d = dim + 64u * q;
           if (d < p.hd) { acc[q] = fma(pi, qkv[vb + d], acc[q]); }
@@ -169,15 +170,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let C4 = p.C / 4u;
   let hoff = h * HD4;
   let row = m * 3u * C4 + hoff;
+  let pos0 = pos0_of(b);
+  let cb = slot_of(b) * p.cap;  // cache row of key 0
   if (lid < HD4) {
-    let slot = (b * p.cap + st.pos0 + t) * C4 + hoff;
+    let slot = (cb + pos0 + t) * C4 + hoff;
     qs[lid] = qkv[row + lid];
     kc[slot + lid] = qkv[row + C4 + lid];
     vc[slot + lid] = qkv[row + 2u * C4 + lid];
   }
   workgroupBarrier();
-  let nkeys = st.pos0 + t + 1u;
-  let cb = b * p.cap;          // cache row of key 0
+  let nkeys = pos0 + t + 1u;
   let sb = b * st.T;           // q|k|v row of key pos0
   let NS = AW / HD4;           // key slices in the weighted sum
   let slice = lid / HD4;
@@ -191,11 +193,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     for (var i = lid; i < n; i += AW) {
       let j = j0 + i;
       var s4 = vec4f(0.0);
-      if (j < st.pos0) {
+      if (j < pos0) {
         let kb = (cb + j) * C4 + hoff;
         for (var d = 0u; d < HD4; d++) { s4 = fma(qs[d], kc[kb + d], s4); }
       } else {
-        let kb = (sb + j - st.pos0) * 3u * C4 + C4 + hoff;
+        let kb = (sb + j - pos0) * 3u * C4 + C4 + hoff;
         for (var d = 0u; d < HD4; d++) { s4 = fma(qs[d], qkv[kb + d], s4); }
       }
       let s = (s4.x + s4.y + s4.z + s4.w) * p.scale;
@@ -216,7 +218,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     wsum = wsum * corr;
     if (slice < NS) {
       // this slice's keys in order: the cached ones (four loads in flight per trip), then the step's
-      let nc = select(0u, min(n, st.pos0 - j0), st.pos0 > j0);
+      let nc = select(0u, min(n, pos0 - j0), pos0 > j0);
       var i = slice;
       for (; i + 3u * NS < nc; i += 4u * NS) {
         let vb = (cb + j0 + i) * C4 + hoff + d4;
@@ -238,7 +240,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         wsum += sc[i];
       }
       for (; i < n; i += NS) {
-        acc = fma(vec4f(sc[i]), qkv[(sb + j0 + i - st.pos0) * 3u * C4 + 2u * C4 + hoff + d4], acc);
+        acc = fma(vec4f(sc[i]), qkv[(sb + j0 + i - pos0) * 3u * C4 + 2u * C4 + hoff + d4], acc);
         wsum += sc[i];
       }
     }
@@ -305,7 +307,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let hd4 = p.hd / 4u;
   let hoff4 = h * hd4;
   let row = m * 3u * C4 + hoff4;
-  let slot = (b * p.cap + st.pos0 + t) * C4 + hoff4;
+  let pos0 = pos0_of(b);
+  let cb = slot_of(b) * p.cap;
+  let slot = (cb + pos0 + t) * C4 + hoff4;
   var q: array<vec4f, 64>;
   var acc: array<vec4f, 64>;
   for (var d = 0u; d < hd4; d++) {
@@ -314,11 +318,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     vc[slot + d] = qkv[row + 2u * C4 + d];
     acc[d] = vec4f(0.0);
   }
-  let nkeys = st.pos0 + t + 1u;
+  let nkeys = pos0 + t + 1u;
   var run_max = -3.0e38;
   var run_sum = 0.0;
-  ${keyLoop("0u", "st.pos0", "kc", "(b * p.cap + j) * C4 + hoff4", "vc", "kb")}
-  ${keyLoop("st.pos0", "nkeys", "qkv", "(b * st.T + j - st.pos0) * 3u * C4 + C4 + hoff4", "qkv", "kb + C4")}
+  ${keyLoop("0u", "pos0", "kc", "(cb + j) * C4 + hoff4", "vc", "kb")}
+  ${keyLoop("pos0", "nkeys", "qkv", "(b * st.T + j - pos0) * 3u * C4 + C4 + hoff4", "qkv", "kb + C4")}
   for (var d = 0u; d < hd4; d++) { out[m * C4 + hoff4 + d] = acc[d] / run_sum; }
 }
 `;

@@ -30,7 +30,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (c >= p.C || m >= st.rows) { return; }
   let b = m / st.T;
   let t = m % st.T;
-  let id = tokens[b * st.L + st.start + t];
+  let id = tokens[slot_of(b) * st.L + start_of(b) + t];
   if (id < p.v0 || id >= p.v0 + p.vn) { return; }
   let v = id - p.v0;
   let j = ((v >> 8u) * p.C + c) * 256u + (v & 255u);
@@ -46,7 +46,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let w = q * bitcast<f32>(wte[s]);`,
     }[dtype]
   }
-  x[m * p.C + c] = w + wpe[(st.pos0 + t) * p.C + c];
+  x[m * p.C + c] = w + wpe[(pos0_of(b) + t) * p.C + c];
 }
 `;
 }

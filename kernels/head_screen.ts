@@ -291,7 +291,7 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
       besti = id;
     }
   }
-  tokens[b * st.L + st.start + st.T] = select(besti, 0u, besti == NONE);
+  tokens[next_of(b)] = select(besti, 0u, besti == NONE);
   count[b] = 0u;
   lo[b] = 0u;
 }

@@ -42,7 +42,7 @@ export {
   MM_X_UNIFORM_VEC4S,
   Q8_BLOCK,
 } from "./matmul.ts";
-export { STEP_BYTES } from "./step.ts";
+export { MAX_RAGGED_ROWS, ROW_BYTES, STEP_BYTES, STEP_UNIFORM_BYTES } from "./step.ts";
 export { REFINE_INVOCATIONS, SCREEN_GROUP } from "./head_screen.ts";
 
 /** Token + position embedding (f32 weights). */

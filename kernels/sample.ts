@@ -6,7 +6,9 @@ import { STEP_WGSL } from "./step.ts";
  * set of tokens, by probability, whose mass reaches top_p; tokens tied with its last member are
  * kept too), and a draw. One workgroup of 256 per row. Thresholds are found exactly by binary search
  * over the 32 bits of an order-preserving integer key of the logits. The draw uses a counter-based
- * hash of (seed, step index, row), so a call's result depends only on its inputs.
+ * hash of (seed, step index, row), so a call's result depends only on its inputs. In a ragged step
+ * each row has its own settings, seed, step index and row of its request, so a request draws the
+ * same tokens in a shared batch as alone; a row with temperature 0 keeps the argmax's choice.
  * The chosen id is written into the token buffer after the step's window, like the argmax.
  *
  * binding 0 (uniform) p: vocabulary size, logits row stride, top_k (0: off), top_p, temperature, seed;
@@ -67,34 +69,44 @@ fn max_f(v: f32, lid: u32) -> f32 {
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let b = wg.x;
   let row = b * p.ldl;
+  // a ragged step's rows carry their own settings; a greedy row keeps the argmax's choice
+  let rg = st.row[b];
+  let ragged = st.ragged != 0u;
+  if (ragged && rg.temp == 0.0) { return; }
+  let temp = select(p.temp, rg.temp, ragged);
+  let topk = select(p.topk, rg.topk, ragged);
+  let topp = select(p.topp, rg.topp, ragged);
+  let seed = select(p.seed, rg.seed, ragged);
+  let index = select(st.index, rg.index, ragged);
+  let draw = select(b, rg.draw, ragged);
   var m = -3.4e38;
   for (var v = lid; v < p.V; v += NT) { m = max(m, logits[row + v]); }
   m = max_f(m, lid);
   // top-k: the largest key threshold that keeps at least k logits
   var kth = 0u;
-  if (p.topk > 0u && p.topk < p.V) {
+  if (topk > 0u && topk < p.V) {
     for (var bit = 31i; bit >= 0i; bit--) {
       let cand = kth | (1u << u32(bit));
       var c = 0u;
       for (var v = lid; v < p.V; v += NT) { c += select(0u, 1u, key(logits[row + v]) >= cand); }
-      if (sum_u(c, lid) >= p.topk) { kth = cand; }
+      if (sum_u(c, lid) >= topk) { kth = cand; }
     }
   }
   // top-p: the largest key threshold whose kept mass reaches top_p of the total
   var pth = kth;
-  if (p.topp < 1.0) {
+  if (topp < 1.0) {
     var tot = 0.0;
     for (var v = lid; v < p.V; v += NT) {
       let l = logits[row + v];
-      tot += select(0.0, exp((l - m) / p.temp), key(l) >= kth);
+      tot += select(0.0, exp((l - m) / temp), key(l) >= kth);
     }
-    let goal = p.topp * sum_f(tot, lid);
+    let goal = topp * sum_f(tot, lid);
     for (var bit = 31i; bit >= 0i; bit--) {
       let cand = pth | (1u << u32(bit));
       var s = 0.0;
       for (var v = lid; v < p.V; v += NT) {
         let l = logits[row + v];
-        s += select(0.0, exp((l - m) / p.temp), key(l) >= cand);
+        s += select(0.0, exp((l - m) / temp), key(l) >= cand);
       }
       if (sum_f(s, lid) >= goal) { pth = cand; }
     }
@@ -108,7 +120,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   for (var v = v0; v < v1; v++) {
     let l = logits[row + v];
     if (key(l) >= pth) {
-      mine += exp((l - m) / p.temp);
+      mine += exp((l - m) / temp);
       last = v;
     }
   }
@@ -123,9 +135,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     total += red[i];
     if (redu[i] != 0xffffffffu) { fallback = redu[i]; }
   }
-  let r = f32(pcg(p.seed ^ pcg(st.index * 0x9e3779b9u ^ pcg(b + 0x632be5abu))) >> 8u) / 16777216.0;
+  let r = f32(pcg(seed ^ pcg(index * 0x9e3779b9u ^ pcg(draw + 0x632be5abu))) >> 8u) / 16777216.0;
   let u = r * total;
-  let dst = b * st.L + st.start + st.T;
+  let dst = next_of(b);
   if (lid == 0u) { tokens[dst] = fallback; }
   workgroupBarrier();
   if (mine > 0.0 && u >= before && u < before + mine) {
@@ -133,7 +145,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     for (var v = v0; v < v1; v++) {
       let l = logits[row + v];
       if (key(l) >= pth) {
-        c += exp((l - m) / p.temp);
+        c += exp((l - m) / temp);
         if (u < c || v == last) {
           tokens[dst] = v;
           break;

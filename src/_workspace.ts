@@ -7,7 +7,7 @@
 
 import type { GPTConfig } from "./config.ts";
 import { roundUp } from "./gpu/weights.ts";
-import { ARGMAX_PARTS, MM_X_UNIFORM_VEC4S, STEP_BYTES } from "../kernels/mod.ts";
+import { ARGMAX_PARTS, MM_X_UNIFORM_VEC4S, STEP_UNIFORM_BYTES } from "../kernels/mod.ts";
 
 /** What a workspace must hold: batch rows, token rows of a step, row length, cache positions. */
 export interface WorkspaceSize {
@@ -86,7 +86,7 @@ export class Workspace {
       this.tokens = this.#storage("tokens", B * L * 4);
       this.step = this.#track(device.createBuffer({
         label: "step",
-        size: STEP_BYTES,
+        size: STEP_UNIFORM_BYTES,
         usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
       }));
       // the inputs of the matrix products, also bound as uniform buffers where their rows fit one binding

@@ -1,6 +1,7 @@
 // Runs one kernel on its own, on buffers made from typed arrays, for the kernel tests.
 import { getGpu } from "../src/gpu/device.ts";
 import { type KernelSpec, layoutOf, pipelineOf } from "../src/gpu/pipelines.ts";
+import { STEP_UNIFORM_BYTES } from "../kernels/step.ts";
 
 export type Binding = Float32Array | Uint32Array | GPUBuffer | { uniform: Uint32Array };
 
@@ -13,7 +14,9 @@ export interface Step {
 }
 
 export function stepWords(s: Step): Uint32Array {
-  return new Uint32Array([s.B, s.T, s.B * s.T, s.start ?? 0, s.pos0 ?? 0, s.L ?? s.T, 0, 0]);
+  const w = new Uint32Array(STEP_UNIFORM_BYTES / 4);
+  w.set([s.B, s.T, s.B * s.T, s.start ?? 0, s.pos0 ?? 0, s.L ?? s.T, 0, 0]);
+  return w;
 }
 
 export function f32bits(x: number): number {

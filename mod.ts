@@ -41,6 +41,17 @@ export type {
 export type { WeightDType } from "./src/gpu/weights.ts";
 export type { InputTensor } from "./src/model_weights.ts";
 export type { NamedTensor } from "./src/init.ts";
+export {
+  type BatchChunk,
+  Batcher,
+  type BatcherOptions,
+  BatchQueueFullError,
+  BatchRequest,
+  type BatchRequestOptions,
+  type BatchResult,
+  type FinishReason,
+  type TokenLogprobs,
+} from "./src/batcher.ts";
 export { generate, type GenerateOptions, generateTextSimple, stream, type StreamOptions } from "./src/generate.ts";
 export {
   compareModels,

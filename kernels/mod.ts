@@ -29,6 +29,7 @@ import {
 } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
 import { CROSS_ENTROPY_WGSL, KL_DIVERGENCE_WGSL } from "./loss.ts";
+import { LOGPROBS_WGSL } from "./logprobs.ts";
 
 export { ARGMAX_PARTS } from "./argmax.ts";
 export {
@@ -44,6 +45,7 @@ export {
 } from "./matmul.ts";
 export { MAX_RAGGED_ROWS, ROW_BYTES, STEP_BYTES, STEP_UNIFORM_BYTES } from "./step.ts";
 export { REFINE_INVOCATIONS, SCREEN_GROUP } from "./head_screen.ts";
+export { LOGPROB_WORDS, TOP_LOGPROBS } from "./logprobs.ts";
 
 /** Token + position embedding (f32 weights). */
 export const EMBEDDING: KernelSpec = {
@@ -122,6 +124,12 @@ export const SAMPLE: KernelSpec = {
   name: "sample",
   code: SAMPLE_WGSL,
   bindings: ["uniform", "uniform", "read", "write"],
+};
+/** Log-probabilities of each row's chosen token and its top alternatives (ragged steps). */
+export const LOGPROBS: KernelSpec = {
+  name: "logprobs",
+  code: LOGPROBS_WGSL,
+  bindings: ["uniform", "uniform", "read", "read", "write"],
 };
 /** 8-bit copy of a head chunk for screening (f32 weights). */
 export const HEAD_QUANT: KernelSpec = {

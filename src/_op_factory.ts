@@ -20,7 +20,7 @@ import {
   ROWS_MODE,
   Sequence,
 } from "./_ops.ts";
-import { ARGMAX_PARTS, MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_X_UNIFORM_VEC4S, SAMPLE } from "../kernels/mod.ts";
+import { ARGMAX_PARTS, LOGPROBS, MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_X_UNIFORM_VEC4S, SAMPLE } from "../kernels/mod.ts";
 
 /** An op with nothing to dispatch (a LayerNorm that the next product computes). */
 const NOTHING = (name: string): Op => ({ name, record() {} });
@@ -255,6 +255,23 @@ export class OpFactory {
     return {
       name: "sample",
       record: (rec, s) => rec.dispatch("sample", this.#kernels.pipeline(SAMPLE), group, s.B),
+    };
+  }
+
+  /**
+   * The log-probabilities of each row's chosen token and its top alternatives (ragged steps),
+   * into `out` at the step's `index` (compile `LOGPROBS` before recording it).
+   *
+   * @param out Where they go: `LOGPROB_WORDS` words per (step of a run, ragged row).
+   * @returns The op.
+   */
+  logprobs(out: GPUBuffer): Op {
+    const ws = this.#ws;
+    const params = this.#uniform("logprobs.params", [this.#cfg.vocab_size, this.#vp]);
+    const group = this.#bind(LOGPROBS, "logprobs", [params, ws.step, ws.logits, ws.tokens, out]);
+    return {
+      name: "logprobs",
+      record: (rec, s) => rec.dispatch("logprobs", this.#kernels.pipeline(LOGPROBS), group, s.B),
     };
   }
 

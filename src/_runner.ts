@@ -132,6 +132,20 @@ export class Runner {
       old.destroy();
       this.#ws = this.#ops = undefined;
     }
+    const made = this.createWorkspace(size);
+    this.#ws = made.ws;
+    this.#ops = made.ops;
+    return made;
+  }
+
+  /**
+   * A new workspace of its own and the ops bound to it, for a caller that keeps state in it
+   * between calls (a continuous batch); the caller destroys it.
+   *
+   * @param size What it must hold.
+   * @returns The workspace and its ops.
+   */
+  createWorkspace(size: WorkspaceSize): { ws: Workspace; ops: ForwardOps } {
     const { gpu, cfg, profile, weights } = this.parts;
     const ws = new Workspace(gpu.device, cfg, size, {
       xUniform: profile.xUniform,
@@ -139,8 +153,6 @@ export class Runner {
       vp: this.vp,
     });
     const ops = buildForward(new OpFactory(gpu.device, this.kernels, ws, { cfg, vp: this.vp }), weights, ws, this.vp);
-    this.#ws = ws;
-    this.#ops = ops;
     return { ws, ops };
   }
 
@@ -200,24 +212,26 @@ export class Runner {
    * Records one step into `enc`; where the profile splits steps into parts of `submitBlocks`
    * blocks (CPU adapters), submits each part but the last and lets the event loop run between them.
    *
+   * @param enc The encoder.
+   * @param blocks The model's block count.
+   * @param record Records the blocks of a range (and, with the last block, the next token's choice).
+   * @param blocksPerPart Blocks per submitted part (default the profile's; 0: the whole step).
    * @returns The encoder that holds the rest of the step.
    */
-  async #encodeStep(
+  async encodeStep(
     enc: GPUCommandEncoder,
-    ws: Workspace,
-    ops: ForwardOps,
-    s: StepShape,
-    options: { sample: boolean; screen: boolean },
+    blocks: number,
+    record: (rec: Recorder, range: { from: number; to: number }) => void,
+    blocksPerPart: number = this.parts.profile.submitBlocks,
   ): Promise<GPUCommandEncoder> {
     const d = this.parts.gpu.device;
-    const nb = ops.blocks.length;
-    const per = this.parts.profile.submitBlocks || nb;
-    for (let from = 0; from < nb; from += per) {
+    const per = blocksPerPart || blocks;
+    for (let from = 0; from < blocks; from += per) {
       const pass = enc.beginComputePass({ label: "step" });
-      const range = { from, to: Math.min(nb, from + per) };
-      this.recordStep(new PassRecorder(pass), ws, ops, s, options, range);
+      const range = { from, to: Math.min(blocks, from + per) };
+      record(new PassRecorder(pass), range);
       pass.end();
-      if (range.to < nb) {
+      if (range.to < blocks) {
         d.queue.submit([enc.finish()]);
         enc = d.createCommandEncoder({ label: "generate" });
         await new Promise((r) => setTimeout(r, 0));
@@ -281,7 +295,13 @@ export class Runner {
         let enc = d.createCommandEncoder({ label: "generate" });
         for (let i = 0; i < plan.length; i++) {
           enc.copyBufferToBuffer(table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
-          enc = await this.#encodeStep(enc, ws, ops, { B, T: plan[i].T }, { sample: Boolean(sm), screen });
+          const s = { B, T: plan[i].T };
+          const next = { sample: Boolean(sm), screen };
+          enc = await this.encodeStep(
+            enc,
+            ops.blocks.length,
+            (rec, range) => this.recordStep(rec, ws, ops, s, next, range),
+          );
           const last = i + 1 === plan.length;
           if (!last && options.readAfter?.(i + 1)) {
             copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));

@@ -52,6 +52,7 @@ export {
   type FinishReason,
   type TokenLogprobs,
 } from "./src/batcher.ts";
+export { type CompletionServer, serve, type ServeOptions } from "./src/server.ts";
 export { generate, type GenerateOptions, generateTextSimple, stream, type StreamOptions } from "./src/generate.ts";
 export {
   compareModels,

@@ -7,6 +7,7 @@
 import { GPT_CONFIG_124M } from "./config.ts";
 import { GPTModel } from "./model.ts";
 import type { WeightDType } from "./gpu/weights.ts";
+import type { BackendOptions } from "./backend.ts";
 import { downloadProgress, loadProgress } from "./_progress.ts";
 
 /** A usage error: the CLI prints it with the usage line and exits with code 2. */
@@ -93,12 +94,16 @@ export interface ModelSource {
  *
  * @param o Where it comes from and how to store it.
  * @param err Where progress goes.
+ * @param backend Backend choices (default: whole steps per submission; undefined: the adapter's defaults).
  * @returns The model.
  */
-export async function loadModel(o: ModelSource, err: (s: string) => void): Promise<GPTModel> {
-  const onProgress = o.quiet ? undefined : loadProgress(err);
+export async function loadModel(
+  o: ModelSource,
+  err: (s: string) => void,
   // nothing else runs in this process: whole batches of steps per submission, for speed
-  const backend = { submitSteps: 32, submitBlocks: 0 };
+  backend: BackendOptions | undefined = { submitSteps: 32, submitBlocks: 0 },
+): Promise<GPTModel> {
+  const onProgress = o.quiet ? undefined : loadProgress(err);
   if (o.model) {
     return await GPTModel.fromPretrained(o.model, {
       dtype: o.dtype,

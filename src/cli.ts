@@ -12,6 +12,7 @@ import type { GPTModel } from "./model.ts";
 import type { WeightDType } from "./gpu/weights.ts";
 import { openWeights } from "./loader.ts";
 import { perplexityCommand } from "./_cli_perplexity.ts";
+import { serveCommand } from "./_cli_serve.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** The package version, from `deno.json`. */
@@ -21,6 +22,7 @@ const USAGE_LINE = `Usage: deno run -A mod.ts [options] "prompt"   (or --ids 1,2
 
 const USAGE = `${USAGE_LINE}
        deno run -A mod.ts perplexity [options] FILE   (see perplexity --help)
+       deno run -A mod.ts serve [options]             (see serve --help)
 
 Generates text with the book's GPTModel on WebGPU. Without --weights the model is GPT_CONFIG_124M
 initialised as torch.manual_seed(seed) would, and the output is the notebook's (ids and text).
@@ -66,6 +68,7 @@ export async function main(
   write: (s: string) => void = (s) => Deno.stdout.writeSync(new TextEncoder().encode(s)),
 ): Promise<number> {
   if (args[0] === "perplexity") return await perplexityCommand(args.slice(1), out, err);
+  if (args[0] === "serve") return await serveCommand(args.slice(1), out, err);
   const parsed = parseCli(args, out, err);
   if (typeof parsed === "number") return parsed;
   try {

@@ -1,0 +1,202 @@
+/**
+ * An OpenAI-compatible completions server with continuous batching: `POST /v1/completions`,
+ * `GET /v1/models`, `GET /health`, and a playground page at `/`. Concurrent requests share the
+ * model's decoding steps through a {@linkcode Batcher}.
+ *
+ * @module
+ */
+
+import type { GPTModel } from "./model.ts";
+import { Batcher } from "./batcher.ts";
+import { ApiError, parseCompletion } from "./_openai_request.ts";
+import { Completion } from "./_completions.ts";
+import { PLAYGROUND_HTML } from "./_playground.ts";
+
+/** Options of {@linkcode serve}. */
+export interface ServeOptions {
+  /** Port (default 8000; 0 picks a free one). */
+  port?: number;
+  /** Address to listen on (default 127.0.0.1, this machine only). */
+  hostname?: string;
+  /** The model's name in requests and `/v1/models` (default `gpt2`). */
+  modelName?: string;
+  /** When set, `/v1/` requests need `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Requests decoding at once (default 8). */
+  maxBatch?: number;
+  /** Requests waiting for a slot before new ones get 429 (default 64). */
+  maxQueue?: number;
+  /** Largest request body in bytes (default 1 MiB); larger ones get 413. */
+  maxBodyBytes?: number;
+  /** Called once the server listens. */
+  onListen?: (addr: Deno.NetAddr) => void;
+}
+
+/** A running server. */
+export interface CompletionServer {
+  /** Where it listens. */
+  readonly addr: Deno.NetAddr;
+  /** Its base URL, like `http://127.0.0.1:8000`. */
+  readonly url: string;
+  /** Its batcher. */
+  readonly batcher: Batcher;
+  /** Resolves when it has stopped. */
+  readonly finished: Promise<void>;
+  /**
+   * Stops accepting connections, lets requests in flight finish for up to `graceMs` (default
+   * 5,000), cancels the rest, and frees the batcher's workspace.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+const CORS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-headers": "authorization, content-type",
+  "access-control-allow-methods": "GET, POST, OPTIONS",
+};
+
+async function readBody(req: Request, limit: number): Promise<unknown> {
+  const tooLarge = () =>
+    new ApiError(413, `The request body is over ${limit} bytes; send a smaller one`, { code: "request_too_large" });
+  if (Number(req.headers.get("content-length") ?? 0) > limit) throw tooLarge();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const c of req.body ?? new ReadableStream<Uint8Array>()) {
+    size += c.length;
+    if (size > limit) throw tooLarge();
+    chunks.push(c);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new ApiError(400, "The request body is not valid JSON; send a JSON object", { param: "body" });
+  }
+}
+
+/**
+ * Serves a model with OpenAI's completions API.
+ *
+ * @param model The model.
+ * @param options Address, name, key and limits.
+ * @returns The server.
+ * @example
+ * ```ts ignore
+ * const model = await GPTModel.fromPretrained("gpt2");
+ * const server = serve(model, { port: 8000 });
+ * // curl http://127.0.0.1:8000/v1/completions -d '{"model": "gpt2", "prompt": "Hello, I am"}'
+ * await server.finished;
+ * ```
+ */
+export function serve(model: GPTModel, options: ServeOptions = {}): CompletionServer {
+  const name = options.modelName ?? "gpt2";
+  const limit = options.maxBodyBytes ?? 1 << 20;
+  const batcher = new Batcher(model, { maxBatch: options.maxBatch, maxQueue: options.maxQueue });
+  const created = Math.floor(Date.now() / 1000);
+  const info = { name, vocab: model.config.vocab_size, context: model.config.context_length };
+  const inflight = new Set<Completion>();
+  let closing = false;
+
+  const handle = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    if (req.method === "OPTIONS") return new Response(null, { status: 204 });
+    if (path === "/" && req.method === "GET") {
+      return new Response(PLAYGROUND_HTML, { headers: { "content-type": "text/html; charset=utf-8" } });
+    }
+    if (path === "/health" && req.method === "GET") {
+      return Response.json({ status: closing ? "stopping" : "ok", active: batcher.active, queued: batcher.queued });
+    }
+    if (!path.startsWith("/v1/")) {
+      throw new ApiError(404, `Unknown route ${req.method} ${path}`, { code: "unknown_url" });
+    }
+    if (options.apiKey !== undefined && req.headers.get("authorization") !== `Bearer ${options.apiKey}`) {
+      throw new ApiError(401, "Incorrect or missing API key; send the server's key as 'Authorization: Bearer KEY'", {
+        code: "invalid_api_key",
+      });
+    }
+    const model_ = { id: name, object: "model", created, owned_by: "gpt-webgpu" };
+    if (path === "/v1/models" && req.method === "GET") return Response.json({ object: "list", data: [model_] });
+    if (path.startsWith("/v1/models/") && req.method === "GET") {
+      const id = decodeURIComponent(path.slice("/v1/models/".length));
+      if (id !== name) {
+        throw new ApiError(404, `The model '${id}' does not exist`, { code: "model_not_found", param: "model" });
+      }
+      return Response.json(model_);
+    }
+    if (path === "/v1/completions" && req.method === "POST") {
+      if (closing) {
+        throw new ApiError(503, "The server is shutting down; retry on another one", { code: "shutting_down" });
+      }
+      const r = parseCompletion(await readBody(req, limit), info);
+      const c = new Completion(model, batcher, r);
+      inflight.add(c);
+      req.signal.addEventListener("abort", () => c.cancel(), { once: true });
+      Promise.allSettled(c.choices.map((x) => x.req.result)).then(() => inflight.delete(c));
+      if (r.stream) {
+        return new Response(c.stream(), {
+          headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+        });
+      }
+      return Response.json(await c.json());
+    }
+    if (path === "/v1/chat/completions") {
+      throw new ApiError(404, "GPT-2 is a completion model: this server has no chat endpoint; use /v1/completions", {
+        code: "unknown_url",
+      });
+    }
+    throw new ApiError(404, `Unknown route ${req.method} ${path}`, { code: "unknown_url" });
+  };
+
+  const server = Deno.serve({
+    port: options.port ?? 8000,
+    hostname: options.hostname ?? "127.0.0.1",
+    onListen: (addr) => options.onListen?.(addr as Deno.NetAddr),
+    onError: (e) => {
+      const err = e instanceof ApiError ? e : new ApiError(500, `Internal error: ${(e as Error)?.message ?? e}`);
+      return err.response();
+    },
+  }, async (req) => {
+    let res: Response;
+    try {
+      res = await handle(req);
+    } catch (e) {
+      if (e instanceof ApiError) res = e.response();
+      else if (e instanceof RangeError || e instanceof TypeError) res = new ApiError(400, e.message).response();
+      else res = new ApiError(500, `The model failed: ${(e as Error)?.message ?? e}`).response();
+    }
+    for (const [k, v] of Object.entries(CORS)) res.headers.set(k, v);
+    return res;
+  });
+  const addr = server.addr as Deno.NetAddr;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (graceMs = 5000): Promise<void> => {
+    stopping ??= (async () => {
+      closing = true;
+      const timer = setTimeout(() => {
+        for (const c of inflight) c.cancel();
+      }, graceMs);
+      try {
+        await server.shutdown();
+      } finally {
+        clearTimeout(timer);
+        await batcher.close();
+      }
+    })();
+    return stopping;
+  };
+  return {
+    addr,
+    url: `http://${host}:${addr.port}`,
+    batcher,
+    finished: server.finished.then(() => stopping),
+    shutdown,
+  };
+}

@@ -80,6 +80,49 @@ async function readBody(req: Request, limit: number): Promise<unknown> {
 }
 
 /**
+ * A JSON response that may take a while. Past a second, the body starts with a space a second
+ * (JSON allows leading whitespace), so that a client that went away is noticed at the next write
+ * and `onGone` cancels its work; the answer follows. (Deno's `request.signal` also fires after
+ * every successful response, and warns on use.)
+ */
+async function heartbeat(work: Promise<unknown>, onGone: () => void): Promise<Response> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const early = await Promise.race([work, new Promise((r) => timer = setTimeout(r, 1000, heartbeat))]);
+  clearTimeout(timer);
+  if (early !== heartbeat) return Response.json(early);
+  const enc = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    start(ctl) {
+      const put = (s: string) => {
+        try {
+          ctl.enqueue(enc.encode(s));
+        } catch { /* the client went away */ }
+      };
+      timer = setInterval(() => put(" "), 1000);
+      work.then(
+        (o) => put(JSON.stringify(o)),
+        (e) => {
+          const message = `The model failed: ${(e as Error)?.message ?? e}`;
+          ctl.enqueue(
+            enc.encode(JSON.stringify({ error: { message, type: "server_error", param: null, code: null } })),
+          );
+        },
+      ).finally(() => {
+        clearInterval(timer);
+        try {
+          ctl.close();
+        } catch { /* cancelled */ }
+      });
+    },
+    cancel() {
+      clearInterval(timer);
+      onGone();
+    },
+  });
+  return new Response(body, { headers: { "content-type": "application/json" } });
+}
+
+/**
  * Serves a model with OpenAI's completions API.
  *
  * @param model The model.
@@ -136,14 +179,14 @@ export function serve(model: GPTModel, options: ServeOptions = {}): CompletionSe
       const r = parseCompletion(await readBody(req, limit), info);
       const c = new Completion(model, batcher, r);
       inflight.add(c);
-      req.signal.addEventListener("abort", () => c.cancel(), { once: true });
       Promise.allSettled(c.choices.map((x) => x.req.result)).then(() => inflight.delete(c));
+      // a stream that the client drops is cancelled
       if (r.stream) {
         return new Response(c.stream(), {
           headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
         });
       }
-      return Response.json(await c.json());
+      return await heartbeat(c.json(), () => c.cancel());
     }
     if (path === "/v1/chat/completions") {
       throw new ApiError(404, "GPT-2 is a completion model: this server has no chat endpoint; use /v1/completions", {

@@ -1,4 +1,4 @@
-import { GPTModel, GPT_CONFIG_124M, generate } from "../../mod.ts";
+import { generate, GPT_CONFIG_124M, GPTModel } from "../../mod.ts";
 const dtype = (Deno.args[0] ?? "f32") as "f32";
 const model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype });
 const prompt = [15496, 11, 314, 716];

@@ -106,7 +106,10 @@ const setups = SHAPES.map(([K, N]) => {
   device.queue.writeBuffer(x, 0, new Float32Array(K).map((_, i) => (i % 13) / 13 - 0.4));
   const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(params, 0, new Uint32Array([1, K, N, 0, N, 0, 2, 0, 0, 0, 0, 0]));
-  const step = device.createBuffer({ size: STEP_UNIFORM_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const step = device.createBuffer({
+    size: STEP_UNIFORM_BYTES,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
   device.queue.writeBuffer(step, 0, new Uint32Array([1, 1, 1, 0, 0, 1, 0, 0]));
   const bias = storage(N * 4);
   const buffers = Array.from({ length: COPIES }, () => {

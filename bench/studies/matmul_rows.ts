@@ -32,7 +32,10 @@ const setups = [[768, 2304], [768, 768], [768, 3072], [3072, 768]].map(([K, N]) 
   const bias = storage(N * 4);
   const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(params, 0, new Uint32Array([TM, K, N, 0, N, 0, 2, 1, 0, 0, 0, 0]));
-  const step = device.createBuffer({ size: STEP_UNIFORM_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const step = device.createBuffer({
+    size: STEP_UNIFORM_BYTES,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
   device.queue.writeBuffer(step, 0, new Uint32Array([1, TM, TM, 0, 0, TM, 0, 0]));
   const variants = [4, 1].map((UNROLL) => {
     const y = storage(N * 4 * TM, GPUBufferUsage.COPY_SRC);

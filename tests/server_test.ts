@@ -1,7 +1,7 @@
 // The completions server against the official OpenAI client, on loopback: answers, streams,
 // logprobs, stop strings, choices, errors with their statuses, disconnects and a load test.
 import assert from "node:assert/strict";
-import OpenAI from "npm:openai@4.104.0";
+import OpenAI from "openai";
 import { GPT_CONFIG_124M } from "../src/config.ts";
 import { GPTModel } from "../src/model.ts";
 import { generate } from "../src/generate.ts";

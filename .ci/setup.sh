@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian 12 machine: Mesa's Vulkan driver (lavapipe,
 # a CPU WebGPU adapter; Mesa 25 from bookworm-backports when it can be had) and Deno 2.9.6 from
-# the npm registry. Safe to run more than once.
+# the npm registry; with --test also Debian's Chromium, which the playground's browser test drives.
+# Safe to run more than once.
 set -euo pipefail
 DENO_VERSION=2.9.6
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -23,4 +24,9 @@ fi
 
 if ! command -v deno >/dev/null 2>&1 || ! deno --version | grep -q "deno $DENO_VERSION"; then
   npx -y "deno@$DENO_VERSION" --version >/dev/null
+fi
+
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi

@@ -31,13 +31,16 @@ export const PLAYGROUND_HTML: string = /* html */ `<!doctype html>
   #out .prompt { color: #6b7480; }
   #out .tok { border-bottom: 2px solid #bfd3fb; cursor: pointer; }
   #out .tok.sel { background: #dbe7ff; }
+  .sub { font-size: 12px; }
+  #legend { color: #6b7480; margin: 14px 0 0; }
   #status { font-size: 13px; color: #6b7480; margin: 8px 0 0; }
   #status.error { color: #b42318; }
   #cands { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 16px; }
   .card { border: 1px solid #dde1e6; border-radius: 6px; padding: 8px; width: 200px; font-size: 12px; }
   .card.sel { border-color: #2563eb; }
-  .card h3 { margin: 0 0 6px; font: 600 13px ui-monospace, monospace; }
-  .cand { display: grid; grid-template-columns: 70px 1fr 44px; gap: 6px; align-items: center; margin: 2px 0; }
+  .card h3 { margin: 0; font: 600 13px ui-monospace, monospace; }
+  .card .sub { color: #6b7480; margin-bottom: 6px; }
+  .cand { display: grid; grid-template-columns: 70px 1fr 52px; gap: 6px; align-items: center; margin: 2px 0; }
   .cand code { overflow: hidden; white-space: pre; text-overflow: ellipsis; }
   .cand.chosen code { font-weight: 700; }
   .track { background: #eef1f4; height: 10px; border-radius: 3px; }
@@ -65,6 +68,7 @@ export const PLAYGROUND_HTML: string = /* html */ `<!doctype html>
 </form>
 <section>
   <div id="out"></div>
+  <p id="legend" class="sub">Each new token with its five most likely candidates; bars scale to the most likely one.</p>
   <div id="cands"></div>
 </section>
 </main>
@@ -81,6 +85,7 @@ async function loadModel() {
   const r = await fetch("/v1/models", { headers: headers() });
   if (r.ok) { model = (await r.json()).data[0].id; $("model").textContent = model; }
 }
+const pct = (p) => (p >= 0.001 ? (p * 100).toFixed(1) : (p * 100).toPrecision(2)) + "%";
 function select(i) {
   for (const el of document.querySelectorAll(".sel")) el.classList.remove("sel");
   for (const el of document.querySelectorAll('[data-i="' + i + '"]')) el.classList.add("sel");
@@ -94,16 +99,21 @@ function addToken(i, token, chosenLp, top) {
   const card = document.createElement("div");
   card.className = "card"; card.dataset.i = i; card.onclick = () => select(i);
   const h = document.createElement("h3"); h.textContent = JSON.stringify(token); card.append(h);
-  for (const [t, lp] of Object.entries(top).sort((a, b) => b[1] - a[1])) {
+  const sub = document.createElement("div"); sub.className = "sub"; sub.textContent = "p = " + pct(Math.exp(chosenLp));
+  card.append(sub);
+  const sorted = Object.entries(top).sort((a, b) => b[1] - a[1]);
+  const pmax = Math.exp(sorted[0][1]);
+  for (const [t, lp] of sorted) {
     const p = Math.exp(lp);
     const row = document.createElement("div");
     row.className = "cand" + (t === token ? " chosen" : "");
     const code = document.createElement("code"); code.textContent = JSON.stringify(t);
     const track = document.createElement("div"); track.className = "track";
     const bar = document.createElement("div"); bar.className = "bar";
-    bar.style.width = Math.max(1, p * 100).toFixed(1) + "%"; bar.dataset.p = p;
+    // bars scale to the most likely candidate: an untrained model's are all tiny
+    bar.style.width = Math.max(1, (p / pmax) * 100).toFixed(1) + "%"; bar.dataset.p = p;
     track.append(bar);
-    const num = document.createElement("span"); num.className = "p"; num.textContent = (p * 100).toFixed(1) + "%";
+    const num = document.createElement("span"); num.className = "p"; num.textContent = pct(p);
     row.append(code, track, num); card.append(row);
   }
   $("cands").append(card);

@@ -13,7 +13,7 @@ import { generateIn } from "../tests/playground_test.ts";
 
 const out = Deno.args[0] ?? "docs/playground.png";
 using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123 });
-const server = serve(model, { port: 0 });
+const server = await serve(model, { port: 0 });
 const browser = await Browser.launch();
 try {
   await browser.open(`${server.url}/`);

@@ -15,7 +15,11 @@ import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { dtype: { type: "string", default: "f32" }, rounds: { type: "string", default: "2" }, tokens: { type: "string", default: "24" } },
+  options: {
+    dtype: { type: "string", default: "f32" },
+    rounds: { type: "string", default: "2" },
+    tokens: { type: "string", default: "24" },
+  },
 });
 const ROUNDS = Number(values.rounds);
 const TOKENS = Number(values.tokens);
@@ -39,7 +43,19 @@ const PROMPTS = [
 ];
 
 const server = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", new URL("../mod.ts", import.meta.url).pathname, "serve", "--port", "0", "--quiet", "--max-batch", "16", "--dtype", values.dtype!],
+  args: [
+    "run",
+    "-A",
+    new URL("../mod.ts", import.meta.url).pathname,
+    "serve",
+    "--port",
+    "0",
+    "--quiet",
+    "--max-batch",
+    "16",
+    "--dtype",
+    values.dtype!,
+  ],
   stdout: "piped",
   stderr: "inherit",
 }).spawn();
@@ -70,7 +86,9 @@ async function request(prompt: string): Promise<Run> {
       const ev = buf.slice(0, at);
       buf = buf.slice(at + 2);
       if (!ev.startsWith("data: {")) continue;
-      const piece = JSON.parse(ev.slice(6)).choices[0]?.text ?? "";
+      const data = JSON.parse(ev.slice(6));
+      if (data.error) throw new Error(data.error.message);
+      const piece = data.choices[0]?.text ?? "";
       if (piece && !ttft) ttft = performance.now() - t0;
       text += piece;
     }
@@ -118,23 +136,31 @@ for (let r = 0; r < ROUNDS; r++) {
     const texts = b.runs.map((x) => x.text);
     reference ??= texts;
     same &&= texts.every((t, i) => t === reference![i]);
-    console.log(`  round ${r + 1} ${together ? "B at once      " : "A one at a time"}: ${f(b.ms / 1000, 2)} s, ${f(b.tps, 2)} tokens/s`);
+    console.log(
+      `  round ${r + 1} ${together ? "B at once      " : "A one at a time"}: ${f(b.ms / 1000, 2)} s, ${
+        f(b.tps, 2)
+      } tokens/s`,
+    );
   }
 }
 const ratios = con.map((c, i) => c / seq[i]);
 console.log(
-  `  ratio B/A: median ${f(median(ratios), 2)}x (range ${f(Math.min(...ratios), 2)}-${f(Math.max(...ratios), 2)}); texts identical: ${same}\n`,
+  `  ratio B/A: median ${f(median(ratios), 2)}x (range ${f(Math.min(...ratios), 2)}-${
+    f(Math.max(...ratios), 2)
+  }); texts identical: ${same}\n`,
 );
 
-console.log("| concurrent streams | time to first token (median, ms) | tokens/s per stream (median) | aggregate tokens/s | /health median / max (ms) |");
+console.log(
+  "| concurrent streams | time to first token (median, ms) | tokens/s per stream (median) | aggregate tokens/s | /health median / max (ms) |",
+);
 console.log("| --- | --- | --- | --- | --- |");
 for (const n of [1, 2, 4, 8, 16]) {
   const b = await batch(PROMPTS.slice(0, n), true);
   const perStream = b.runs.map((x) => (TOKENS - 1) / ((x.ms - x.ttft) / 1000));
   console.log(
-    `| ${n} | ${f(median(b.runs.map((x) => x.ttft)), 0)} | ${f(median(perStream), 2)} | ${f(b.tps, 2)} | ${f(median(b.lags), 1)} / ${
-      f(Math.max(...b.lags), 1)
-    } |`,
+    `| ${n} | ${f(median(b.runs.map((x) => x.ttft)), 0)} | ${f(median(perStream), 2)} | ${f(b.tps, 2)} | ${
+      f(median(b.lags), 1)
+    } / ${f(Math.max(...b.lags), 1)} |`,
   );
 }
 server.kill("SIGTERM");

@@ -6,7 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { serve } from "./server.ts";
-import { dtypeOption, intOption, loadModel, type ModelSource, UsageError } from "./_cli_common.ts";
+import { dtypeOption, intOption, type ModelSource, UsageError } from "./_cli_common.ts";
 
 const USAGE_LINE = "Usage: deno run -A mod.ts serve [options]";
 
@@ -110,15 +110,23 @@ export async function serveCommand(
   }
   let server;
   try {
-    // the adapter's defaults: on a CPU adapter, steps in parts so that requests are answered meanwhile
-    const model = await loadModel(o, err, undefined);
-    server = serve(model, {
+    // the model runs in a worker, so that requests are answered while it works
+    server = await serve({
+      hub: o.model,
+      revision: o.revision,
+      offline: o.offline,
+      weights: o.weights,
+      dtype: o.dtype,
+      seed: o.seed,
+      quiet: o.quiet,
+    }, {
       port: o.port,
       hostname: o.host,
       modelName: o.name ?? o.model ?? "gpt2",
       apiKey: o.apiKey,
       maxBatch: o.maxBatch,
       maxQueue: o.maxQueue,
+      onLog: o.quiet ? undefined : err,
       onListen: (a) => {
         const host = a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname;
         out(`serving ${o.name ?? o.model ?? "gpt2"} on http://${host}:${a.port} (playground at /, API at /v1)`);

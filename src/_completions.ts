@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { GPTModel } from "./model.ts";
-import type { Batcher, BatchRequest, TokenLogprobs } from "./batcher.ts";
+import type { BatchRequest, TokenLogprobs } from "./batcher.ts";
+import type { ServingBackend } from "./_serving.ts";
 import { BatchQueueFullError } from "./batcher.ts";
 import { decode, END_OF_TEXT, TextStreamer } from "./tokenizer.ts";
 import { ApiError, type CompletionRequest } from "./_openai_request.ts";
@@ -111,9 +111,9 @@ function take(list: Logprobs, n: number): Logprobs {
 }
 
 /** Log-probabilities of a prompt's tokens (the first has none), for `echo` with `logprobs`. */
-async function promptLogprobs(model: GPTModel, ids: number[], n: number): Promise<Logprobs> {
-  const V = model.config.vocab_size;
-  const logits = await model.forward([ids]);
+async function promptLogprobs(backend: ServingBackend, ids: number[], n: number): Promise<Logprobs> {
+  const V = backend.config.vocab_size;
+  const logits = await backend.logits(ids);
   const lp: Logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   let at = 0;
   const streamer = new TextStreamer();
@@ -145,22 +145,22 @@ export class Completion {
   readonly created = Math.floor(Date.now() / 1000);
   readonly choices: Choice[] = [];
   readonly r: CompletionRequest;
-  #model: GPTModel;
+  #backend: ServingBackend;
 
   /**
    * Queues every choice, or none.
    *
    * @throws {ApiError} 429 when the queue is full.
    */
-  constructor(model: GPTModel, batcher: Batcher, r: CompletionRequest) {
+  constructor(backend: ServingBackend, r: CompletionRequest) {
     this.r = r;
-    this.#model = model;
-    const eosId = model.config.vocab_size === 50257 ? END_OF_TEXT : undefined;
+    this.#backend = backend;
+    const eosId = backend.config.vocab_size === 50257 ? END_OF_TEXT : undefined;
     try {
       r.prompts.forEach((ids, p) => {
         const prefix = r.echo ? (r.promptTexts[p] ?? decode(ids)) : "";
         for (let i = 0; i < r.n; i++) {
-          const req = batcher.add(ids, {
+          const req = backend.add(ids, {
             maxNewTokens: r.maxTokens,
             temperature: r.temperature,
             topP: r.topP,
@@ -211,7 +211,7 @@ export class Completion {
   async #echoLogprobs(c: Choice): Promise<Logprobs | undefined> {
     if (!this.r.echo || this.r.logprobs === null) return undefined;
     return take(
-      await promptLogprobs(this.#model, this.r.prompts[Math.floor(c.index / this.r.n)], this.r.logprobs),
+      await promptLogprobs(this.#backend, this.r.prompts[Math.floor(c.index / this.r.n)], this.r.logprobs),
       this.r.logprobs,
     );
   }

@@ -129,7 +129,8 @@ export class RaggedEngine {
     return runner.serial(async () => {
       runner.check("generate");
       const sample = steps.some((s) => s.rows.some((r) => r.temperature > 0));
-      await runner.kernels.prepareRows(steps.map((s) => s.rows.length * s.T));
+      // the blocks run B * T rows, the head B
+      await runner.kernels.prepareRows(steps.flatMap((s) => [s.rows.length, s.rows.length * s.T]));
       if (sample) await runner.kernels.prepareSampling();
       if (options.logprobs) await runner.kernels.prepareAll([LOGPROBS]);
       const d = runner.parts.gpu.device;

@@ -6,8 +6,9 @@
  * @module
  */
 
-import type { GPTModel } from "./model.ts";
-import { Batcher } from "./batcher.ts";
+import { GPTModel } from "./model.ts";
+import { type BatchStats, LocalBackend, type ServingBackend } from "./_serving.ts";
+import { type ModelSpec, WorkerBackend } from "./_worker_backend.ts";
 import { ApiError, parseCompletion } from "./_openai_request.ts";
 import { Completion } from "./_completions.ts";
 import { PLAYGROUND_HTML } from "./_playground.ts";
@@ -30,7 +31,11 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** Called once the server listens. */
   onListen?: (addr: Deno.NetAddr) => void;
+  /** Where a worker's loading progress goes (default: nowhere). */
+  onLog?: (text: string) => void;
 }
+
+export type { ModelSpec };
 
 /** A running server. */
 export interface CompletionServer {
@@ -38,8 +43,8 @@ export interface CompletionServer {
   readonly addr: Deno.NetAddr;
   /** Its base URL, like `http://127.0.0.1:8000`. */
   readonly url: string;
-  /** Its batcher. */
-  readonly batcher: Batcher;
+  /** How busy its batcher is. */
+  readonly batcher: BatchStats;
   /** Resolves when it has stopped. */
   readonly finished: Promise<void>;
   /**
@@ -123,25 +128,31 @@ async function heartbeat(work: Promise<unknown>, onGone: () => void): Promise<Re
 }
 
 /**
- * Serves a model with OpenAI's completions API.
+ * Serves a model with OpenAI's completions API. Given a {@linkcode GPTModel}, it runs in this
+ * thread; given where to load one from, it is loaded and run in a worker, so that the server
+ * answers at once while the model works even where waiting for the GPU blocks a thread (CPU
+ * adapters). The command line's `serve` does the latter.
  *
- * @param model The model.
+ * @param source The model, or where a worker loads it from.
  * @param options Address, name, key and limits.
- * @returns The server.
+ * @returns The server, listening.
  * @example
  * ```ts ignore
- * const model = await GPTModel.fromPretrained("gpt2");
- * const server = serve(model, { port: 8000 });
+ * const server = await serve({ hub: "gpt2" }, { port: 8000, modelName: "gpt2" });
  * // curl http://127.0.0.1:8000/v1/completions -d '{"model": "gpt2", "prompt": "Hello, I am"}'
  * await server.finished;
  * ```
  */
-export function serve(model: GPTModel, options: ServeOptions = {}): CompletionServer {
+export async function serve(source: GPTModel | ModelSpec, options: ServeOptions = {}): Promise<CompletionServer> {
   const name = options.modelName ?? "gpt2";
   const limit = options.maxBodyBytes ?? 1 << 20;
-  const batcher = new Batcher(model, { maxBatch: options.maxBatch, maxQueue: options.maxQueue });
+  const sizes = { maxBatch: options.maxBatch, maxQueue: options.maxQueue };
+  const batcher: ServingBackend = source instanceof GPTModel
+    ? new LocalBackend(source, sizes)
+    : await WorkerBackend.start(source, { ...sizes, onLog: options.onLog });
   const created = Math.floor(Date.now() / 1000);
-  const info = { name, vocab: model.config.vocab_size, context: model.config.context_length };
+  const cfg = batcher.config;
+  const info = { name, vocab: cfg.vocab_size, context: cfg.context_length };
   const inflight = new Set<Completion>();
   let closing = false;
 
@@ -177,7 +188,7 @@ export function serve(model: GPTModel, options: ServeOptions = {}): CompletionSe
         throw new ApiError(503, "The server is shutting down; retry on another one", { code: "shutting_down" });
       }
       const r = parseCompletion(await readBody(req, limit), info);
-      const c = new Completion(model, batcher, r);
+      const c = new Completion(batcher, r);
       inflight.add(c);
       Promise.allSettled(c.choices.map((x) => x.req.result)).then(() => inflight.delete(c));
       // a stream that the client drops is cancelled
@@ -196,26 +207,34 @@ export function serve(model: GPTModel, options: ServeOptions = {}): CompletionSe
     throw new ApiError(404, `Unknown route ${req.method} ${path}`, { code: "unknown_url" });
   };
 
-  const server = Deno.serve({
-    port: options.port ?? 8000,
-    hostname: options.hostname ?? "127.0.0.1",
-    onListen: (addr) => options.onListen?.(addr as Deno.NetAddr),
-    onError: (e) => {
-      const err = e instanceof ApiError ? e : new ApiError(500, `Internal error: ${(e as Error)?.message ?? e}`);
-      return err.response();
-    },
-  }, async (req) => {
-    let res: Response;
-    try {
-      res = await handle(req);
-    } catch (e) {
-      if (e instanceof ApiError) res = e.response();
-      else if (e instanceof RangeError || e instanceof TypeError) res = new ApiError(400, e.message).response();
-      else res = new ApiError(500, `The model failed: ${(e as Error)?.message ?? e}`).response();
-    }
-    for (const [k, v] of Object.entries(CORS)) res.headers.set(k, v);
-    return res;
-  });
+  const listen = () =>
+    Deno.serve({
+      port: options.port ?? 8000,
+      hostname: options.hostname ?? "127.0.0.1",
+      onListen: (addr) => options.onListen?.(addr as Deno.NetAddr),
+      onError: (e) => {
+        const err = e instanceof ApiError ? e : new ApiError(500, `Internal error: ${(e as Error)?.message ?? e}`);
+        return err.response();
+      },
+    }, async (req) => {
+      let res: Response;
+      try {
+        res = await handle(req);
+      } catch (e) {
+        if (e instanceof ApiError) res = e.response();
+        else if (e instanceof RangeError || e instanceof TypeError) res = new ApiError(400, e.message).response();
+        else res = new ApiError(500, `The model failed: ${(e as Error)?.message ?? e}`).response();
+      }
+      for (const [k, v] of Object.entries(CORS)) res.headers.set(k, v);
+      return res;
+    });
+  let server: Deno.HttpServer;
+  try {
+    server = listen();
+  } catch (e) {
+    await batcher.close();
+    throw e;
+  }
   const addr = server.addr as Deno.NetAddr;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
 

@@ -17,7 +17,7 @@ export async function generateIn(browser: Browser, o: Record<string, string | nu
 
 Deno.test("playground: headless Chromium generates the seed example and shows each token's top 5 as bars", async () => {
   using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123 });
-  const server = serve(model, { port: 0 });
+  const server = await serve(model, { port: 0 });
   const browser = await Browser.launch();
   try {
     await browser.open(`${server.url}/`);

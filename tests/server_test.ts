@@ -47,7 +47,7 @@ async function expected(model: GPTModel, a: Ask, row = 0): Promise<{ text: strin
 
 Deno.test("serve: the official client gets the book's seed example, greedy, with logprobs", async () => {
   using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123 });
-  const server = serve(model, { port: 0 });
+  const server = await serve(model, { port: 0 });
   try {
     const c = await client(server.url).completions.create({
       model: "gpt2",
@@ -81,7 +81,7 @@ Deno.test("serve: the official client gets the book's seed example, greedy, with
 
 Deno.test("serve: plain, streamed, stop, n, echo and id prompts equal the library's generate()", async () => {
   using model = await GPTModel.create(SMALL, { seed: 7 });
-  const server = serve(model, { port: 0, modelName: "small" });
+  const server = await serve(model, { port: 0, modelName: "small" });
   const api = client(server.url);
   try {
     const greedy: Ask = { prompt: "Every effort moves you", max_tokens: 12, temperature: 0 };
@@ -145,7 +145,7 @@ Deno.test("serve: plain, streamed, stop, n, echo and id prompts equal the librar
 
 Deno.test("serve: bad input gets OpenAI errors with the right status, never a stack trace", async () => {
   using model = await GPTModel.create(SMALL, { seed: 7 });
-  const server = serve(model, { port: 0, apiKey: "sesame", maxBatch: 1, maxQueue: 0, maxBodyBytes: 4096 });
+  const server = await serve(model, { port: 0, apiKey: "sesame", maxBatch: 1, maxQueue: 0, maxBodyBytes: 4096 });
   const api = client(server.url, "sesame");
   const status = async (p: Promise<unknown>) => {
     try {
@@ -202,7 +202,7 @@ Deno.test("serve: bad input gets OpenAI errors with the right status, never a st
 
 Deno.test("serve: a client that disconnects mid-stream frees its row", async () => {
   using model = await GPTModel.create(SMALL, { seed: 7 });
-  const server = serve(model, { port: 0, maxBatch: 2 });
+  const server = await serve(model, { port: 0, maxBatch: 2 });
   try {
     const ctl = new AbortController();
     const res = await fetch(`${server.url}/v1/completions`, {
@@ -227,7 +227,7 @@ Deno.test("serve: a client that disconnects mid-stream frees its row", async () 
 Deno.test("serve: a plain request whose client goes away is cancelled too", async () => {
   const cfg = { ...SMALL, context_length: 512, emb_dim: 128, n_layers: 4 };
   using model = await GPTModel.create(cfg, { seed: 7 });
-  const server = serve(model, { port: 0 });
+  const server = await serve(model, { port: 0 });
   try {
     const ctl = new AbortController();
     // the headers come after a second, with the first space of the body
@@ -250,7 +250,7 @@ Deno.test("serve: a plain request whose client goes away is cancelled too", asyn
 
 Deno.test("serve: 64 requests from 16 concurrent clients, each equal to its single-request result, nothing lost", async () => {
   using model = await GPTModel.create(SMALL, { seed: 11 });
-  const server = serve(model, { port: 0, maxBatch: 8 });
+  const server = await serve(model, { port: 0, maxBatch: 8 });
   const api = client(server.url);
   const words = ["The", "A quiet", "Every effort moves", "In the beginning there was", "GPU", "Deno runs"];
   const asks: Ask[] = Array.from({ length: 64 }, (_, i) => ({
@@ -294,6 +294,46 @@ Deno.test("serve: 64 requests from 16 concurrent clients, each equal to its sing
     assert.equal(server.batcher.active + server.batcher.queued, 0, "every row freed");
     const grown = (Deno.memoryUsage().rss - rssBefore) / 2 ** 20;
     assert.ok(grown < 200, `memory grew ${grown.toFixed(0)} MiB over 64 requests`);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("serve: a model loaded in a worker gives the same answers, and /health answers while it decodes", async () => {
+  using model = await GPTModel.create(SMALL, { seed: 7 });
+  const server = await serve({ config: SMALL, seed: 7 }, { port: 0, modelName: "small" });
+  const api = client(server.url);
+  try {
+    const asks: Ask[] = [
+      { prompt: "Every effort moves you", max_tokens: 40, temperature: 0 },
+      { prompt: "The GPU", max_tokens: 30, temperature: 0.9, seed: 3, top_k: 50 },
+    ];
+    const runs = asks.map((a) => api.completions.create({ model: "small", ...a, logprobs: 2 }));
+    // while both decode in the worker, this thread answers /health
+    const seen: number[] = [];
+    while (seen.length < 3) {
+      const h = await fetch(`${server.url}/health`).then((r) => r.json());
+      assert.equal(h.status, "ok");
+      if (h.active > 0) seen.push(h.active);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const got = await Promise.all(runs);
+    for (let i = 0; i < asks.length; i++) {
+      assert.equal(got[i].choices[0].text, (await expected(model, asks[i])).text, `request ${i}`);
+      assert.equal(got[i].choices[0].logprobs?.tokens?.length, got[i].usage?.completion_tokens);
+    }
+    const echo = await api.completions.create({
+      model: "small",
+      prompt: "Hi there",
+      max_tokens: 2,
+      temperature: 0,
+      echo: true,
+      logprobs: 1,
+    });
+    const lp = echo.choices[0].logprobs!;
+    assert.equal(lp.tokens![0], "Hi");
+    assert.equal(lp.token_logprobs![0], null);
+    assert.ok(lp.token_logprobs!.slice(1).every((x) => x !== null && x < 0));
   } finally {
     await server.shutdown();
   }

@@ -138,7 +138,7 @@ export async function getGpu(): Promise<GpuContext> {
  * @throws {WebGPUUnavailableError} When WebGPU or an adapter is missing.
  */
 export async function requestGpu(): Promise<GpuContext> {
-  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
   if (!gpu) {
     throw new WebGPUUnavailableError(
       `Cannot run the model: this runtime has no WebGPU (navigator.gpu), use Deno 2 or another runtime with WebGPU`,

@@ -8,7 +8,6 @@
  * @module
  */
 
-import { GPT_CONFIG_124M } from "./config.ts";
 import { GPTModel } from "./model.ts";
 import type { BatchRequest } from "./batcher.ts";
 import { LocalBackend } from "./_serving.ts";

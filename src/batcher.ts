@@ -74,7 +74,11 @@ export interface BatchResult {
 
 /** Thrown by {@linkcode Batcher.add} when the queue is full. */
 export class BatchQueueFullError extends Error {
-  /** @param message What happened. */
+  /**
+   * Makes the error.
+   *
+   * @param message What happened.
+   */
   constructor(message: string) {
     super(message);
     this.name = "BatchQueueFullError";

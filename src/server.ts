@@ -233,6 +233,13 @@ export async function serve(source: GPTModel | ModelSpec, options: ServeOptions 
     server = listen();
   } catch (e) {
     await batcher.close();
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `Cannot listen on ${options.hostname ?? "127.0.0.1"}:${
+          options.port ?? 8000
+        }: the address is in use, pick another port`,
+      );
+    }
     throw e;
   }
   const addr = server.addr as Deno.NetAddr;

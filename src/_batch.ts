@@ -29,7 +29,7 @@ export function checkBatch(
       throw new TypeError(
         `Cannot ${what}: row ${b} has ${
           Array.isArray(row) ? row.length : "no"
-        } tokens but row 0 has ${T}, pad or split the batch so every row has the same length`,
+        } tokens but row 0 has ${T}; pad or split the batch (generate() takes rows of different lengths)`,
       );
     }
     for (let t = 0; t < T; t++) {

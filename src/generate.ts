@@ -10,6 +10,7 @@ import { checkOptions } from "./_options.ts";
 import { runnerOf } from "./_runner.ts";
 import { cachedPlan, simplePlan } from "./_plan.ts";
 import { checkSampling } from "./_sampling.ts";
+import { generateRagged } from "./_ragged_generate.ts";
 import { encode, TextStreamer } from "./tokenizer.ts";
 
 /**
@@ -218,24 +219,37 @@ async function run(
  * `contextSize`, including past the context, where the window slides and each step re-runs the
  * window. With `temperature` > 0 it samples on the GPU (top-k, then temperature, softmax, top-p)
  * from a seeded generator. With `eosId` a row stops before that token; the rows of a batch then come
- * back with different lengths (each is its prompt plus its own new tokens).
+ * back with different lengths (each is its prompt plus its own new tokens). Rows of different
+ * lengths run with continuous batching (a {@linkcode Batcher}): each gets the ids it would get
+ * alone, and each prompt plus `maxNewTokens` must fit the context.
  *
  * @param model The model.
- * @param idx Prompt token ids, `[batch, tokens]`, every row the same length.
+ * @param idx Prompt token ids, `[batch, tokens]`; rows may differ in length.
  * @param options `maxNewTokens` (required), `contextSize`, and the sampling options.
  * @returns Each row with its new ids appended.
- * @throws {TypeError} On a ragged or malformed batch.
+ * @throws {TypeError} On a malformed batch.
  * @throws {RangeError} On a bad id, count, context size or sampling option.
  * @example
  * ```ts ignore
  * const out = await generate(model, [[15496, 11, 314, 716]], { maxNewTokens: 128 });
+ * const ragged = await generate(model, [encode("Hello, I am"), encode("Every effort moves you")], { maxNewTokens: 20 });
  * const sampled = await generate(model, [ids], { maxNewTokens: 50, temperature: 0.8, topK: 40, seed: 7 });
  * ```
  */
 export async function generate(model: GPTModel, idx: number[][], options: GenerateOptions): Promise<number[][]> {
+  if (isRagged(idx)) {
+    checkOptions(options, GENERATE_KEYS, "generate");
+    return await generateRagged(model, idx, options);
+  }
   const s = await run(model, idx, options, "generate");
   options.signal?.throwIfAborted();
   return cutRows(s.out, s.B, s.T, s.L, s.steps, options?.eosId);
+}
+
+/** Whether `idx` is rows of token ids of different lengths. */
+function isRagged(idx: unknown): idx is number[][] {
+  return Array.isArray(idx) && idx.length > 1 && idx.every(Array.isArray) &&
+    idx.some((r) => r.length !== idx[0].length) && idx.every((r) => r.length > 0);
 }
 
 /** Options for {@linkcode stream}. */

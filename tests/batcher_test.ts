@@ -132,3 +132,17 @@ Deno.test("Batcher: bad requests are refused with the value and what to do", asy
   assert.throws(() => new Batcher(model, { maxBatch: 65 }), /maxBatch '65'/);
   await batcher.close();
 });
+
+Deno.test("generate() with rows of different lengths: each row equals generate() on it alone", async () => {
+  using model = await loadTiny();
+  const rows = [fx.input_ids[0].slice(0, 3), fx.input_ids[1], fx.input_ids[0].slice(0, 6)];
+  for (const o of [{ maxNewTokens: 5 }, { maxNewTokens: 6, temperature: 0.8, seed: 9, topK: 30 }]) {
+    const got = await generate(model, rows, o);
+    for (let i = 0; i < rows.length; i++) {
+      // row i of a ragged batch draws as row i of an equal-length one
+      const alone = await generate(model, Array.from({ length: i + 1 }, () => rows[i]), o);
+      assert.deepEqual(got[i], alone[i], `row ${i}`);
+    }
+  }
+  await assert.rejects(generate(model, rows, { maxNewTokens: 8 }), /longest row \(9\) plus 8/);
+});

@@ -13,7 +13,6 @@ import type { GPTModel } from "./model.ts";
 import { checkOptions } from "./_options.ts";
 import { runnerOf } from "./_runner.ts";
 import { checkSampling } from "./_sampling.ts";
-import type { Sampling } from "./_plan.ts";
 import { RaggedEngine, type RaggedRow, type RaggedStep, type TokenLogprobs } from "./_ragged.ts";
 import {
   type BatchChunk,

@@ -162,6 +162,7 @@ $("form").onsubmit = async (ev) => {
     $("go").disabled = false;
   }
 };
+$("key").onchange = loadModel;
 loadModel();
 </script>
 </body>

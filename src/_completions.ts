@@ -83,8 +83,8 @@ class Choice {
     return out;
   }
 
-  /** Log-probabilities of the tokens whose text has been sent, not reported yet. */
-  logprobs(prefixLen: number): Logprobs {
+  /** Log-probabilities (with `n` alternatives) of the tokens whose text has been sent, not reported yet. */
+  logprobs(prefixLen: number, n: number): Logprobs {
     const lp: Logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
     while (
       this.sentTokens < this.tokens.length && (this.finish !== null || this.tokens[this.sentTokens].at < this.sent)
@@ -92,7 +92,10 @@ class Choice {
       const t = this.tokens[this.sentTokens++];
       lp.tokens.push(decode([t.id]));
       lp.token_logprobs.push(t.lp?.logprob ?? null);
-      lp.top_logprobs.push(t.lp ? Object.fromEntries(t.lp.top.map((x) => [decode([x.id]), x.logprob])) : null);
+      // cut to n before the object is made: its integer-like keys ("677") would come first
+      lp.top_logprobs.push(
+        t.lp ? Object.fromEntries(t.lp.top.slice(0, n).map((x) => [decode([x.id]), x.logprob])) : null,
+      );
       lp.text_offset.push(prefixLen + t.at);
     }
     return lp;
@@ -101,13 +104,6 @@ class Choice {
   get prefix(): string {
     return this.#prefix;
   }
-}
-
-function take(list: Logprobs, n: number): Logprobs {
-  return {
-    ...list,
-    top_logprobs: list.top_logprobs.map((t) => t && Object.fromEntries(Object.entries(t).slice(0, n))),
-  };
 }
 
 /** Log-probabilities of a prompt's tokens (the first has none), for `echo` with `logprobs`. */
@@ -210,10 +206,7 @@ export class Completion {
 
   async #echoLogprobs(c: Choice): Promise<Logprobs | undefined> {
     if (!this.r.echo || this.r.logprobs === null) return undefined;
-    return take(
-      await promptLogprobs(this.#backend, this.r.prompts[Math.floor(c.index / this.r.n)], this.r.logprobs),
-      this.r.logprobs,
-    );
+    return await promptLogprobs(this.#backend, this.r.prompts[Math.floor(c.index / this.r.n)], this.r.logprobs);
   }
 
   /** The whole response, once every choice ends. */
@@ -224,7 +217,7 @@ export class Completion {
       c.ready();
       let logprobs: Logprobs | null = null;
       if (this.r.logprobs !== null) {
-        const own = take(c.logprobs(c.prefix.length), this.r.logprobs);
+        const own = c.logprobs(c.prefix.length, this.r.logprobs);
         const echo = await this.#echoLogprobs(c);
         logprobs = echo
           ? {
@@ -255,7 +248,7 @@ export class Completion {
     };
     const flush = (c: Choice, last: boolean) => {
       const text = c.ready();
-      const lp = this.r.logprobs === null ? null : take(c.logprobs(c.prefix.length), this.r.logprobs);
+      const lp = this.r.logprobs === null ? null : c.logprobs(c.prefix.length, this.r.logprobs);
       if (text || (lp && lp.tokens.length > 0) || last) {
         send({
           ...this.#head(),

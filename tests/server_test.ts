@@ -72,6 +72,15 @@ Deno.test("serve: the official client gets the book's seed example, greedy, with
       assert.equal(Math.max(...entries.map((e) => e[1])), lp.token_logprobs![i]);
       assert.ok(lp.token_logprobs![i] < 0);
     });
+    // one alternative: the most likely, even when a less likely one has an integer-like text ("677")
+    const one = await client(server.url).completions.create({
+      model: "gpt2",
+      prompt: "Hello, I am",
+      max_tokens: 1,
+      temperature: 0,
+      logprobs: 1,
+    });
+    assert.deepEqual(Object.keys(one.choices[0].logprobs!.top_logprobs![0]), [" Feature"]);
     const models = await client(server.url).models.list();
     assert.deepEqual(models.data.map((m) => m.id), ["gpt2"]);
   } finally {

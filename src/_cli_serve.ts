@@ -28,6 +28,7 @@ Options:
   --name NAME            the model's name in the API (default: --model's, else gpt2)
   --max-batch N          requests decoding at once, 1 to 64 (default 8)
   --max-queue N          requests waiting before new ones get 429 (default 64)
+  --allow-origin ORIGIN  let web pages from ORIGIN ("*": any) call the API (default: only the playground)
   --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ (default: the GPT_WEBGPU_API_KEY
                          environment variable when set, else no key)
   --seed N               seed of the untrained model (default 123)
@@ -54,6 +55,7 @@ export async function serveCommand(
     maxBatch: number;
     maxQueue: number;
     apiKey?: string;
+    allowOrigin?: string;
   };
   try {
     const { values, positionals } = parseArgs({
@@ -71,6 +73,7 @@ export async function serveCommand(
         "max-batch": { type: "string" },
         "max-queue": { type: "string" },
         "api-key": { type: "string" },
+        "allow-origin": { type: "string" },
         seed: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -101,6 +104,7 @@ export async function serveCommand(
       maxBatch,
       maxQueue: intOption("max-queue", values["max-queue"], 64, 0),
       apiKey: values["api-key"] ?? envKey(),
+      allowOrigin: values["allow-origin"],
       seed: intOption("seed", values.seed, 123, 0),
       quiet: Boolean(values.quiet),
     };
@@ -124,6 +128,7 @@ export async function serveCommand(
       hostname: o.host,
       modelName: o.name ?? o.model ?? "gpt2",
       apiKey: o.apiKey,
+      allowOrigin: o.allowOrigin,
       maxBatch: o.maxBatch,
       maxQueue: o.maxQueue,
       onLog: o.quiet ? undefined : err,

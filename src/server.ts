@@ -27,6 +27,11 @@ export interface ServeOptions {
   maxBatch?: number;
   /** Requests waiting for a slot before new ones get 429 (default 64). */
   maxQueue?: number;
+  /**
+   * Lets web pages from this origin (`"*"`: any) call the API from a browser. By default only the
+   * server's own pages (the playground) can.
+   */
+  allowOrigin?: string;
   /** Largest request body in bytes (default 1 MiB); larger ones get 413. */
   maxBodyBytes?: number;
   /** Called once the server listens. */
@@ -54,11 +59,14 @@ export interface CompletionServer {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-const CORS = {
-  "access-control-allow-origin": "*",
-  "access-control-allow-headers": "authorization, content-type",
-  "access-control-allow-methods": "GET, POST, OPTIONS",
-};
+/** The headers that let pages of `origin` call the API from a browser. */
+function cors(origin: string): Record<string, string> {
+  return {
+    "access-control-allow-origin": origin,
+    "access-control-allow-headers": "authorization, content-type",
+    "access-control-allow-methods": "GET, POST, OPTIONS",
+  };
+}
 
 async function readBody(req: Request, limit: number): Promise<unknown> {
   const tooLarge = () =>
@@ -159,7 +167,7 @@ export async function serve(source: GPTModel | ModelSpec, options: ServeOptions 
   const handle = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     const path = url.pathname.replace(/\/+$/, "") || "/";
-    if (req.method === "OPTIONS") return new Response(null, { status: 204 });
+    if (req.method === "OPTIONS" && options.allowOrigin) return new Response(null, { status: 204 });
     if (path === "/" && req.method === "GET") {
       return new Response(PLAYGROUND_HTML, { headers: { "content-type": "text/html; charset=utf-8" } });
     }
@@ -225,7 +233,9 @@ export async function serve(source: GPTModel | ModelSpec, options: ServeOptions 
         else if (e instanceof RangeError || e instanceof TypeError) res = new ApiError(400, e.message).response();
         else res = new ApiError(500, `The model failed: ${(e as Error)?.message ?? e}`).response();
       }
-      for (const [k, v] of Object.entries(CORS)) res.headers.set(k, v);
+      if (options.allowOrigin) {
+        for (const [k, v] of Object.entries(cors(options.allowOrigin))) res.headers.set(k, v);
+      }
       return res;
     });
   let server: Deno.HttpServer;

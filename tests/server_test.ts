@@ -202,8 +202,10 @@ Deno.test("serve: bad input gets OpenAI errors with the right status, never a st
     r = await status(api.completions.create(base));
     assert.equal(r.status, 429);
     assert.equal((await first).choices[0].finish_reason, "length");
-    const health = await fetch(`${server.url}/health`).then((x) => x.json());
-    assert.equal(health.status, "ok");
+    const healthRes = await fetch(`${server.url}/health`);
+    assert.equal((await healthRes.json()).status, "ok");
+    // no allowOrigin: other web pages get no CORS headers
+    assert.equal(healthRes.headers.get("access-control-allow-origin"), null);
   } finally {
     await server.shutdown();
   }
@@ -211,8 +213,12 @@ Deno.test("serve: bad input gets OpenAI errors with the right status, never a st
 
 Deno.test("serve: a client that disconnects mid-stream frees its row", async () => {
   using model = await GPTModel.create(SMALL, { seed: 7 });
-  const server = await serve(model, { port: 0, maxBatch: 2 });
+  const server = await serve(model, { port: 0, maxBatch: 2, allowOrigin: "https://example.org" });
   try {
+    const pre = await fetch(`${server.url}/v1/completions`, { method: "OPTIONS" });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get("access-control-allow-origin"), "https://example.org");
+    await pre.body?.cancel();
     const ctl = new AbortController();
     const res = await fetch(`${server.url}/v1/completions`, {
       method: "POST",

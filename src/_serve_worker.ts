@@ -62,6 +62,8 @@ self.onmessage = async (e: MessageEvent<WorkerCall>) => {
     if (m.type === "init") {
       model = await load(m.spec);
       backend = new LocalBackend(model, m.batcher);
+      // compile the kernels of a first request now rather than during it
+      await backend.add([0], { maxNewTokens: 2 }).result;
       post({ type: "ready", config: model.config });
     } else if (m.type === "add") {
       let r: BatchRequest;

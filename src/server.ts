@@ -93,14 +93,14 @@ async function readBody(req: Request, limit: number): Promise<unknown> {
 }
 
 /**
- * A JSON response that may take a while. Past a second, the body starts with a space a second
+ * A JSON response that may take a while. Past two seconds, the body starts with a space a second
  * (JSON allows leading whitespace), so that a client that went away is noticed at the next write
  * and `onGone` cancels its work; the answer follows. (Deno's `request.signal` also fires after
  * every successful response, and warns on use.)
  */
 async function heartbeat(work: Promise<unknown>, onGone: () => void): Promise<Response> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const early = await Promise.race([work, new Promise((r) => timer = setTimeout(r, 1000, heartbeat))]);
+  const early = await Promise.race([work, new Promise((r) => timer = setTimeout(r, 2000, heartbeat))]);
   clearTimeout(timer);
   if (early !== heartbeat) return Response.json(early);
   const enc = new TextEncoder();

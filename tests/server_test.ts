@@ -240,15 +240,15 @@ Deno.test("serve: a client that disconnects mid-stream frees its row", async () 
 });
 
 Deno.test("serve: a plain request whose client goes away is cancelled too", async () => {
-  const cfg = { ...SMALL, context_length: 512, emb_dim: 128, n_layers: 4 };
+  const cfg = { ...SMALL, context_length: 1024, emb_dim: 128, n_layers: 4 };
   using model = await GPTModel.create(cfg, { seed: 7 });
   const server = await serve(model, { port: 0 });
   try {
     const ctl = new AbortController();
-    // the headers come after a second, with the first space of the body
+    // the headers come after two seconds, with the first space of the body
     const res = await fetch(`${server.url}/v1/completions`, {
       method: "POST",
-      body: JSON.stringify({ model: "gpt2", prompt: "Once upon a time", max_tokens: 500, temperature: 0 }),
+      body: JSON.stringify({ model: "gpt2", prompt: "Once upon a time", max_tokens: 1000, temperature: 0 }),
       signal: ctl.signal,
     });
     assert.equal(res.status, 200);
@@ -257,7 +257,8 @@ Deno.test("serve: a plain request whose client goes away is cancelled too", asyn
     const t0 = Date.now();
     while (server.batcher.active > 0 && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 20));
     assert.equal(server.batcher.active, 0, "the row was freed");
-    assert.ok(server.batcher.steps < 500, `${server.batcher.steps} steps: the generation stopped early`);
+    assert.ok(server.batcher.steps < 1000, `${server.batcher.steps} steps: the generation stopped early`);
+    console.log(`stopped after ${server.batcher.steps} of 1000 steps`);
   } finally {
     await server.shutdown();
   }

@@ -185,7 +185,11 @@ export async function serve(source: GPTModel | ModelSpec, options: ServeOptions 
     const model_ = { id: name, object: "model", created, owned_by: "gpt-webgpu" };
     if (path === "/v1/models" && req.method === "GET") return Response.json({ object: "list", data: [model_] });
     if (path.startsWith("/v1/models/") && req.method === "GET") {
-      const id = decodeURIComponent(path.slice("/v1/models/".length));
+      const raw = path.slice("/v1/models/".length);
+      let id = raw;
+      try {
+        id = decodeURIComponent(raw);
+      } catch { /* not percent-encoded text: compare it as it is */ }
       if (id !== name) {
         throw new ApiError(404, `The model '${id}' does not exist`, { code: "model_not_found", param: "model" });
       }

@@ -184,6 +184,9 @@ Deno.test("serve: bad input gets OpenAI errors with the right status, never a st
     assert.equal(r.status, 401);
     assert.equal((await fetch(`${server.url}/v1/models`).then((x) => x.json())).error.code, "invalid_api_key");
     const auth = { authorization: "Bearer sesame" };
+    const odd = await fetch(`${server.url}/v1/models/%E0%A4%A`, { headers: auth });
+    assert.equal(odd.status, 404);
+    assert.equal((await odd.json()).error.code, "model_not_found");
     const get = await fetch(`${server.url}/v1/nothing`, { headers: auth });
     assert.equal(get.status, 404);
     assert.equal((await get.json()).error.code, "unknown_url");

@@ -38,12 +38,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     {
       f32: "let w = wte[j];",
       f16: "let w = unpack2x16float(wte[j >> 1u])[j & 1u];",
-      // the byte, sign-extended, times the scale of its column and k-block (see kernels/matmul.ts)
+      // the byte, sign-extended, times the 16-bit scale of its column and k-block (see kernels/matmul.ts)
       q8: `let q = f32(i32(wte[j >> 2u] << (24u - 8u * (j & 3u))) >> 24u);
   let s = ((p.vn + 255u) / 256u) * p.C * 64u + ((v >> 8u) * ((p.C + ${
         Q8_BLOCK - 1
-      }u) / ${Q8_BLOCK}u) + c / ${Q8_BLOCK}u) * 256u + (v & 255u);
-  let w = q * bitcast<f32>(wte[s]);`,
+      }u) / ${Q8_BLOCK}u) + c / ${Q8_BLOCK}u) * 128u + (v & 255u) / 2u;
+  let w = q * unpack2x16float(wte[s])[v & 1u];`,
     }[dtype]
   }
   x[m * p.C + c] = w + wpe[(pos0_of(b) + t) * p.C + c];

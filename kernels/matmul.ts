@@ -11,9 +11,9 @@ export const Q8_BLOCK = 32;
 
 /**
  * WGSL for 8-bit weights, stored as the others in blocks of 256 columns, four signed bytes to a
- * u32 along the columns: \`q8(u)\` turns such a u32 into four floats. The scales (f32) follow the
- * bytes in the same buffer: those of column block nb and k-block kb (Q8_BLOCK k's) are the 256
- * words from \`q8Words() + (nb * q8Blocks() + kb) * 256\`.
+ * u32 along the columns: \`q8(u)\` turns such a u32 into four floats. The scales (16-bit floats, two
+ * to a u32, as llama.cpp's Q8_0) follow the bytes in the same buffer: those of column block nb and
+ * k-block kb (Q8_BLOCK k's) are the 128 words from \`q8Words() + (nb * q8Blocks() + kb) * 128\`.
  */
 const Q8_WGSL = /* wgsl */ `
 fn q8(u: u32) -> vec4f {
@@ -150,8 +150,8 @@ fn wload(i: u32) -> vec4f {
       q8: `let bk = p.K * 64u;
   let nb = i / bk;
   let k = (i % bk) / 64u;
-  let s = q8Words() + (nb * q8Blocks() + k / ${Q8_BLOCK}u) * 256u + (i % 64u) * 4u;
-  return q8(w[i]) * bitcast<vec4f>(vec4u(w[s], w[s + 1u], w[s + 2u], w[s + 3u]));`,
+  let s = q8Words() + (nb * q8Blocks() + k / ${Q8_BLOCK}u) * 128u + (i % 64u) * 2u;
+  return q8(w[i]) * vec4f(unpack2x16float(w[s]), unpack2x16float(w[s + 1u]));`,
     }[dtype]
   }
 }
@@ -342,9 +342,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   var xs: array<vec4f, ${MM_WIDE_ROWS}>;${
     q8
       ? `
-  // this invocation's ${cols} scales of the current k-block (vec4 units: the block's 256 at ${256 / 4} a block)
+  // this invocation's ${cols} scales of the current k-block (halves, eight to a vec4<u32>: a block's 256 in 32)
   var sc: array<vec4f, ${A}>;
-  let sb = q8Words() / 4u + (g / ${256 / cols}u) * q8Blocks() * 64u + (g % ${256 / cols}u) * ${A}u;`
+  let sb = q8Words() / 4u + (g / ${256 / cols}u) * q8Blocks() * 32u + (g % ${256 / cols}u) * ${A / 2}u;`
       : ""
   }
   for (var k4 = 0u; k4 < K4; k4++) {
@@ -352,7 +352,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     q8
       ? `
     if ((k4 & ${Q8_BLOCK / 4 - 1}u) == 0u) {
-      for (var a = 0u; a < ${A}u; a++) { sc[a] = bitcast<vec4f>(w[sb + (k4 / ${Q8_BLOCK / 4}u) * 64u + a]); }
+      for (var v = 0u; v < ${A / 2}u; v++) {
+        let h = w[sb + (k4 / ${Q8_BLOCK / 4}u) * 32u + v];
+        sc[2u * v] = vec4f(unpack2x16float(h.x), unpack2x16float(h.y));
+        sc[2u * v + 1u] = vec4f(unpack2x16float(h.z), unpack2x16float(h.w));
+      }
     }`
       : ""
   }

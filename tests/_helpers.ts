@@ -96,7 +96,9 @@ export function toQ8(a: Float32Array, K: number): Float32Array {
       const k1 = Math.min(K, k0 + 32);
       let amax = 0;
       for (let k = k0; k < k1; k++) amax = Math.max(amax, Math.abs(a[r * K + k]));
-      const s = Math.fround(amax / 127);
+      // a 16-bit scale, rounded up: the next half above when rounding went down
+      let s = Math.f16round(amax / 127);
+      if (s < amax / 127) s += 2 ** (Math.max(Math.floor(Math.log2(s)), -14) - 10);
       for (let k = k0; k < k1; k++) {
         const q = s > 0 ? Math.max(-127, Math.min(127, Math.round(a[r * K + k] / s))) : 0;
         out[r * K + k] = Math.fround(q * s);

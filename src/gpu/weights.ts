@@ -29,20 +29,36 @@ export type WeightDType = "f32" | "f16" | "q8";
  */
 export function matrixBytes(dtype: WeightDType, K: number, N: number): number {
   const ldw = roundUp(N, BLOCK);
-  if (dtype === "q8") return K * ldw + Math.ceil(K / Q8_BLOCK) * ldw * 4;
+  if (dtype === "q8") return K * ldw + Math.ceil(K / Q8_BLOCK) * ldw * 2;
   return K * ldw * (dtype === "f16" ? 2 : 4);
 }
 
+const half = new Float16Array(1);
+const halfBits = new Uint16Array(half.buffer);
+
 /**
- * Quantises a block of 256 columns (`[K, 256]` floats) to signed bytes with a scale per
- * {@linkcode Q8_BLOCK} k of each column: `scale = max|w| / 127`, `q = round(w / scale)`.
+ * The smallest 16-bit float at or above `x` (x >= 0), so that no value divided by it rounds past 127.
+ *
+ * @param x A non-negative number.
+ * @returns It as a half, rounded up.
+ */
+export function halfAtLeast(x: number): number {
+  half[0] = x;
+  if (half[0] < x) halfBits[0]++;
+  return half[0];
+}
+
+/**
+ * Quantises a block of 256 columns (`[K, 256]` floats) to signed bytes with a 16-bit scale per
+ * {@linkcode Q8_BLOCK} k of each column, as llama.cpp's `Q8_0` blocks: `scale = max|w| / 127`
+ * (as a half, rounded up), `q = round(w / scale)`.
  *
  * @param src The block, `[K, 256]`.
  * @param K Input features.
  * @param q Receives the bytes, `[K, 256]`.
  * @param scales Receives the scales, `[ceil(K / Q8_BLOCK), 256]`.
  */
-export function quantizeBlock(src: Float32Array, K: number, q: Int8Array, scales: Float32Array): void {
+export function quantizeBlock(src: Float32Array, K: number, q: Int8Array, scales: Float16Array): void {
   for (let kb = 0; kb * Q8_BLOCK < K; kb++) {
     const k1 = Math.min(K, (kb + 1) * Q8_BLOCK);
     for (let j = 0; j < BLOCK; j++) {
@@ -51,7 +67,7 @@ export function quantizeBlock(src: Float32Array, K: number, q: Int8Array, scales
         const a = Math.abs(src[k * BLOCK + j]);
         if (a > amax || Number.isNaN(a)) amax = a;
       }
-      const sc = Math.fround(amax / 127);
+      const sc = Number.isNaN(amax) ? NaN : halfAtLeast(amax / 127);
       scales[kb * BLOCK + j] = sc;
       for (let k = kb * Q8_BLOCK; k < k1; k++) {
         q[k * BLOCK + j] = sc > 0 ? Math.max(-127, Math.min(127, Math.round(src[k * BLOCK + j] / sc))) : 0;
@@ -143,7 +159,7 @@ export class MatrixWriter {
   #device: GPUDevice;
   #scratch: Float32Array;
   #out: Float32Array | Float16Array | Int8Array;
-  #scales?: Float32Array;
+  #scales?: Float16Array;
   #block = -1;
   #filled = 0;
 
@@ -179,7 +195,7 @@ export class MatrixWriter {
       : dtype === "f16"
       ? new Float16Array(K * BLOCK)
       : new Int8Array(K * BLOCK);
-    if (dtype === "q8") this.#scales = new Float32Array(Math.ceil(K / Q8_BLOCK) * BLOCK);
+    if (dtype === "q8") this.#scales = new Float16Array(Math.ceil(K / Q8_BLOCK) * BLOCK);
     this.matrix = { buffer, K, N, ldw };
   }
 
@@ -197,7 +213,7 @@ export class MatrixWriter {
       const K = this.matrix.K;
       quantizeBlock(this.#scratch, K, this.#out as Int8Array, this.#scales);
       const at = K * this.matrix.ldw + this.#block * this.#scales.byteLength;
-      this.#device.queue.writeBuffer(this.matrix.buffer, at, this.#scales as Float32Array<ArrayBuffer>);
+      this.#device.queue.writeBuffer(this.matrix.buffer, at, this.#scales as Float16Array<ArrayBuffer>);
       countWrites(this.#device, this.#scales.byteLength);
     } else if (this.#out !== this.#scratch) this.#out.set(this.#scratch);
     const bytes = this.#out.BYTES_PER_ELEMENT;

@@ -4,19 +4,23 @@
  * alternating order for ROUNDS rounds. Prints each one's median and range and the median of the
  * per-round ratios (A's tokens/s over B's).
  *
- *   deno run -A bench/dtype_ab.ts [A] [B] [N] [ROUNDS]
+ * BACKEND_JSON sets backend choices for both, e.g. the command line's whole steps per submission.
+ *
+ *   deno run -A bench/dtype_ab.ts [A] [B] [N] [ROUNDS] [BACKEND_JSON]
  *   deno run -A bench/dtype_ab.ts q8 f16 128 8
+ *   deno run -A bench/dtype_ab.ts q8 f16 128 6 '{"submitSteps":32,"submitBlocks":0}'
  */
-import { generate, GPT_CONFIG_124M, GPTModel, type WeightDType } from "../mod.ts";
+import { type BackendOptions, generate, GPT_CONFIG_124M, GPTModel, type WeightDType } from "../mod.ts";
 
 const a = (Deno.args[0] ?? "q8") as WeightDType;
 const b = (Deno.args[1] ?? "f16") as WeightDType;
 const n = Number(Deno.args[2] ?? 128);
 const rounds = Number(Deno.args[3] ?? 8);
+const backend = JSON.parse(Deno.args[4] ?? "{}") as BackendOptions;
 const prompt = [[15496, 11, 314, 716]];
 
-using ma = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype: a });
-using mb = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype: b });
+using ma = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype: a, backend });
+using mb = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype: b, backend });
 for (const m of [ma, mb]) await generate(m, prompt, { maxNewTokens: 40 }); // compile, build any screen
 
 const rate: Record<string, number[]> = { [a]: [], [b]: [] };
@@ -37,7 +41,7 @@ const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs)
 console.log(
   `# ${
     new Date().toISOString().slice(0, 10)
-  } · ${ma.adapter} · GPT-2 124M seed 123 · ${n} new tokens · ${rounds} rounds`,
+  } · ${ma.adapter} · GPT-2 124M seed 123 · ${n} new tokens · ${rounds} rounds · backend ${JSON.stringify(backend)}`,
 );
 for (const d of [a, b]) console.log(`${d}: median ${med(rate[d]).toFixed(2)} tokens/s (range ${range(rate[d])})`);
 console.log(`${a} / ${b}: median ${med(ratios).toFixed(2)}x (range ${range(ratios)})`);

@@ -8,18 +8,7 @@
 
 import type { GPTModel } from "./model.ts";
 import { Batcher } from "./batcher.ts";
-
-/** The options `generate` passes on. */
-export interface RaggedGenerateOptions {
-  maxNewTokens: number;
-  contextSize?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  eosId?: number;
-  seed?: number;
-  signal?: AbortSignal;
-}
+import type { GenerateOptions } from "./generate.ts";
 
 /**
  * Generates for rows of different lengths with continuous batching.
@@ -30,7 +19,7 @@ export interface RaggedGenerateOptions {
  * @returns Each row with its new ids.
  * @throws {RangeError} When a row's prompt plus `maxNewTokens` does not fit the context.
  */
-export async function generateRagged(model: GPTModel, idx: number[][], o: RaggedGenerateOptions): Promise<number[][]> {
+export async function generateRagged(model: GPTModel, idx: number[][], o: GenerateOptions): Promise<number[][]> {
   const ctx = Math.min(o.contextSize ?? Infinity, model.config.context_length);
   const longest = Math.max(...idx.map((r) => r.length));
   if (o.maxNewTokens === 0) return idx.map((r) => [...r]);
@@ -55,8 +44,11 @@ export async function generateRagged(model: GPTModel, idx: number[][], o: Ragged
         signal: o.signal,
       })
     );
+    const t0 = performance.now();
     const results = await Promise.all(reqs.map((r) => r.result));
     o.signal?.throwIfAborted();
+    // one report, at the end: the rows advance at their own pace
+    o.onProgress?.(Math.max(...results.map((r) => r.ids.length)), performance.now() - t0);
     return idx.map((row, i) => [...row, ...results[i].ids]);
   } finally {
     await batcher.close();

@@ -221,7 +221,7 @@ async function run(
  * from a seeded generator. With `eosId` a row stops before that token; the rows of a batch then come
  * back with different lengths (each is its prompt plus its own new tokens). Rows of different
  * lengths run with continuous batching (a {@linkcode Batcher}): each gets the ids it would get
- * alone, and each prompt plus `maxNewTokens` must fit the context.
+ * alone, and each prompt plus `maxNewTokens` must fit the context (`onProgress` is called once, at the end).
  *
  * @param model The model.
  * @param idx Prompt token ids, `[batch, tokens]`; rows may differ in length.

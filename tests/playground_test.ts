@@ -6,6 +6,12 @@ import { GPTModel } from "../src/model.ts";
 import { serve } from "../src/server.ts";
 import { Browser } from "./_browser.ts";
 
+/** Opens the playground and waits until it has asked the server for the model's name. */
+export async function openPlayground(browser: Browser, url: string): Promise<void> {
+  await browser.open(`${url}/`);
+  await browser.waitFor("document.getElementById('model').textContent === 'gpt2'", 10_000);
+}
+
 /** Fills the form and presses Generate; resolves when the page says it is done. */
 export async function generateIn(browser: Browser, o: Record<string, string | number>): Promise<void> {
   const sets = Object.entries(o).map(([id, v]) =>
@@ -20,8 +26,7 @@ Deno.test("playground: headless Chromium generates the seed example and shows ea
   const server = await serve(model, { port: 0 });
   const browser = await Browser.launch();
   try {
-    await browser.open(`${server.url}/`);
-    await browser.waitFor("document.getElementById('model').textContent === 'gpt2'", 10_000);
+    await openPlayground(browser, server.url);
     await generateIn(browser, { prompt: "Hello, I am", max_tokens: 6, temperature: 0, seed: "" });
     assert.equal(
       await browser.eval("document.body.dataset.done"),

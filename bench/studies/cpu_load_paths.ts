@@ -18,7 +18,7 @@
 import { MATMUL_WIDE_WGSL } from "../../kernels/matmul.ts";
 import { requestGpu } from "../../src/gpu/device.ts";
 import { STEP_UNIFORM_BYTES } from "../../kernels/step.ts";
-import { readFloats } from "../_gpu.ts";
+import { alternate, median, readFloats, timeVariant } from "../_gpu.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 15);
 const COPIES = 12;
@@ -154,22 +154,7 @@ const setups = SHAPES.map(([K, N]) => {
   return variants;
 });
 
-async function run(v: number): Promise<number> {
-  const t = performance.now();
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  for (const s of setups) {
-    pass.setPipeline(s[v].pipeline);
-    for (const g of s[v].groups) {
-      pass.setBindGroup(0, g);
-      pass.dispatchWorkgroups(s[v].workgroups);
-    }
-  }
-  pass.end();
-  device.queue.submit([enc.finish()]);
-  await device.queue.onSubmittedWorkDone();
-  return performance.now() - t;
-}
+const run = (v: number) => timeVariant(device, setups, v);
 
 for (let v = 0; v < KINDS.length; v++) await run(v); // compile
 for (let v = 1; v < KINDS.length; v++) {
@@ -178,13 +163,7 @@ for (let v = 1; v < KINDS.length; v++) {
     if (a.some((e, i) => e !== b[i])) throw new Error(`${KINDS[v]} does not give the storage kernel's outputs`);
   }
 }
-const times: number[][] = KINDS.map(() => []);
-for (let r = 0; r < ROUNDS; r++) {
-  const order = KINDS.map((_, v) => v);
-  if (r % 2) order.reverse();
-  for (const v of order) times[v].push(await run(v));
-}
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const times = await alternate(KINDS.length, ROUNDS, run);
 const bytes = COPIES * 4 * SHAPES.reduce((s, [K, N]) => s + K * N, 0);
 console.log(
   `# ${description} · ${COPIES} copies of ${SHAPES.length} shapes (${

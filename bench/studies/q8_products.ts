@@ -20,7 +20,7 @@
 import { MATMUL_WIDE_XU_F16_WGSL, MATMUL_WIDE_XU_Q8_WGSL, Q8_BLOCK } from "../../kernels/matmul.ts";
 import { STEP_UNIFORM_BYTES } from "../../kernels/step.ts";
 import { requestGpu } from "../../src/gpu/device.ts";
-import { readFloats } from "../_gpu.ts";
+import { alternate, median, readFloats, timeVariant } from "../_gpu.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 9);
 const files = Deno.args.slice(1);
@@ -100,22 +100,7 @@ const setups = SHAPES.map(([K, N, copies]) => {
   });
 });
 
-async function run(v: number): Promise<number> {
-  const t = performance.now();
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  for (const s of setups) {
-    pass.setPipeline(s[v].pipeline);
-    for (const g of s[v].groups) {
-      pass.setBindGroup(0, g);
-      pass.dispatchWorkgroups(s[v].workgroups);
-    }
-  }
-  pass.end();
-  device.queue.submit([enc.finish()]);
-  await device.queue.onSubmittedWorkDone();
-  return performance.now() - t;
-}
+const run = (v: number) => timeVariant(device, setups, v);
 
 for (let v = 0; v < kinds.length; v++) await run(v); // compile
 for (let v = 0; v < kinds.length; v++) {
@@ -123,13 +108,7 @@ for (let v = 0; v < kinds.length; v++) {
   const ys = await Promise.all(setups.map((s) => readFloats(device, s[v].y)));
   if (ys.some((y) => y.every((e) => e === 0))) throw new Error(`${kinds[v].name} wrote no outputs`);
 }
-const times: number[][] = kinds.map(() => []);
-for (let r = 0; r < ROUNDS; r++) {
-  const order = kinds.map((_, v) => v);
-  if (r % 2) order.reverse();
-  for (const v of order) times[v].push(await run(v));
-}
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const times = await alternate(kinds.length, ROUNDS, run);
 console.log(`# ${description} · one-row products of GPT-2 124M's blocks (x${COPIES}) and head · ${ROUNDS} rounds`);
 console.log("| kernel | ms (median) | range | f16's time / this (median of rounds) |");
 console.log("| --- | --- | --- | --- |");

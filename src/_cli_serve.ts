@@ -15,7 +15,9 @@ export const SERVE_USAGE = `${USAGE_LINE}
 
 Serves the model with OpenAI's completions API (POST /v1/completions, GET /v1/models, GET /health)
 and a playground page at /, batching concurrent requests. Without --weights or --model the model
-is the seed-123 untrained one. Ctrl-C stops it: requests in flight get 5 seconds to finish.
+is the seed-123 untrained one. Ctrl-C stops it: requests in flight get 5 seconds to finish, then
+are cut short (a 503, or an error event); a second Ctrl-C exits at once. Only requests whose Host
+is this server's address and whose Origin is its own page (or --allow-origin) are answered.
 
 Options:
   --port N               port (default 8000)
@@ -29,6 +31,7 @@ Options:
   --max-batch N          requests decoding at once, 1 to 64 (default 8)
   --max-queue N          requests waiting before new ones get 429 (default 64)
   --allow-origin ORIGIN  let web pages from ORIGIN ("*": any) call the API (default: only the playground)
+  --allow-host NAME      also answer requests for this host name (e.g. behind a proxy; repeatable)
   --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ (default: the GPT_WEBGPU_API_KEY
                          environment variable when set, else no key)
   --seed N               seed of the untrained model (default 123)
@@ -56,6 +59,7 @@ export async function serveCommand(
     maxQueue: number;
     apiKey?: string;
     allowOrigin?: string;
+    allowHosts: string[];
   };
   try {
     const { values, positionals } = parseArgs({
@@ -74,6 +78,7 @@ export async function serveCommand(
         "max-queue": { type: "string" },
         "api-key": { type: "string" },
         "allow-origin": { type: "string" },
+        "allow-host": { type: "string", multiple: true },
         seed: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -91,6 +96,9 @@ export async function serveCommand(
     if (port > 65535) throw new UsageError(`--port '${port}' is over 65535`);
     const maxBatch = intOption("max-batch", values["max-batch"], 8, 1);
     if (maxBatch > 64) throw new UsageError(`--max-batch '${maxBatch}' is over 64`);
+    if (Number(values["max-queue"] ?? 0) > 1e6) {
+      throw new UsageError(`--max-queue '${values["max-queue"]}' is over 1000000`);
+    }
     if (values["api-key"] === "") throw new UsageError("--api-key is empty; give a key or leave the option out");
     o = {
       port,
@@ -103,6 +111,7 @@ export async function serveCommand(
       dtype: dtypeOption("dtype", values.dtype, "f32"),
       maxBatch,
       maxQueue: intOption("max-queue", values["max-queue"], 64, 0),
+      allowHosts: values["allow-host"] ?? [],
       apiKey: values["api-key"] ?? envKey(),
       allowOrigin: values["allow-origin"],
       seed: intOption("seed", values.seed, 123, 0),
@@ -129,6 +138,8 @@ export async function serveCommand(
       modelName: o.name ?? o.model ?? "gpt2",
       apiKey: o.apiKey,
       allowOrigin: o.allowOrigin,
+      allowHosts: o.allowHosts,
+      onError: (e) => err(`error: ${(e as Error)?.stack ?? e}`),
       maxBatch: o.maxBatch,
       maxQueue: o.maxQueue,
       onLog: o.quiet ? undefined : err,
@@ -141,8 +152,11 @@ export async function serveCommand(
     err(`error: ${(e as Error).message}`);
     return 1;
   }
+  let signals = 0;
   const stop = () => {
-    if (!o.quiet) err("stopping: finishing the requests in flight");
+    // a second signal: stop now
+    if (signals++ > 0) Deno.exit(130);
+    if (!o.quiet) err("stopping: finishing the requests in flight (Ctrl-C again to stop now)");
     server.shutdown();
   };
   Deno.addSignalListener("SIGINT", stop);

@@ -11,6 +11,7 @@ import type { ServingBackend } from "./_serving.ts";
 import { BatchQueueFullError } from "./batcher.ts";
 import { decode, END_OF_TEXT, TextStreamer } from "./tokenizer.ts";
 import { ApiError, type CompletionRequest } from "./_openai_request.ts";
+import type { PromptLogprobs } from "./_prompt_logprobs.ts";
 
 /** OpenAI's per-choice log-probabilities. */
 interface Logprobs {
@@ -26,9 +27,11 @@ class Choice {
   readonly req: BatchRequest;
   text = "";
   sent = 0;
-  tokens: { id: number; at: number; lp?: TokenLogprobs }[] = [];
+  tokens: { id: number; at: number; lp?: TokenLogprobs; text?: string }[] = [];
   sentTokens = 0;
   finish: "stop" | "length" | null = null;
+  /** Ended by a cancel (shutdown, or the client leaving) before its natural end. */
+  cut = false;
   #streamer = new TextStreamer();
   #stop: string[];
   #prefix: string;
@@ -52,22 +55,26 @@ class Choice {
     if (Number.isFinite(cut)) {
       this.text = this.text.slice(0, cut);
       this.tokens = this.tokens.filter((t) => t.at < cut);
+      // the token the stop string begins in is reported with its text up to the cut
+      const last = this.tokens.at(-1);
+      if (last && last.at + decode([last.id]).length > cut) last.text = decode([last.id]).slice(0, cut - last.at);
       this.finish = "stop";
       this.req.cancel();
     }
   }
 
-  /** The request ended: its reason, and the bytes the streamer held. */
+  /** The request ended: its reason, and the bytes the streamer held. A cancel leaves `finish` null. */
   end(reason: "stop" | "length" | "cancelled"): void {
-    if (this.finish) return;
+    if (this.finish || this.cut) return;
     this.text += this.#streamer.flush();
-    this.finish = reason === "length" ? "length" : "stop";
+    if (reason === "cancelled") this.cut = true;
+    else this.finish = reason;
   }
 
   /** Text not sent yet that no stop string can still claim. */
   ready(): string {
     let end = this.text.length;
-    if (!this.finish) {
+    if (!this.finish && !this.cut) {
       // hold back the longest tail that begins a stop string
       for (const s of this.#stop) {
         for (let k = Math.min(s.length - 1, this.text.length); k > 0; k--) {
@@ -87,10 +94,11 @@ class Choice {
   logprobs(prefixLen: number, n: number): Logprobs {
     const lp: Logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
     while (
-      this.sentTokens < this.tokens.length && (this.finish !== null || this.tokens[this.sentTokens].at < this.sent)
+      this.sentTokens < this.tokens.length &&
+      (this.finish !== null || this.cut || this.tokens[this.sentTokens].at < this.sent)
     ) {
       const t = this.tokens[this.sentTokens++];
-      lp.tokens.push(decode([t.id]));
+      lp.tokens.push(t.text ?? decode([t.id]));
       lp.token_logprobs.push(t.lp?.logprob ?? null);
       // cut to n before the object is made: its integer-like keys ("677") would come first
       lp.top_logprobs.push(
@@ -106,34 +114,23 @@ class Choice {
   }
 }
 
-/** Log-probabilities of a prompt's tokens (the first has none), for `echo` with `logprobs`. */
-async function promptLogprobs(backend: ServingBackend, ids: number[], n: number): Promise<Logprobs> {
-  const V = backend.config.vocab_size;
-  const logits = await backend.logits(ids);
+/** OpenAI's shape of a prompt's log-probabilities (the first token has none). */
+function echoLogprobs(ids: number[], p: PromptLogprobs): Logprobs {
   const lp: Logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
-  let at = 0;
   const streamer = new TextStreamer();
+  let at = 0;
   ids.forEach((id, t) => {
     lp.tokens.push(decode([id]));
     lp.text_offset.push(at);
     at += streamer.push([id]).length;
-    if (t === 0) {
-      lp.token_logprobs.push(null);
-      lp.top_logprobs.push(null);
-      return;
-    }
-    const row = logits.subarray((t - 1) * V, t * V);
-    let m = -Infinity;
-    for (const v of row) m = Math.max(m, v);
-    let s = 0;
-    for (const v of row) s += Math.exp(v - m);
-    const lse = m + Math.log(s);
-    lp.token_logprobs.push(row[id] - lse);
-    const top = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, n);
-    lp.top_logprobs.push(Object.fromEntries(top.map((i) => [decode([i]), row[i] - lse])));
+    lp.token_logprobs.push(t === 0 ? null : p.logprobs[t - 1]);
+    lp.top_logprobs.push(t === 0 ? null : Object.fromEntries(p.top[t - 1].map((x) => [decode([x.id]), x.logprob])));
   });
   return lp;
 }
+
+/** Why a completion's choices were cancelled. */
+export type CancelReason = "client" | "shutdown";
 
 /** A request in flight: its choices on the batcher. */
 export class Completion {
@@ -142,16 +139,27 @@ export class Completion {
   readonly choices: Choice[] = [];
   readonly r: CompletionRequest;
   #backend: ServingBackend;
+  #stop = new AbortController();
+  #prompts = new Map<number, Promise<Logprobs>>();
 
   /**
    * Queues every choice, or none.
    *
-   * @throws {ApiError} 429 when the queue is full.
+   * @throws {ApiError} 400 when the choices can never fit the server; 429 when its queue is full now.
    */
   constructor(backend: ServingBackend, r: CompletionRequest) {
     this.r = r;
     this.#backend = backend;
     const eosId = backend.config.vocab_size === 50257 ? END_OF_TEXT : undefined;
+    const count = r.prompts.length * r.n;
+    if (count > backend.capacity) {
+      throw new ApiError(
+        400,
+        `This request asks for ${count} choices (prompts times n), and this server holds at most ${backend.capacity} requests at once; ask for fewer`,
+        { param: "n" },
+      );
+    }
+    if (count > backend.room) throw queueFull();
     try {
       r.prompts.forEach((ids, p) => {
         const prefix = r.echo ? (r.promptTexts[p] ?? decode(ids)) : "";
@@ -170,20 +178,20 @@ export class Completion {
         }
       });
     } catch (e) {
-      this.cancel();
-      if (e instanceof BatchQueueFullError) {
-        throw new ApiError(429, "The server is busy: its queue is full; retry in a few seconds", {
-          type: "rate_limit_error",
-          code: "queue_full",
-          headers: { "retry-after": "2" },
-        });
-      }
+      this.cancel("client");
+      if (e instanceof BatchQueueFullError) throw queueFull();
       throw e;
     }
   }
 
-  /** Cancels every choice (the client went away). */
-  cancel(): void {
+  /** Why it was cancelled, if it was. */
+  get cancelled(): CancelReason | undefined {
+    return this.#stop.signal.aborted ? this.#stop.signal.reason as CancelReason : undefined;
+  }
+
+  /** Cancels every choice: the client went away, or the server is stopping. */
+  cancel(reason: CancelReason): void {
+    if (!this.#stop.signal.aborted) this.#stop.abort(reason);
     for (const c of this.choices) c.req.cancel();
   }
 
@@ -204,14 +212,37 @@ export class Completion {
     return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
   }
 
-  async #echoLogprobs(c: Choice): Promise<Logprobs | undefined> {
+  /** The prompt's log-probabilities for `echo`, computed once per prompt however many choices share it. */
+  #echoLogprobs(c: Choice): Promise<Logprobs> | undefined {
     if (!this.r.echo || this.r.logprobs === null) return undefined;
-    return await promptLogprobs(this.#backend, this.r.prompts[Math.floor(c.index / this.r.n)], this.r.logprobs);
+    const p = Math.floor(c.index / this.r.n);
+    let got = this.#prompts.get(p);
+    if (!got) {
+      const ids = this.r.prompts[p];
+      got = this.#backend.promptLogprobs(ids, this.r.logprobs, this.#stop.signal).then((lp) => echoLogprobs(ids, lp));
+      this.#prompts.set(p, got);
+    }
+    return got;
   }
 
-  /** The whole response, once every choice ends. */
+  /** The error for choices cut short by a shutdown. */
+  #cutShort(): ApiError {
+    const made = this.choices.reduce((a, c) => a + c.req.generated, 0);
+    return new ApiError(
+      503,
+      `The server is shutting down and cut this answer short (${made} tokens made); retry it on another server`,
+      { code: "shutting_down" },
+    );
+  }
+
+  /**
+   * The whole response, once every choice ends.
+   *
+   * @throws {ApiError} 503 when the server stopped before every choice ended.
+   */
   async json(): Promise<Record<string, unknown>> {
     await Promise.all(this.choices.map((c) => this.#drive(c, () => {})));
+    if (this.choices.some((c) => c.cut)) throw this.#cutShort();
     const choices = [];
     for (const c of this.choices) {
       c.ready();
@@ -230,6 +261,7 @@ export class Completion {
       }
       choices.push({ text: c.prefix + c.text, index: c.index, logprobs, finish_reason: c.finish });
     }
+    if (this.cancelled) throw this.#cutShort();
     return { ...this.#head(), choices, usage: this.#usage() };
   }
 
@@ -237,16 +269,10 @@ export class Completion {
     return { id: this.id, object: "text_completion", created: this.created, model: this.r.model };
   }
 
-  /** The response as server-sent events; cancelling the stream cancels the choices. */
-  stream(): ReadableStream<Uint8Array> {
-    const enc = new TextEncoder();
-    let wake: (() => void) | undefined;
-    const events: string[] = [];
-    const send = (o: unknown) => {
-      events.push(`data: ${typeof o === "string" ? o : JSON.stringify(o)}\n\n`);
-      wake?.();
-    };
+  /** The events of the response, in order; the promise rejects when the answer cannot be whole. */
+  async #events(send: (o: unknown) => void): Promise<void> {
     const flush = (c: Choice, last: boolean) => {
+      if (c.cut) return;
       const text = c.ready();
       const lp = this.r.logprobs === null ? null : c.logprobs(c.prefix.length, this.r.logprobs);
       if (text || (lp && lp.tokens.length > 0) || last) {
@@ -256,40 +282,73 @@ export class Completion {
         });
       }
     };
-    const done = (async () => {
-      for (const c of this.choices) {
-        if (!c.prefix) continue;
-        const lp = await this.#echoLogprobs(c);
-        send({
-          ...this.#head(),
-          choices: [{ text: c.prefix, index: c.index, logprobs: lp ?? null, finish_reason: null }],
-        });
-      }
-      await Promise.all(this.choices.map((c) => this.#drive(c, () => flush(c, false)).then(() => flush(c, true))));
-      if (this.r.includeUsage) send({ ...this.#head(), choices: [], usage: this.#usage() });
-      send("[DONE]");
-    })();
+    for (const c of this.choices) {
+      if (!c.prefix) continue;
+      const lp = await this.#echoLogprobs(c);
+      send({
+        ...this.#head(),
+        choices: [{ text: c.prefix, index: c.index, logprobs: lp ?? null, finish_reason: null }],
+      });
+    }
+    await Promise.all(this.choices.map((c) => this.#drive(c, () => flush(c, false)).then(() => flush(c, true))));
+    const cut = this.choices.some((c) => c.cut);
+    // usage counts what was made, even of an answer cut short
+    if (this.r.includeUsage) send({ ...this.#head(), choices: [], usage: this.#usage() });
+    if (cut) throw this.#cutShort();
+    send("[DONE]");
+  }
+
+  /**
+   * The response as server-sent events ending with `data: [DONE]`; an answer that cannot be whole
+   * (the server stopped, the model failed) ends with an `error` event instead. Cancelling the
+   * stream cancels the choices.
+   *
+   * @param onError Told of a failure that is not the request's fault (the event says only that it failed).
+   */
+  stream(onError?: (e: unknown) => void): ReadableStream<Uint8Array> {
+    const enc = new TextEncoder();
+    let wake: (() => void) | undefined;
+    const events: string[] = [];
+    const send = (o: unknown) => {
+      events.push(`data: ${typeof o === "string" ? o : JSON.stringify(o)}\n\n`);
+      wake?.();
+    };
     let finished = false;
-    let failure: unknown;
-    done.then(() => finished = true, (e) => {
-      failure = e;
+    this.#events(send).catch((e) => {
+      if (!(e instanceof ApiError)) onError?.(e);
+      send(errorBody(e));
+    }).finally(() => {
       finished = true;
-    }).finally(() => wake?.());
+      wake?.();
+    });
     return new ReadableStream<Uint8Array>({
       pull: async (ctl) => {
         while (events.length === 0 && !finished) await new Promise<void>((r) => wake = r);
         if (events.length > 0) ctl.enqueue(enc.encode(events.splice(0).join("")));
-        else if (failure) {
-          const message = failure instanceof Error ? failure.message : String(failure);
-          ctl.enqueue(
-            enc.encode(
-              `data: ${JSON.stringify({ error: { message, type: "server_error", param: null, code: null } })}\n\n`,
-            ),
-          );
-          ctl.close();
-        } else ctl.close();
+        else ctl.close();
       },
-      cancel: () => this.cancel(),
+      cancel: () => this.cancel("client"),
     });
   }
+}
+
+function queueFull(): ApiError {
+  return new ApiError(429, "The server is busy: its queue is full; retry in a few seconds", {
+    type: "rate_limit_error",
+    code: "queue_full",
+    headers: { "retry-after": "2" },
+  });
+}
+
+/** An error as the API's body: an {@linkcode ApiError} as it is, anything else as a generic server error. */
+export function errorBody(e: unknown): { error: Record<string, unknown> } {
+  if (e instanceof ApiError) return { error: { message: e.message, type: e.type, param: e.param, code: e.code } };
+  return {
+    error: {
+      message: "The server failed to make this answer; its log has the details",
+      type: "server_error",
+      param: null,
+      code: null,
+    },
+  };
 }

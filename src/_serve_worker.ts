@@ -17,6 +17,7 @@ import type { ModelSpec, WireError, WorkerCall, WorkerReply } from "./_worker_ba
 let model: GPTModel | undefined;
 let backend: LocalBackend | undefined;
 const reqs = new Map<number, BatchRequest>();
+const prompts = new Map<number, AbortController>();
 
 const post = (m: WorkerReply, transfer: Transferable[] = []) => self.postMessage(m, { transfer });
 const wire = (e: unknown): WireError => ({
@@ -76,14 +77,18 @@ self.onmessage = async (e: MessageEvent<WorkerCall>) => {
       reqs.set(m.id, r);
       relay(m.id, r);
     } else if (m.type === "cancel") reqs.get(m.id)?.cancel();
-    else if (m.type === "logits") {
+    else if (m.type === "prompt") {
+      const stop = new AbortController();
+      prompts.set(m.id, stop);
       try {
-        const logits = await backend!.logits(m.ids);
-        post({ type: "logits", id: m.id, logits }, [logits.buffer as ArrayBuffer]);
+        post({ type: "prompt", id: m.id, result: await backend!.promptLogprobs(m.ids, m.n, stop.signal) });
       } catch (err) {
-        post({ type: "logits", id: m.id, error: wire(err) });
+        post({ type: "prompt", id: m.id, error: wire(err) });
+      } finally {
+        prompts.delete(m.id);
       }
-    } else if (m.type === "close") {
+    } else if (m.type === "cancel_prompt") prompts.get(m.id)?.abort();
+    else if (m.type === "close") {
       await backend?.close();
       model?.destroy();
       post({ type: "closed" });

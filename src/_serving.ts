@@ -10,6 +10,7 @@
 import type { GPTConfig } from "./config.ts";
 import type { GPTModel } from "./model.ts";
 import { Batcher, type BatcherOptions, type BatchRequest, type BatchRequestOptions } from "./batcher.ts";
+import { type PromptLogprobs, promptLogprobs } from "./_prompt_logprobs.ts";
 
 /** How busy the batcher is. */
 export interface BatchStats {
@@ -25,12 +26,16 @@ export interface BatchStats {
 export interface ServingBackend extends BatchStats {
   /** The model's configuration. */
   readonly config: Required<GPTConfig>;
+  /** Requests it can ever hold: decoding plus waiting. */
+  readonly capacity: number;
+  /** Requests it takes now before the queue is full. */
+  readonly room: number;
   /** Queues a request (throws as {@linkcode Batcher.add} does). */
   add(prompt: number[], options: BatchRequestOptions): BatchRequest;
-  /** The logits of every position of one row, `[tokens, vocab]`. */
-  logits(ids: number[]): Promise<Float32Array>;
+  /** The log-probabilities of a prompt's tokens with `n` alternatives each; `signal` stops the work. */
+  promptLogprobs(ids: number[], n: number, signal?: AbortSignal): Promise<PromptLogprobs>;
   /** Cancels everything and frees the batcher (and the worker). */
-  close(): Promise<void>;
+  close(waitMs?: number): Promise<void>;
 }
 
 /** A model in this thread. */
@@ -61,12 +66,23 @@ export class LocalBackend implements ServingBackend {
     return this.#batcher.steps;
   }
 
+  get capacity(): number {
+    return this.#batcher.maxBatch + this.#batcher.maxQueue;
+  }
+
+  get room(): number {
+    return this.#batcher.room;
+  }
+
   add(prompt: number[], options: BatchRequestOptions): BatchRequest {
     return this.#batcher.add(prompt, options);
   }
 
-  logits(ids: number[]): Promise<Float32Array> {
-    return this.#model.forward([ids]);
+  async promptLogprobs(ids: number[], n: number, signal?: AbortSignal): Promise<PromptLogprobs> {
+    signal?.throwIfAborted();
+    const logits = await this.#model.forward([ids]);
+    signal?.throwIfAborted();
+    return await promptLogprobs(logits, ids, n, signal);
   }
 
   close(): Promise<void> {

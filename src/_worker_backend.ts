@@ -16,6 +16,7 @@ import {
   type TokenLogprobs,
 } from "./batcher.ts";
 import type { ServingBackend } from "./_serving.ts";
+import type { PromptLogprobs } from "./_prompt_logprobs.ts";
 
 /** Where the worker gets its model: a hub model, a weights file, or a seeded untrained one. */
 export interface ModelSpec {
@@ -48,7 +49,8 @@ export type WorkerCall =
   | { type: "init"; spec: ModelSpec; batcher: BatcherOptions }
   | { type: "add"; id: number; prompt: number[]; options: Omit<BatchRequestOptions, "signal"> }
   | { type: "cancel"; id: number }
-  | { type: "logits"; id: number; ids: number[] }
+  | { type: "prompt"; id: number; ids: number[]; n: number }
+  | { type: "cancel_prompt"; id: number }
   | { type: "close" };
 
 /** An error as it crosses to the other thread. */
@@ -64,7 +66,7 @@ export type WorkerReply =
   | { type: "chunk"; id: number; ids: number[]; logprobs?: TokenLogprobs[]; stats: Stats }
   | { type: "done"; id: number; reason: FinishReason; stats: Stats }
   | { type: "failed"; id: number; error: WireError; stats?: Stats }
-  | { type: "logits"; id: number; logits?: Float32Array; error?: WireError }
+  | { type: "prompt"; id: number; result?: PromptLogprobs; error?: WireError }
   | { type: "fatal"; error: WireError }
   | { type: "closed" };
 
@@ -86,7 +88,7 @@ export class WorkerBackend implements ServingBackend {
   #opts: Required<Pick<BatcherOptions, "maxBatch" | "maxQueue">>;
   #stats: Stats = { active: 0, queued: 0, steps: 0 };
   #reqs = new Map<number, BatchRequest>();
-  #logits = new Map<number, { resolve: (l: Float32Array) => void; reject: (e: Error) => void }>();
+  #prompts = new Map<number, { resolve: (l: PromptLogprobs) => void; reject: (e: Error) => void }>();
   #next = 0;
   #dead?: Error;
   #closed?: () => void;
@@ -146,10 +148,18 @@ export class WorkerBackend implements ServingBackend {
     return this.#stats.steps;
   }
 
+  get capacity(): number {
+    return this.#opts.maxBatch + this.#opts.maxQueue;
+  }
+
+  /** Counted on this side: a request holds its place until the worker says it ended. */
+  get room(): number {
+    return Math.max(0, this.capacity - this.#reqs.size);
+  }
+
   add(prompt: number[], options: BatchRequestOptions): BatchRequest {
     if (this.#dead) throw this.#dead;
-    // the batcher's own rule: requests beyond the slots that may wait
-    if (this.#reqs.size - this.#opts.maxBatch >= this.#opts.maxQueue) {
+    if (this.room === 0) {
       throw new BatchQueueFullError(
         `Cannot add a request: ${
           this.#reqs.size - this.#opts.maxBatch
@@ -169,20 +179,38 @@ export class WorkerBackend implements ServingBackend {
     return req;
   }
 
-  logits(ids: number[]): Promise<Float32Array> {
+  promptLogprobs(ids: number[], n: number, signal?: AbortSignal): Promise<PromptLogprobs> {
     if (this.#dead) return Promise.reject(this.#dead);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const id = ++this.#next;
     return new Promise((resolve, reject) => {
-      this.#logits.set(id, { resolve, reject });
-      this.#post({ type: "logits", id, ids });
+      const abort = () => {
+        this.#prompts.delete(id);
+        this.#post({ type: "cancel_prompt", id });
+        reject(signal!.reason);
+      };
+      signal?.addEventListener("abort", abort, { once: true });
+      const done = () => signal?.removeEventListener("abort", abort);
+      this.#prompts.set(id, {
+        resolve: (r) => (done(), resolve(r)),
+        reject: (e) => (done(), reject(e)),
+      });
+      this.#post({ type: "prompt", id, ids, n });
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Asks the worker to close and waits for it up to `waitMs` (default 10,000); then ends it.
+   *
+   * @param waitMs How long the worker may take to finish its step and free the GPU.
+   */
+  async close(waitMs = 10_000): Promise<void> {
     if (!this.#dead) {
       const closed = new Promise<void>((r) => this.#closed = r);
       this.#post({ type: "close" });
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([closed, new Promise((r) => timer = setTimeout(r, waitMs))]);
+      clearTimeout(timer);
     }
     this.#fail(new Error("The server was closed"));
     this.#worker.terminate();
@@ -200,10 +228,10 @@ export class WorkerBackend implements ServingBackend {
       this.#reqs.delete(m.id);
       if (m.type === "done") req?.finish(m.reason);
       else req?.finish("cancelled", revive(m.error));
-    } else if (m.type === "logits") {
-      const w = this.#logits.get(m.id);
-      this.#logits.delete(m.id);
-      if (m.logits) w?.resolve(m.logits);
+    } else if (m.type === "prompt") {
+      const w = this.#prompts.get(m.id);
+      this.#prompts.delete(m.id);
+      if (m.result) w?.resolve(m.result);
       else w?.reject(revive(m.error!));
     } else if (m.type === "fatal") this.#fail(revive(m.error));
     else if (m.type === "closed") this.#closed?.();
@@ -213,8 +241,8 @@ export class WorkerBackend implements ServingBackend {
     this.#dead ??= e;
     for (const r of this.#reqs.values()) r.finish("cancelled", e);
     this.#reqs.clear();
-    for (const w of this.#logits.values()) w.reject(e);
-    this.#logits.clear();
+    for (const w of this.#prompts.values()) w.reject(e);
+    this.#prompts.clear();
     this.#stats = { ...this.#stats, active: 0, queued: 0 };
   }
 }

@@ -113,6 +113,11 @@ export class Batcher {
     return this.#queue.length;
   }
 
+  /** Requests that {@linkcode Batcher.add} takes now before it throws {@linkcode BatchQueueFullError}. */
+  get room(): number {
+    return Math.max(0, this.maxQueue + this.#free.length - this.#queue.length);
+  }
+
   /** Decoding steps run so far (each shared by every request in flight). */
   get steps(): number {
     return this.#steps;

@@ -48,10 +48,11 @@ Deno.test("serve CLI: the seed model on a loopback port, its key, and SIGTERM fi
     assert.ok(url, `the address line: ${first}`);
     const body = (o: Record<string, unknown>) =>
       JSON.stringify({ model: "gpt2", prompt: "Hello, I am", max_tokens: 6, temperature: 0, ...o });
-    const noKey = await fetch(`${url}/v1/completions`, { method: "POST", body: body({}) });
+    const json = { "content-type": "application/json" };
+    const noKey = await fetch(`${url}/v1/completions`, { method: "POST", headers: json, body: body({}) });
     assert.equal(noKey.status, 401);
     await noKey.body?.cancel();
-    const auth = { authorization: "Bearer k3y" };
+    const auth = { authorization: "Bearer k3y", ...json };
     const plain = await fetch(`${url}/v1/completions`, { method: "POST", headers: auth, body: body({}) });
     assert.equal((await plain.json()).choices[0].text, " Featureiman Byeswickattribute argue");
     // a stream in flight when SIGTERM comes: it still ends with [DONE], and the process exits 0

@@ -52,6 +52,7 @@ Deno.test("playground: headless Chromium generates the seed example and shows ea
     assert.equal(cards.length, 6);
     const api = await fetch(`${server.url}/v1/completions`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "gpt2", prompt: "Hello, I am", max_tokens: 6, temperature: 0, logprobs: 5 }),
     }).then((r) => r.json());
     const top = api.choices[0].logprobs.top_logprobs as Record<string, number>[];

@@ -92,8 +92,29 @@ export async function perplexityCommand(
     return 2;
   }
   try {
-    const text = await Deno.readTextFile(o.file);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(o.file);
+    } catch (e) {
+      const why = e instanceof Deno.errors.NotFound
+        ? "no such file"
+        : e instanceof Deno.errors.PermissionDenied
+        ? "permission denied"
+        : e instanceof Deno.errors.IsADirectory
+        ? "it is a directory"
+        : (e as Error).message;
+      err(`error: cannot read '${o.file}': ${why}; give the path of a text file`);
+      return 1;
+    }
     const ids = encode(text);
+    if (ids.length < 2) {
+      err(
+        `error: '${o.file}' has ${ids.length} token${
+          ids.length === 1 ? "" : "s"
+        }; perplexity needs a text of at least 2`,
+      );
+      return 1;
+    }
     const tty = Deno.stderr.isTerminal();
     const onProgress = o.quiet ? undefined : (done: number, total: number) => {
       if (tty) {

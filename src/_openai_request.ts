@@ -104,6 +104,15 @@ const KNOWN = new Set([
 /** Most choices (prompts times `n`) one request may ask for. */
 export const MAX_CHOICES = 64;
 
+/** Most prompt tokens times choices one request may ask log-probabilities of with `echo`. */
+export const MAX_ECHO_LOGPROB_TOKENS = 8192;
+
+/** A value as a message shows it: numbers as they are (`Infinity`, not JSON's `null`), the rest as short JSON. */
+function show(v: unknown): string {
+  if (typeof v === "number") return Number.isFinite(v) ? String(v) : `${v} (a number too large to use)`;
+  return JSON.stringify(v)?.slice(0, 40) ?? String(v);
+}
+
 function bad(message: string, param: string, code?: string): ApiError {
   return new ApiError(400, message, { param, code });
 }
@@ -112,7 +121,7 @@ function num(body: Record<string, unknown>, key: string, def: number, min: numbe
   const v = body[key];
   if (v === undefined || v === null) return def;
   if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
-    throw bad(`'${key}' is ${JSON.stringify(v)}; it must be a number from ${min} to ${max}`, key);
+    throw bad(`'${key}' is ${show(v)}; it must be a number from ${min} to ${max}`, key);
   }
   return v;
 }
@@ -129,13 +138,14 @@ function isIds(v: unknown): v is number[] {
 
 /** The prompts of a request: a string, strings, token ids, or lists of ids. */
 function prompts(p: unknown, vocab: number): { ids: number[][]; texts: (string | undefined)[] } {
+  if (p !== undefined && p !== null && typeof p !== "string" && !(Array.isArray(p) && p.length > 0)) {
+    throw bad(`'prompt' is ${show(p)}; give a string, a list of strings, token ids or lists of ids`, "prompt");
+  }
   const list: unknown[] = p === undefined || p === null
     ? ["<|endoftext|>"]
     : typeof p === "string" || isIds(p)
     ? [p]
-    : Array.isArray(p) && p.length > 0
-    ? p
-    : [undefined];
+    : p;
   const ids: number[][] = [];
   const texts: (string | undefined)[] = [];
   for (const [i, item] of list.entries()) {
@@ -156,12 +166,7 @@ function prompts(p: unknown, vocab: number): { ids: number[][]; texts: (string |
       ids.push(item);
       texts.push(undefined);
     } else {
-      throw bad(
-        `prompt ${i} is ${
-          JSON.stringify(item)?.slice(0, 40)
-        }; give a string, a list of strings, token ids or lists of ids`,
-        "prompt",
-      );
+      throw bad(`prompt ${i} is ${show(item)}; give a string, a list of strings, token ids or lists of ids`, "prompt");
     }
   }
   return { ids, texts };
@@ -194,8 +199,15 @@ export function parseCompletion(
     });
   }
   if (b.suffix !== undefined && b.suffix !== null) throw bad("'suffix' is not supported", "suffix");
-  if (b.logit_bias !== undefined && b.logit_bias !== null && Object.keys(b.logit_bias as object).length > 0) {
-    throw bad("'logit_bias' is not supported", "logit_bias");
+  const bias = b.logit_bias;
+  if (bias !== undefined && bias !== null) {
+    if (typeof bias !== "object" || Array.isArray(bias)) {
+      throw bad(`'logit_bias' is ${show(bias)}; it must be an object of token ids to biases`, "logit_bias");
+    }
+    if (Object.keys(bias).length > 0) throw bad("'logit_bias' is not supported; leave it out", "logit_bias");
+  }
+  if (b.user !== undefined && b.user !== null && typeof b.user !== "string") {
+    throw bad(`'user' is ${show(b.user)}; it must be a string`, "user");
   }
   for (const k of ["presence_penalty", "frequency_penalty"]) {
     if (num(b, k, 0, -2, 2) !== 0) throw bad(`'${k}' is not supported; leave it at 0`, k);
@@ -244,6 +256,14 @@ export function parseCompletion(
     throw bad("'stream_options' must be an object like {\"include_usage\": true}", "stream_options");
   }
   const logprobs = b.logprobs === undefined || b.logprobs === null ? null : int(b, "logprobs", 0, 0, TOP_LOGPROBS);
+  const echo = flag("echo");
+  const scored = ids.reduce((a, p) => a + p.length, 0) * n;
+  if (echo && logprobs !== null && scored > MAX_ECHO_LOGPROB_TOKENS) {
+    throw bad(
+      `'echo' with 'logprobs' asks for the log-probabilities of ${scored} prompt tokens (prompt tokens times n), over ${MAX_ECHO_LOGPROB_TOKENS}; send shorter or fewer prompts`,
+      "echo",
+    );
+  }
   return {
     model: b.model,
     prompts: ids,
@@ -256,7 +276,7 @@ export function parseCompletion(
     stop,
     stream,
     includeUsage: stream && (so as { include_usage?: unknown } | undefined)?.include_usage === true,
-    echo: flag("echo"),
+    echo,
     logprobs,
     n,
   };

@@ -59,11 +59,35 @@ export const GPT_CONFIG_1558M: Readonly<GPTConfig> = Object.freeze({
   n_layers: 48,
 });
 
-function positiveInt(cfg: GPTConfig, key: keyof GPTConfig): void {
+/**
+ * The largest size each field may have. Token ids are exact in float32 up to 2^24; the other
+ * bounds are far past any GPT-2 and keep a typo from drawing or allocating terabytes.
+ */
+export const CONFIG_LIMITS = Object.freeze({
+  vocab_size: 1 << 24,
+  context_length: 1 << 20,
+  emb_dim: 1 << 16,
+  n_heads: 1 << 12,
+  n_layers: 1 << 12,
+});
+
+const CONFIG_KEYS = new Set([
+  "vocab_size",
+  "context_length",
+  "emb_dim",
+  "n_heads",
+  "n_layers",
+  "drop_rate",
+  "qkv_bias",
+  "layer_norm_epsilon",
+]);
+
+function sizeField(cfg: GPTConfig, key: keyof typeof CONFIG_LIMITS): void {
   const v = cfg[key];
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+  const max = CONFIG_LIMITS[key];
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > max) {
     throw new RangeError(
-      `Invalid config: '${key}' is ${JSON.stringify(v)}, expected a positive integer`,
+      `Invalid config: '${key}' is ${JSON.stringify(v)}, expected an integer from 1 to ${max}`,
     );
   }
 }
@@ -73,14 +97,27 @@ function positiveInt(cfg: GPTConfig, key: keyof GPTConfig): void {
  *
  * @param config The configuration to check.
  * @returns A copy with defaults filled in.
- * @throws {RangeError} When a size is not a positive integer or `emb_dim` is not divisible by `n_heads`.
+ * @throws {RangeError} On an unknown key, a size that is not an integer within {@linkcode CONFIG_LIMITS}, a
+ * `drop_rate` outside [0, 1), a `qkv_bias` that is not a boolean, or `emb_dim` not divisible by `n_heads`.
  */
 export function validateConfig(config: GPTConfig): Required<GPTConfig> {
   if (config === null || typeof config !== "object") {
     throw new TypeError(`Invalid config: expected an object, got ${String(config)}`);
   }
+  for (const key of Object.keys(config)) {
+    if (!CONFIG_KEYS.has(key)) {
+      throw new RangeError(`Invalid config: unknown key '${key}'; the keys are ${[...CONFIG_KEYS].join(", ")}`);
+    }
+  }
   for (const key of ["vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"] as const) {
-    positiveInt(config, key);
+    sizeField(config, key);
+  }
+  const drop = config.drop_rate ?? 0;
+  if (typeof drop !== "number" || !(drop >= 0 && drop < 1)) {
+    throw new RangeError(`Invalid config: 'drop_rate' is ${JSON.stringify(drop)}, expected a number from 0 up to 1`);
+  }
+  if (config.qkv_bias !== undefined && typeof config.qkv_bias !== "boolean") {
+    throw new RangeError(`Invalid config: 'qkv_bias' is ${JSON.stringify(config.qkv_bias)}, expected true or false`);
   }
   if (config.emb_dim % config.n_heads !== 0) {
     throw new RangeError(
@@ -102,8 +139,8 @@ export function validateConfig(config: GPTConfig): Required<GPTConfig> {
     emb_dim: config.emb_dim,
     n_heads: config.n_heads,
     n_layers: config.n_layers,
-    drop_rate: config.drop_rate ?? 0,
-    qkv_bias: Boolean(config.qkv_bias),
+    drop_rate: drop,
+    qkv_bias: config.qkv_bias ?? false,
     layer_norm_epsilon: eps,
   };
 }

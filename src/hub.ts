@@ -8,6 +8,8 @@
  * @module
  */
 
+import { createHash, type Hash } from "node:crypto";
+
 /** Thrown when a model cannot be had from the hub or the cache: one sentence saying why and what to do. */
 export class HubError extends Error {
   /**
@@ -47,6 +49,71 @@ export interface HubOptions {
   onProgress?: (p: DownloadProgress) => void;
   /** Stops a download; the part written stays in the cache and the next call resumes it. */
   signal?: AbortSignal;
+  /**
+   * How long the hub may take to answer a request, and to send the next bytes of a file, in
+   * milliseconds (default `HF_HUB_DOWNLOAD_TIMEOUT` seconds, as Python's hub reads it, else 10 s).
+   */
+  timeoutMs?: number;
+}
+
+/** The default time limit of a hub request: `HF_HUB_DOWNLOAD_TIMEOUT` seconds, else 10 s. */
+function defaultTimeoutMs(): number {
+  const raw = env("HF_HUB_DOWNLOAD_TIMEOUT");
+  const s = raw === undefined ? NaN : Number(raw);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 10_000;
+}
+
+/** A fetch that gives up after `ms` without an answer; every failure is a {@linkcode HubError} naming the file and URL. */
+async function request(
+  url: string,
+  init: RequestInit & { signal?: AbortSignal },
+  o: { file: string; ms: number },
+): Promise<{ res: Response; abort: (why: unknown) => void }> {
+  const ctl = new AbortController();
+  const outer = init.signal;
+  const onAbort = () => ctl.abort(outer!.reason);
+  outer?.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(() => ctl.abort(new HubTimeout()), o.ms);
+  try {
+    const res = await fetch(url, { ...init, signal: ctl.signal });
+    return { res, abort: (why) => ctl.abort(why) };
+  } catch (e) {
+    if (outer?.aborted) throw outer.reason;
+    if (ctl.signal.reason instanceof HubTimeout) {
+      const why = `no answer within ${o.ms / 1000} s`;
+      throw new HubUnreachable(
+        `Cannot download '${o.file}' from ${url}: ${why}; check the network, or wait longer with HF_HUB_DOWNLOAD_TIMEOUT (seconds)`,
+        url,
+        why,
+      );
+    }
+    throw new HubUnreachable(
+      `Cannot download '${o.file}' from ${url}: ${reasonOf(e)}; check the network and run again`,
+      url,
+      reasonOf(e),
+    );
+  } finally {
+    clearTimeout(timer);
+    outer?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** A time limit that ran out. */
+class HubTimeout extends Error {}
+
+/** The hub could not be reached at all (a cached copy may stand in). */
+class HubUnreachable extends HubError {
+  constructor(message: string, readonly url: string, readonly why: string) {
+    super(message);
+  }
+}
+
+/** A network error's message with its cause. */
+function reasonOf(e: unknown): string {
+  const err = e as Error & { cause?: Error };
+  const cause = err?.cause?.message;
+  return (cause && !err.message.includes(cause) ? `${err.message} (${cause})` : err?.message ?? String(e))
+    .replace(/\.$/, "");
 }
 
 /** An environment variable, read only where the permission is already granted (so that it never prompts). */
@@ -99,6 +166,10 @@ async function defaultToken(): Promise<string | undefined> {
 
 const REPO = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 const COMMIT = /^[0-9a-f]{40}$/;
+/** A blob's name: letters, digits, `_`, `-` and inner dots, never `.` or `..` (the hub's are hex digests). */
+const ETAG = /^[A-Za-z0-9][\w.-]*$/;
+/** An LFS file's ETag: the SHA-256 of its bytes. */
+const SHA256 = /^[0-9a-f]{64}$/;
 
 /**
  * The cache folder of a model repository: `models--{owner}--{name}`.
@@ -149,13 +220,17 @@ async function fileInfo(
   o: Required<Pick<HubOptions, "endpoint" | "revision">> & {
     token?: string;
     signal?: AbortSignal;
+    timeoutMs: number;
   },
 ): Promise<FileInfo> {
   let url = `${o.endpoint}/${repo}/resolve/${encodeURIComponent(o.revision)}/${file}`;
   const headers: Record<string, string> = { "Accept-Encoding": "identity" };
   if (o.token) headers.Authorization = `Bearer ${o.token}`;
   for (let hops = 0; hops < 5; hops++) {
-    const r = await fetch(url, { method: "HEAD", headers, redirect: "manual", signal: o.signal });
+    const { res: r } = await request(url, { method: "HEAD", headers, redirect: "manual", signal: o.signal }, {
+      file,
+      ms: o.timeoutMs,
+    });
     await r.body?.cancel();
     const location = r.headers.get("location");
     // a relative redirect is a renamed repository: ask again there
@@ -190,7 +265,7 @@ async function fileInfo(
     const commit = r.headers.get("x-repo-commit") ?? undefined;
     const etag = clean(r.headers.get("x-linked-etag")) ?? clean(r.headers.get("etag"));
     const size = Number(r.headers.get("x-linked-size") ?? r.headers.get("content-length") ?? 0);
-    if (!commit || !COMMIT.test(commit) || !etag || !/^[\w.-]+$/.test(etag)) {
+    if (!commit || !COMMIT.test(commit) || !etag || !ETAG.test(etag)) {
       throw new HubError(
         `Cannot download '${repo}/${file}': the hub's answer has no commit or ETag (is ${o.endpoint} a Hugging Face hub?)`,
       );
@@ -200,56 +275,157 @@ async function fileInfo(
   throw new HubError(`Cannot download '${repo}/${file}': too many redirects`);
 }
 
-/** Downloads into `blobs/{etag}.incomplete` (resuming it), then renames it to `blobs/{etag}`. */
+/** Removes `path` when it is anything but a regular file (a planted symlink is not written through). */
+async function keepOnlyFile(path: string): Promise<number> {
+  try {
+    const st = await Deno.lstat(path);
+    if (st.isFile) return st.size;
+    await Deno.remove(path, { recursive: st.isDirectory });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return 0;
+}
+
+/** Feeds the bytes of a file's first `n` bytes to a hash (the part a resumed download keeps). */
+async function hashFile(path: string, n: number, hash: Hash): Promise<void> {
+  if (n === 0) return;
+  using f = await Deno.open(path, { read: true });
+  for await (const chunk of f.readable) hash.update(chunk);
+}
+
+/** Opens a blob's partial file: a resumable prefix (LFS files, whose SHA-256 checks it at the end) or nothing. */
+async function openPart(part: string, info: FileInfo, hash?: Hash): Promise<number> {
+  const have = await keepOnlyFile(part);
+  if (have === 0) return 0;
+  // no digest to check a resumed file against, or more bytes than the file has: start over
+  if (!hash || (info.size > 0 && have >= info.size)) {
+    await Deno.remove(part);
+    return 0;
+  }
+  await hashFile(part, have, hash);
+  return have;
+}
+
+/**
+ * Downloads into `blobs/{etag}.incomplete` (resuming it where it can be checked), checks the size
+ * and, for LFS files, the SHA-256 against the ETag, then renames it to `blobs/{etag}`. A file that
+ * fails a check is deleted.
+ */
 async function downloadBlob(
   info: FileInfo,
   blob: string,
   file: string,
-  o: { token?: string; onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal; sameHost: string },
+  o: {
+    token?: string;
+    onProgress?: (p: DownloadProgress) => void;
+    signal?: AbortSignal;
+    sameHost: string;
+    timeoutMs: number;
+  },
 ): Promise<void> {
   const part = `${blob}.incomplete`;
-  let have = 0;
-  try {
-    have = (await Deno.stat(part)).size;
-  } catch { /* a fresh download */ }
+  const sha = SHA256.test(info.etag) ? createHash("sha256") : undefined;
+  let have = await openPart(part, info, sha);
   const headers: Record<string, string> = { "Accept-Encoding": "identity" };
   // the token goes only to the hub itself, not to the storage it redirects to
   if (o.token && new URL(info.url).host === o.sameHost) headers.Authorization = `Bearer ${o.token}`;
   if (have > 0) headers.Range = `bytes=${have}-`;
-  const r = await fetch(info.url, { headers, signal: o.signal });
-  if (r.status === 416 && have === info.size) {
+  const { res: r, abort } = await request(info.url, { headers, signal: o.signal }, { file, ms: o.timeoutMs });
+  if (!r.ok || !r.body) {
     await r.body?.cancel();
-  } else {
-    if (!r.ok || !r.body) {
-      await r.body?.cancel();
-      throw new HubError(`Cannot download '${file}': the hub answered ${r.status} ${r.statusText}`);
-    }
-    if (r.status !== 206) have = 0; // the server sent it all: start over
-    const out = await Deno.open(part, { write: true, create: true, truncate: have === 0, append: have > 0 });
-    let done = have;
-    try {
-      o.onProgress?.({ file, done, total: info.size });
-      for await (const chunk of r.body) {
-        for (let n = 0; n < chunk.length;) n += await out.write(chunk.subarray(n));
-        done += chunk.length;
-        o.onProgress?.({ file, done, total: info.size });
-      }
-    } catch (e) {
-      if (o.signal?.aborted) throw e;
-      throw new HubError(
-        `Cannot download '${file}': the connection broke after ${done} of ${info.size} bytes (${
-          (e as Error).message
-        }), run again to resume`,
-      );
-    } finally {
-      out.close();
-    }
+    // a range the server cannot give: the partial file is no prefix of it
+    if (r.status === 416) await Deno.remove(part).catch(() => {});
+    throw new HubError(
+      `Cannot download '${file}' from ${info.url}: the server answered ${r.status} ${r.statusText}; run again later`,
+    );
   }
-  const size = (await Deno.stat(part)).size;
-  if (info.size > 0 && size !== info.size) {
-    throw new HubError(`Cannot download '${file}': got ${size} of ${info.size} bytes, run again to resume`);
+  let hash = sha;
+  if (r.status !== 206 && have > 0) {
+    // the server sent it all: start over
+    have = 0;
+    hash = sha ? createHash("sha256") : undefined;
   }
+  const done = await receive(r.body, part, { file, info, have, hash, abort, ...o });
+  await verify(part, file, info, done, hash);
   await Deno.rename(part, blob);
+}
+
+/** Writes a body after the `have` bytes already in `part`; the bytes in the file at the end. */
+async function receive(
+  body: ReadableStream<Uint8Array>,
+  part: string,
+  o: {
+    file: string;
+    info: FileInfo;
+    have: number;
+    hash?: Hash;
+    abort: (why: unknown) => void;
+    onProgress?: (p: DownloadProgress) => void;
+    signal?: AbortSignal;
+    timeoutMs: number;
+  },
+): Promise<number> {
+  const { file, info } = o;
+  const out = await Deno.open(part, { write: true, create: true, truncate: o.have === 0, append: o.have > 0 });
+  let done = o.have;
+  const reader = body.getReader();
+  try {
+    o.onProgress?.({ file, done, total: info.size });
+    while (true) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new HubTimeout()), o.timeoutMs)
+      );
+      const next = await Promise.race([reader.read(), stalled]).finally(() => clearTimeout(timer));
+      if (next.done) break;
+      const chunk = next.value;
+      if (info.size > 0 && done + chunk.length > info.size) {
+        throw new HubError(
+          `Cannot download '${file}' from ${info.url}: the server sent more than the ${info.size} bytes the hub announced; the partial file was deleted, run again`,
+        );
+      }
+      for (let n = 0; n < chunk.length;) n += await out.write(chunk.subarray(n));
+      o.hash?.update(chunk);
+      done += chunk.length;
+      o.onProgress?.({ file, done, total: info.size });
+    }
+    return done;
+  } catch (e) {
+    o.abort(e);
+    await reader.cancel().catch(() => {});
+    if (o.signal?.aborted) throw e;
+    if (e instanceof HubError) {
+      await Deno.remove(part).catch(() => {});
+      throw e;
+    }
+    const why = e instanceof HubTimeout
+      ? `no data for ${o.timeoutMs / 1000} s (wait longer with HF_HUB_DOWNLOAD_TIMEOUT, in seconds)`
+      : `the connection broke (${reasonOf(e)})`;
+    throw new HubError(
+      `Cannot download '${file}' from ${info.url}: ${why} after ${done} of ${
+        info.size || "?"
+      } bytes; run again to resume`,
+    );
+  } finally {
+    out.close();
+  }
+}
+
+/** Checks a finished download's size and digest; deletes it when either is wrong. */
+async function verify(part: string, file: string, info: FileInfo, size: number, hash?: Hash): Promise<void> {
+  let problem: string | undefined;
+  if (info.size > 0 && size !== info.size) problem = `${info.size} bytes were announced and ${size} came`;
+  else if (hash) {
+    const got = hash.digest("hex");
+    if (got !== info.etag) problem = `its SHA-256 should be ${info.etag} and is ${got}`;
+  }
+  if (problem) {
+    await Deno.remove(part).catch(() => {});
+    throw new HubError(
+      `Cannot download '${file}' from ${info.url}: ${problem}; the file was deleted, run again (if it keeps failing, the hub or a proxy is corrupting it)`,
+    );
+  }
 }
 
 /**
@@ -267,7 +443,7 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
     throw new HubError(`Cannot download '${repo}': a model name is 'name' or 'owner/name', like 'gpt2'`);
   }
   const revision = options.revision ?? "main";
-  if (!/^[\w./-]+$/.test(revision) || revision.includes("..")) {
+  if (!/^[\w./-]+$/.test(revision) || revision.split("/").some((p) => p === "" || p === "." || p === "..")) {
     throw new HubError(`Cannot download '${repo}': revision '${revision}' is not a branch, tag or commit`);
   }
   const storage = `${hubCacheDir(options.cacheDir)}/${repoFolder(repo)}`;
@@ -286,16 +462,18 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
   }
   const endpoint = (options.endpoint ?? env("HF_ENDPOINT") ?? "https://huggingface.co").replace(/\/+$/, "");
   const token = options.token ?? await defaultToken();
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs();
+  if (!(timeoutMs > 0)) throw new HubError(`Cannot download '${repo}': timeoutMs '${timeoutMs}' must be above 0`);
   let info: FileInfo;
   try {
-    info = await fileInfo(repo, file, { endpoint, revision, token, signal: options.signal });
+    info = await fileInfo(repo, file, { endpoint, revision, token, signal: options.signal, timeoutMs });
   } catch (e) {
-    if (e instanceof HubError || options.signal?.aborted) throw e;
+    if (!(e instanceof HubUnreachable)) throw e;
     // no network: a cached copy of the revision will do
     const path = await cached();
     if (path) return path;
     throw new HubError(
-      `Cannot download '${repo}': ${endpoint} cannot be reached (${(e as Error).message}) and it is not in the cache`,
+      `Cannot download '${repo}/${file}': ${e.url} cannot be reached (${e.why}) and it is not in the cache; check the network and run again`,
     );
   }
   const pointer = `${storage}/snapshots/${info.commit}/${file}`;
@@ -306,6 +484,7 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
     // lock file is where huggingface_hub keeps its own: .locks/{repo folder}/{etag}.lock)
     const locks = `${hubCacheDir(options.cacheDir)}/.locks/${repoFolder(repo)}`;
     await Deno.mkdir(locks, { recursive: true });
+    await keepOnlyFile(`${locks}/${info.etag}.lock`);
     const lock = await Deno.open(`${locks}/${info.etag}.lock`, { write: true, create: true });
     try {
       await lock.lock(true);
@@ -315,6 +494,7 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
           onProgress: options.onProgress,
           signal: options.signal,
           sameHost: new URL(endpoint).host,
+          timeoutMs,
         });
       }
     } finally {

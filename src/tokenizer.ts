@@ -133,7 +133,8 @@ export function encode(text: string): number[] {
       const piece = bytes.encode(m[0]);
       const whole = rankMap.get(piece.join(","));
       if (whole !== undefined) out.push(whole);
-      else out.push(...bytePairEncode(piece, rankMap));
+      // no spread: a piece may be hundreds of thousands of tokens long
+      else for (const id of bytePairEncode(piece, rankMap)) out.push(id);
     }
   });
   return out;
@@ -178,7 +179,7 @@ export class TextStreamer {
    * @returns New text (possibly empty).
    */
   push(ids: readonly number[]): string {
-    this.#ids.push(...ids);
+    for (const id of ids) this.#ids.push(id);
     return this.#take(false);
   }
 

@@ -347,7 +347,13 @@ async function downloadBlob(
     hash = sha ? createHash("sha256") : undefined;
   }
   const done = await receive(r.body, part, { file, info, have, hash, abort, ...o });
-  await verify(part, file, info, done, hash);
+  try {
+    await verify(part, file, info, done, hash);
+  } catch (e) {
+    // the kept bytes were no prefix of the file: once more, from the start
+    if (have > 0 && !o.signal?.aborted) return await downloadBlob(info, blob, file, o);
+    throw e;
+  }
   await Deno.rename(part, blob);
 }
 
@@ -473,7 +479,7 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
     const path = await cached();
     if (path) return path;
     throw new HubError(
-      `Cannot download '${repo}/${file}': ${e.url} cannot be reached (${e.why}) and it is not in the cache; check the network and run again`,
+      `Cannot download '${file}' from ${e.url}: the hub cannot be reached (${e.why}) and '${repo}' is not in the cache; check the network (or wait longer with HF_HUB_DOWNLOAD_TIMEOUT, in seconds) and run again`,
     );
   }
   const pointer = `${storage}/snapshots/${info.commit}/${file}`;

@@ -1,102 +1,11 @@
-// GPT-2 by name: a loopback stand-in for the Hugging Face hub, as its clients see it (HEAD and
-// GET on /resolve/, ETag and X-Repo-Commit for small files, a 302 with X-Linked-Etag and
-// X-Linked-Size for LFS files, Range requests, relative redirects for renamed repositories).
+// GPT-2 by name, from a loopback stand-in for the Hugging Face hub (tests/_hub.ts).
 import assert from "node:assert/strict";
 import { GPTModel } from "../src/model.ts";
 import { generate } from "../src/generate.ts";
 import { HubError, hubFile, repoFolder } from "../src/hub.ts";
 import { main } from "../src/cli.ts";
-import { fixture, TESTDATA } from "./_helpers.ts";
-
-const COMMIT = "0123456789abcdef0123456789abcdef01234567";
-const CONFIG = await Deno.readFile(`${TESTDATA}tiny_hf_gpt2/config.json`);
-const WEIGHTS = await Deno.readFile(`${TESTDATA}tiny_hf_gpt2/model.safetensors`);
-const SHA = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", WEIGHTS)))
-  .map((b) => b.toString(16).padStart(2, "0")).join("");
-const CONFIG_ETAG = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
-
-interface Hub {
-  url: string;
-  requests: string[];
-  /** Cut the next LFS download after this many bytes. */
-  cutAfter?: number;
-  close(): Promise<void>;
-}
-
-/** Serves `owner/tiny` (and `tiny`, renamed to it), `owner/gated` (token "secret"), `owner/binonly`, `owner/llama`. */
-function startHub(): Hub {
-  const requests: string[] = [];
-  const hub: Partial<Hub> = { requests };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const u = new URL(req.url);
-    requests.push(`${req.method} ${u.pathname}${req.headers.get("range") ? ` ${req.headers.get("range")}` : ""}`);
-    if (u.pathname === `/lfs/${SHA}`) {
-      const range = /^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "");
-      const start = range ? Number(range[1]) : 0;
-      if (start >= WEIGHTS.length) return new Response(null, { status: 416 });
-      const body = WEIGHTS.subarray(start);
-      const cut = hub.cutAfter;
-      hub.cutAfter = undefined;
-      let sent = false;
-      const stream = new ReadableStream<Uint8Array>({
-        async pull(c) {
-          if (cut === undefined) {
-            c.enqueue(body);
-            c.close();
-          } else if (!sent) {
-            sent = true;
-            c.enqueue(body.slice(0, cut));
-          } else {
-            // the first part has gone out: now the connection breaks
-            await new Promise((r) => setTimeout(r, 200));
-            c.error(new Error("connection reset"));
-          }
-        },
-      });
-      const headers: Record<string, string> = { "content-length": String(body.length) };
-      if (range) headers["content-range"] = `bytes ${start}-${WEIGHTS.length - 1}/${WEIGHTS.length}`;
-      return new Response(req.method === "HEAD" ? null : stream, { status: range ? 206 : 200, headers });
-    }
-    const m = /^\/(.+)\/resolve\/([^/]+)\/(.+)$/.exec(u.pathname);
-    if (!m) return new Response("not found", { status: 404 });
-    const [, repo, rev, file] = m;
-    if (repo === "tiny") {
-      return new Response(null, { status: 307, headers: { location: `/owner/tiny/resolve/${rev}/${file}` } });
-    }
-    const known = ["owner/tiny", "owner/gated", "owner/binonly", "owner/llama"];
-    if (!known.includes(repo)) return new Response(null, { status: 404, headers: { "x-error-code": "RepoNotFound" } });
-    if (repo === "owner/gated" && req.headers.get("authorization") !== "Bearer secret") {
-      return new Response(null, { status: 401, headers: { "x-error-code": "GatedRepo" } });
-    }
-    if (rev !== "main" && rev !== COMMIT) {
-      return new Response(null, { status: 404, headers: { "x-error-code": "RevisionNotFound" } });
-    }
-    const common = { "x-repo-commit": COMMIT };
-    if (file === "config.json") {
-      const body = repo === "owner/llama" ? new TextEncoder().encode('{"model_type": "llama"}') : CONFIG;
-      return new Response(req.method === "HEAD" ? null : body, {
-        headers: { ...common, etag: `"${CONFIG_ETAG}"`, "content-length": String(body.length) },
-      });
-    }
-    if (file === "model.safetensors" && repo !== "owner/binonly") {
-      return new Response(null, {
-        status: 302,
-        headers: {
-          ...common,
-          location: `${u.origin}/lfs/${SHA}`,
-          "x-linked-etag": `"${SHA}"`,
-          "x-linked-size": String(WEIGHTS.length),
-        },
-      });
-    }
-    return new Response(null, { status: 404, headers: { "x-error-code": "EntryNotFound" } });
-  });
-  hub.url = `http://127.0.0.1:${server.addr.port}`;
-  hub.close = async () => {
-    await server.shutdown();
-  };
-  return hub as Hub;
-}
+import { fixture } from "./_helpers.ts";
+import { COMMIT, CONFIG_ETAG, SHA, startHub, WEIGHTS } from "./_hub.ts";
 
 async function tempCache(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "hub_test_" });

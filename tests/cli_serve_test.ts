@@ -1,5 +1,5 @@
-// `deno run -A mod.ts serve`: a real process on a loopback port, its key, usage errors, and a
-// graceful stop on SIGTERM with a stream in flight.
+// `deno run -A mod.ts serve`: a real process on a loopback port, its key, usage errors, a
+// graceful stop on SIGTERM with a stream in flight, and stops that no client can hold up.
 import assert from "node:assert/strict";
 import { main } from "../src/cli.ts";
 
@@ -23,6 +23,10 @@ Deno.test("serve CLI: usage errors exit 2 with the value named; --help exits 0",
   r = await cli(["serve", "prompt"]);
   assert.equal(r.code, 2);
   assert.match(r.err, /no arguments, got 'prompt'/);
+  r = await cli(["serve", "--max-queue", "2000000"]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--max-queue '2000000' is over 1000000/);
+  assert.doesNotMatch(r.err, /maxQueue/);
   r = await cli(["serve", "--api-key", ""]);
   assert.equal(r.code, 2);
   r = await cli(["serve", "--help"]);
@@ -79,5 +83,132 @@ Deno.test("serve CLI: the seed model on a loopback port, its key, and SIGTERM fi
     await child.status;
     await lines.cancel().catch(() => {});
     await child.stderr.cancel().catch(() => {});
+  }
+});
+
+/** A real `mod.ts serve` on a free loopback port; its stderr is collected. */
+async function startServe(...extra: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MOD, "serve", "--port", "0", ...extra],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  const errDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (s) => void (stderr += s) }),
+  );
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let first = "";
+  while (!first.includes("\n")) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    first += value;
+  }
+  const url = /on (http:\/\/127\.0\.0\.1:(\d+))/.exec(first);
+  assert.ok(url, `the address line: ${first} ${stderr}`);
+  return {
+    child,
+    url: url[1],
+    port: Number(url[2]),
+    /** Waits for the exit; its code, stderr and how long it took from `since`. */
+    async exit(since: number) {
+      const status = await child.status;
+      await errDone.catch(() => {});
+      await lines.cancel().catch(() => {});
+      return { code: status.code, stderr, ms: Date.now() - since };
+    },
+    kill() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+    },
+  };
+}
+
+Deno.test("serve CLI: SIGTERM exits at once when idle and within the grace period with a client trickling its body", async () => {
+  const idle = await startServe("--quiet");
+  try {
+    const t0 = Date.now();
+    idle.child.kill("SIGTERM");
+    const r = await idle.exit(t0);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.ms < 3000, `an idle server took ${r.ms} ms to exit`);
+  } finally {
+    idle.kill();
+  }
+  const s = await startServe("--quiet");
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+  try {
+    await c.write(new TextEncoder().encode(
+      "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    ));
+    const trickle = setInterval(() => c.write(new TextEncoder().encode(" ")).catch(() => {}), 300);
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    s.child.kill("SIGTERM");
+    const r = await s.exit(t0);
+    clearInterval(trickle);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.ms < 5000 + 1500, `exited after ${r.ms} ms`);
+  } finally {
+    c.close();
+    s.kill();
+  }
+});
+
+Deno.test("serve CLI: a second Ctrl-C exits at once, whatever is in flight", async () => {
+  const s = await startServe("--quiet");
+  try {
+    const body = JSON.stringify({ model: "gpt2", prompt: "Hello, I am", max_tokens: 1000, temperature: 0 });
+    const res = fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    }).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 1000));
+    s.child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    s.child.kill("SIGINT");
+    const r = await s.exit(t0);
+    assert.equal(r.code, 130, r.stderr);
+    assert.ok(r.ms < 2000, `exited ${r.ms} ms after the second signal`);
+    await res;
+  } finally {
+    s.kill();
+  }
+});
+
+Deno.test("serve CLI: an echo request whose client left, then SIGTERM: exit 0 with no uncaught error", async () => {
+  const s = await startServe();
+  try {
+    const ctl = new AbortController();
+    const prompt = "The quick brown fox jumps over the lazy dog. ".repeat(20);
+    const res = fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt2", prompt, max_tokens: 200, echo: true, logprobs: 5 }),
+      signal: ctl.signal,
+    }).catch((e) => e);
+    // the HTTP side answers while the worker scores the prompt
+    const waits: number[] = [];
+    for (let t0 = Date.now(); Date.now() - t0 < 1500;) {
+      const h0 = Date.now();
+      assert.equal((await fetch(`${s.url}/health`).then((r) => r.json())).status, "ok");
+      waits.push(Date.now() - h0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(Math.max(...waits) < 1000, `/health took up to ${Math.max(...waits)} ms`);
+    ctl.abort();
+    await res;
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    s.child.kill("SIGTERM");
+    const r = await s.exit(t0);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /Uncaught|TypeError/);
+    assert.ok(r.ms < 5000 + 1500, `exited after ${r.ms} ms`);
+  } finally {
+    s.kill();
   }
 });

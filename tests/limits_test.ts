@@ -214,3 +214,42 @@ Deno.test("with submissions of one step (CPU adapters' default), timers run whil
     clearInterval(timer);
   }
 });
+
+Deno.test("a config past the kernels' sizes, a bad drop_rate or qkv_bias, or an unknown key is refused before anything is drawn", async () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ vocab_size: 2 ** 31 }, /'vocab_size' is 2147483648, expected an integer from 1 to 16777216/],
+    [{ context_length: 2 ** 30 }, /'context_length'/],
+    [{ drop_rate: 5 }, /'drop_rate' is 5/],
+    [{ qkv_bias: "yes" }, /'qkv_bias' is "yes", expected true or false/],
+    [{ n_embd: 32 }, /unknown key 'n_embd'/],
+  ];
+  for (const [change, message] of cases) {
+    const t0 = Date.now();
+    await assert.rejects(() => GPTModel.create({ ...CFG, ...change }, { seed: 1 }), (e: Error) => {
+      assert.ok(e instanceof RangeError, String(e));
+      assert.match(e.message, message);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 1000, `${JSON.stringify(change)} took ${Date.now() - t0} ms`);
+  }
+});
+
+Deno.test("the perplexity command names a missing or empty file in one line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/empty.txt`, "");
+    for (
+      const [file, message] of [[`${dir}/nope.txt`, /cannot read '.*nope\.txt': no such file/], [
+        `${dir}/empty.txt`,
+        /'.*empty\.txt' has 0 tokens; perplexity needs a text of at least 2/,
+      ]] as const
+    ) {
+      const err: string[] = [];
+      assert.equal(await main(["perplexity", file, "--quiet"], () => {}, (s) => err.push(s)), 1);
+      assert.equal(err.length, 1, err.join("\n"));
+      assert.match(err[0], message);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

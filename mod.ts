@@ -52,7 +52,7 @@ export {
   type FinishReason,
   type TokenLogprobs,
 } from "./src/batcher.ts";
-export { type CompletionServer, type ModelSpec, serve, type ServeOptions } from "./src/server.ts";
+export { type CompletionServer, type ModelSpec, serve, type ServeLimits, type ServeOptions } from "./src/server.ts";
 export type { BatchStats } from "./src/_serving.ts";
 export { generate, type GenerateOptions, generateTextSimple, stream, type StreamOptions } from "./src/generate.ts";
 export {

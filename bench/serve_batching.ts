@@ -6,7 +6,9 @@
  * - time to first token and tokens per second per stream as the batch grows (1, 2, 4, 8, 16);
  * - how late `/health` answers while the batch decodes (polled every 50 ms).
  *
- *   deno run -A bench/serve_batching.ts [--dtype f32] [--rounds 2] [--tokens 24]
+ *   deno run -A bench/serve_batching.ts [--dtype f32] [--rounds 2] [--tokens 24] [--mod PATH]
+ *
+ * `--mod` serves another checkout's `mod.ts` (to compare commits in separate runs).
  *
  * @module
  */
@@ -19,6 +21,7 @@ const { values } = parseArgs({
     dtype: { type: "string", default: "f32" },
     rounds: { type: "string", default: "2" },
     tokens: { type: "string", default: "24" },
+    mod: { type: "string" },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -46,7 +49,7 @@ const server = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
     "-A",
-    new URL("../mod.ts", import.meta.url).pathname,
+    values.mod ?? new URL("../mod.ts", import.meta.url).pathname,
     "serve",
     "--port",
     "0",
@@ -74,6 +77,7 @@ async function request(prompt: string): Promise<Run> {
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: "POST",
+    headers: { "content-type": "application/json" },
     body: JSON.stringify({ model: "gpt2", prompt, max_tokens: TOKENS, temperature: 0, stream: true }),
   });
   let text = "";

@@ -11,8 +11,20 @@ import { type BatchStats, LocalBackend, type ServingBackend } from "./_serving.t
 import { type ModelSpec, WorkerBackend } from "./_worker_backend.ts";
 import { ApiError, parseCompletion } from "./_openai_request.ts";
 import { Completion, errorBody } from "./_completions.ts";
-import { HTTP1_LIMITS, type Http1Limits, type Http1Server, listenHttp1 } from "./_http1.ts";
+import { HTTP1_LIMITS, type Http1Server, listenHttp1 } from "./_http1.ts";
 import { PLAYGROUND_HTML } from "./_playground.ts";
+
+/** Time limits of a server's connections, in milliseconds; past one, the connection is closed. */
+export interface ServeLimits {
+  /** From a request's first byte to the end of its headers (default 10,000). */
+  headerTimeoutMs?: number;
+  /** From the end of the headers to the end of the body; the client gets 408 (default 30,000). */
+  bodyTimeoutMs?: number;
+  /** Between two requests on a kept-alive connection (default 30,000). */
+  idleTimeoutMs?: number;
+  /** For one write to a client that does not read; its request is cancelled (default 30,000). */
+  writeTimeoutMs?: number;
+}
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -41,7 +53,7 @@ export interface ServeOptions {
   /** Largest request body in bytes (default 1 MiB); larger ones get 413. */
   maxBodyBytes?: number;
   /** Time limits of connections (headers 10 s, body 30 s, idle 30 s, each write 30 s). */
-  limits?: Partial<Pick<Http1Limits, "headerTimeoutMs" | "bodyTimeoutMs" | "idleTimeoutMs" | "writeTimeoutMs">>;
+  limits?: ServeLimits;
   /** Where failures that are not a request's fault go, in full (default `console.error`). */
   onError?: (e: unknown) => void;
   /** Called once the server listens. */

@@ -192,7 +192,8 @@ Deno.test("serve CLI: an echo request whose client left, then SIGTERM: exit 0 wi
     }).catch((e) => e);
     // the HTTP side answers while the worker scores the prompt
     const waits: number[] = [];
-    for (let t0 = Date.now(); Date.now() - t0 < 1500;) {
+    const t0 = Date.now();
+    while (Date.now() - t0 < 1500) {
       const h0 = Date.now();
       assert.equal((await fetch(`${s.url}/health`).then((r) => r.json())).status, "ok");
       waits.push(Date.now() - h0);
@@ -202,9 +203,9 @@ Deno.test("serve CLI: an echo request whose client left, then SIGTERM: exit 0 wi
     ctl.abort();
     await res;
     await new Promise((r) => setTimeout(r, 200));
-    const t0 = Date.now();
+    const t1 = Date.now();
     s.child.kill("SIGTERM");
-    const r = await s.exit(t0);
+    const r = await s.exit(t1);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /Uncaught|TypeError/);
     assert.ok(r.ms < 5000 + 1500, `exited after ${r.ms} ms`);

@@ -7,11 +7,39 @@ set -euo pipefail
 DENO_VERSION=2.9.6
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
+# The mirror this machine already uses for bookworm (deb822 .sources files, then sources.list),
+# so that a machine behind a local mirror or proxy gets backports from there too.
+bookworm_mirror() {
+  local uri="" f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    uri=$(awk 'BEGIN { RS = ""; FS = "\n" } {
+      suites = ""; uri = ""
+      for (i = 1; i <= NF; i++) {
+        if ($i ~ /^Suites:/) suites = $i
+        if ($i ~ /^URIs:/ && uri == "") uri = $i
+      }
+      if (suites ~ /[ \t]bookworm([ \t]|$)/ && uri != "") {
+        sub(/^URIs:[ \t]*/, "", uri); split(uri, a, /[ \t]+/); print a[1]; exit
+      }
+    }' "$f")
+    [ -n "$uri" ] && break
+  done
+  if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" {
+      i = 2
+      if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+      if ($(i + 1) == "bookworm") { print $i; exit }
+    }' /etc/apt/sources.list)
+  fi
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
 if ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1; then
   if [ -r /etc/debian_version ] && grep -q '^12' /etc/debian_version; then
-    $SUDO tee /etc/apt/sources.list.d/backports.sources >/dev/null <<'SRC'
+    $SUDO tee /etc/apt/sources.list.d/backports.sources >/dev/null <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $(bookworm_mirror)
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

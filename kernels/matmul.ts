@@ -416,7 +416,7 @@ export const MATMUL_WIDE_XU_Q8_WGSL: string = matmulWide("q8", MM_WIDE_COLS.q8, 
 export const MATMUL_WGSL: string = matmul("f32");
 /** Linear layer with 16-bit weights packed two to a u32 (`unpack2x16float`, no `shader-f16`). */
 export const MATMUL_F16_WGSL: string = matmul("f16");
-/** Linear layer with 8-bit weights and a float32 scale per 32 k of each column. */
+/** Linear layer with 8-bit weights and a 16-bit float scale per 32 k of each column. */
 export const MATMUL_Q8_WGSL: string = matmul("q8");
 
 /** Columns of one weight block (and of one workgroup's output). */

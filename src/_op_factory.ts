@@ -274,15 +274,4 @@ export class OpFactory {
       record: (rec, s) => rec.dispatch("logprobs", this.#kernels.pipeline(LOGPROBS), group, s.B),
     };
   }
-
-  /**
-   * A sequence of ops recorded as one.
-   *
-   * @param name The name.
-   * @param ops The ops, in order.
-   * @returns The op.
-   */
-  sequence(name: string, ops: Op[]): Op {
-    return new Sequence(name, ops);
-  }
 }

@@ -40,7 +40,7 @@ export interface CreateOptions {
   seed?: number;
   /**
    * Weight storage: `"f32"` (default, exact), `"f16"` (half the memory and bandwidth) or `"q8"`
-   * (8-bit integers with a scale per 32 inputs of each output: about 28% of float32's memory).
+   * (8-bit integers with a 16-bit scale per 32 inputs of each output: about 27% of float32's memory).
    */
   dtype?: WeightDType;
   /** Largest storage binding to use, in bytes (default: the adapter's limit). */

@@ -110,23 +110,3 @@ export class VocabWriter {
     this.#next = row0 + n;
   }
 }
-
-/**
- * Uploads a whole `[V, C]` table as vocabulary chunks.
- *
- * @returns The chunks, in order of their first id.
- */
-export function createVocabChunks(
-  device: GPUDevice,
-  label: string,
-  dtype: WeightDType,
-  table: Float32Array,
-  V: number,
-  C: number,
-  chunkRows: number,
-  track: (b: GPUBuffer) => void,
-): VocabChunk[] {
-  const w = new VocabWriter(device, label, dtype, V, C, chunkRows, track);
-  w.rows(table, 0);
-  return w.chunks;
-}

@@ -14,7 +14,7 @@
 import { Q8_BLOCK } from "../../kernels/matmul.ts";
 
 /**
- * How weights are stored on the GPU: float32, 16-bit floats, or 8-bit integers with a float32
+ * How weights are stored on the GPU: float32, 16-bit floats, or 8-bit integers with a 16-bit float
  * scale for each run of {@linkcode Q8_BLOCK} values along the input dimension of a column.
  */
 export type WeightDType = "f32" | "f16" | "q8";

@@ -135,7 +135,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     total += red[i];
     if (redu[i] != 0xffffffffu) { fallback = redu[i]; }
   }
-  let r = f32(pcg(seed ^ pcg(index * 0x9e3779b9u ^ pcg(draw + 0x632be5abu))) >> 8u) / 16777216.0;
+  let r = f32(pcg(seed ^ pcg((index * 0x9e3779b9u) ^ pcg(draw + 0x632be5abu))) >> 8u) / 16777216.0;
   let u = r * total;
   let dst = next_of(b);
   if (lid == 0u) { tokens[dst] = fallback; }

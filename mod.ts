@@ -16,31 +16,20 @@
  */
 
 export {
+  type DownloadProgress,
   GPT_CONFIG_124M,
   GPT_CONFIG_1558M,
   GPT_CONFIG_355M,
   GPT_CONFIG_774M,
   type GPTConfig,
+  HubError,
+  type HubOptions,
+  type InputTensor,
+  type NamedTensor,
+  SafetensorsError,
   validateConfig,
-} from "./src/config.ts";
-export {
-  type CreateOptions,
-  type FromTensorsOptions,
-  GPTModel,
-  type LoadOptions,
-  type PretrainedOptions,
-} from "./src/model.ts";
-export type {
-  ArgmaxKind,
-  AttentionKind,
-  BackendOptions,
-  BackendProfile,
-  HeadScreenMode,
-  MatmulFamily,
-} from "./src/backend.ts";
-export type { WeightDType } from "./src/gpu/weights.ts";
-export type { InputTensor } from "./src/model_weights.ts";
-export type { NamedTensor } from "./src/init.ts";
+  WeightsError,
+} from "./src/weights/mod.ts";
 export {
   type BatchChunk,
   Batcher,
@@ -49,27 +38,45 @@ export {
   BatchRequest,
   type BatchRequestOptions,
   type BatchResult,
-  type FinishReason,
-  type TokenLogprobs,
-} from "./src/batcher.ts";
-export { type CompletionServer, type ModelSpec, serve, type ServeLimits, type ServeOptions } from "./src/server.ts";
-export type { BatchStats } from "./src/_serving.ts";
-export { generate, type GenerateOptions, generateTextSimple, stream, type StreamOptions } from "./src/generate.ts";
-export {
   compareModels,
   type ComparisonResult,
+  type CreateOptions,
   type EvaluateOptions,
+  type FinishReason,
+  type FromTensorsOptions,
+  generate,
+  type GenerateOptions,
+  generateTextSimple,
+  GPTModel,
+  type LoadOptions,
   perplexity,
   type PerplexityResult,
-} from "./src/evaluate.ts";
-export { decode, encode, END_OF_TEXT, TextStreamer } from "./src/tokenizer.ts";
-export { DeviceLostError, WebGPUUnavailableError } from "./src/gpu/device.ts";
-export { WeightsError } from "./src/model_weights.ts";
-export { type DownloadProgress, HubError, type HubOptions } from "./src/hub.ts";
-export { SafetensorsError } from "./src/safetensors.ts";
-export { VERSION } from "./src/cli.ts";
+  type PretrainedOptions,
+  stream,
+  type StreamOptions,
+  type TokenLogprobs,
+} from "./src/model/mod.ts";
+export {
+  type ArgmaxKind,
+  type AttentionKind,
+  type BackendOptions,
+  type BackendProfile,
+  type HeadScreenMode,
+  type MatmulFamily,
+} from "./src/engine/mod.ts";
+export { DeviceLostError, WebGPUUnavailableError, type WeightDType } from "./src/gpu/mod.ts";
+export {
+  type BatchStats,
+  type CompletionServer,
+  type ModelSpec,
+  serve,
+  type ServeLimits,
+  type ServeOptions,
+} from "./src/serve/mod.ts";
+export { decode, encode, END_OF_TEXT, TextStreamer } from "./src/text/mod.ts";
+export { VERSION } from "./src/cli/mod.ts";
 
-import { main } from "./src/cli.ts";
+import { main } from "./src/cli/cli.ts";
 
 if (import.meta.main) {
   Deno.exitCode = await main();

@@ -12,7 +12,7 @@
  *   deno run -A bench/backend_ab.ts '{"headScreen":"always"}' '{"headScreen":"never"}' f16
  */
 import { type BackendOptions, generate, generateTextSimple, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
-import { profileStep } from "../src/_profile.ts";
+import { profileStep } from "../src/model/_profile.ts";
 
 const [a, b] = Deno.args;
 if (a === undefined || b === undefined) {

@@ -11,7 +11,7 @@
  * full head instead.
  */
 import { type BackendOptions, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
-import { profileStep } from "../src/_profile.ts";
+import { profileStep } from "../src/model/_profile.ts";
 
 const dtype = (Deno.args[0] ?? "f32") as "f32" | "f16" | "q8";
 const pos = Number(Deno.args[1] ?? 64);

@@ -1,7 +1,7 @@
 // deno bench -A bench/tokenizer_bench.ts: GPT-2's tokenizer on its worst cases, 10,000 characters
 // with no space to split them (one piece each), against ordinary English of the same length.
 // js-tiktoken's own merge loop took 16.5 s for 2,000 CJK characters and 74 s for 4,000.
-import { encode } from "../src/tokenizer.ts";
+import { encode } from "../src/text/tokenizer.ts";
 
 const english = (await Deno.readTextFile(new URL("./data/paragraph.txt", import.meta.url))).repeat(15).slice(0, 10_000);
 const cases: [string, string][] = [

@@ -17,7 +17,7 @@ import {
   validateConfig,
   type WeightDType,
 } from "../mod.ts";
-import { seededParameters } from "../src/init.ts";
+import { seededParameters } from "../src/weights/init.ts";
 
 const dtypes = (Deno.args.length ? Deno.args : ["f32", "f16", "q8"]) as WeightDType[];
 const sizes = { "124M": GPT_CONFIG_124M, "355M": GPT_CONFIG_355M, "774M": GPT_CONFIG_774M, "1558M": GPT_CONFIG_1558M };

@@ -3,7 +3,6 @@
  *
  * @module
  */
-import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { ARGMAX_FINAL_WGSL, ARGMAX_PART_WGSL, ARGMAX_SERIAL_WGSL } from "./argmax.ts";
 import { ATTENTION_BLOCK_WGSL, ATTENTION_SERIAL_WGSL, ATTENTION_WGSL } from "./attention.ts";
 import { EMBEDDING_F16_WGSL, EMBEDDING_Q8_WGSL, EMBEDDING_WGSL } from "./embedding.ts";
@@ -30,6 +29,19 @@ import {
 import { SAMPLE_WGSL } from "./sample.ts";
 import { CROSS_ENTROPY_WGSL, KL_DIVERGENCE_WGSL } from "./loss.ts";
 import { LOGPROBS_WGSL } from "./logprobs.ts";
+
+/** How a kernel uses one binding. */
+export type BindingKind = "uniform" | "read" | "write";
+
+/** A kernel: its name, WGSL source and the kinds of its bindings, in order. */
+export interface KernelSpec {
+  /** A short name, used in labels and errors. */
+  name: string;
+  /** The WGSL source with a `main` entry point. */
+  code: string;
+  /** The bindings of group 0, in order. */
+  bindings: BindingKind[];
+}
 
 export { ARGMAX_PARTS } from "./argmax.ts";
 export {

@@ -1,9 +1,9 @@
 // Shared helpers for the tests: fixtures, tolerances, small random models.
 import assert from "node:assert/strict";
-import { type GPTConfig, validateConfig } from "../src/config.ts";
-import { seededParameters } from "../src/init.ts";
-import { TorchGenerator } from "../src/torch_random.ts";
-import type { ParamMap } from "../src/reference.ts";
+import { type GPTConfig, validateConfig } from "../src/weights/config.ts";
+import { seededParameters } from "../src/weights/init.ts";
+import { TorchGenerator } from "../src/weights/torch_random.ts";
+import type { ParamMap } from "../src/engine/reference.ts";
 
 export const TESTDATA: string = new URL("./testdata/", import.meta.url).pathname;
 

@@ -1,8 +1,8 @@
 // The backend profile: the adapter's defaults, overrides, and the combinations it refuses.
 import assert from "node:assert/strict";
-import { chooseBackend } from "../src/backend.ts";
+import { chooseBackend } from "../src/engine/backend.ts";
 import { getGpu, type GpuContext } from "../src/gpu/device.ts";
-import { GPTModel } from "../src/model.ts";
+import { GPTModel } from "../src/model/model.ts";
 import { randomParams, tensorsOf } from "./_helpers.ts";
 
 const CFG = { vocab_size: 300, context_length: 8, emb_dim: 16, n_heads: 2, n_layers: 1, drop_rate: 0, qkv_bias: true };

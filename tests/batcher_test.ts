@@ -1,8 +1,8 @@
 // Continuous batching: ragged rows share steps and each request gets what it would get alone.
 import assert from "node:assert/strict";
-import { GPTModel } from "../src/model.ts";
-import { generate } from "../src/generate.ts";
-import { Batcher, BatchQueueFullError, type BatchRequestOptions } from "../src/batcher.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { generate } from "../src/model/generate.ts";
+import { Batcher, BatchQueueFullError, type BatchRequestOptions } from "../src/model/batcher.ts";
 import { f32File, fixture, TESTDATA } from "./_helpers.ts";
 
 interface Fx {

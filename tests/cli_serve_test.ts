@@ -1,7 +1,7 @@
 // `deno run -A mod.ts serve`: a real process on a loopback port, its key, usage errors, a
 // graceful stop on SIGTERM with a stream in flight, and stops that no client can hold up.
 import assert from "node:assert/strict";
-import { main } from "../src/cli.ts";
+import { main } from "../src/cli/cli.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 

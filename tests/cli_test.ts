@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { main, VERSION } from "../src/cli.ts";
-import { seededParameters } from "../src/init.ts";
-import { validateConfig } from "../src/config.ts";
-import { writeSafetensors } from "../src/safetensors.ts";
-import { decode } from "../src/tokenizer.ts";
+import { main, VERSION } from "../src/cli/cli.ts";
+import { seededParameters } from "../src/weights/init.ts";
+import { validateConfig } from "../src/weights/config.ts";
+import { writeSafetensors } from "../src/weights/safetensors.ts";
+import { decode } from "../src/text/tokenizer.ts";
 
 async function run(args: string[]) {
   const out: string[] = [];
@@ -226,7 +226,7 @@ Deno.test("main() --stream prints ids for another vocabulary and counts the new 
 });
 
 Deno.test("escapeControls() shows control characters and escape sequences instead of sending them to the terminal", async () => {
-  const { escapeControls } = await import("../src/_cli_common.ts");
+  const { escapeControls } = await import("../src/cli/_common.ts");
   assert.equal(escapeControls("a\x1b[2Jb\x07c\r\n\td\x7f\x9b"), "a\\x1b[2Jb\\x07c\\x0d\n\td\\x7f\\x9b");
   assert.equal(escapeControls("café 🙂 中文"), "café 🙂 中文");
 });

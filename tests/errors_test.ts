@@ -1,8 +1,8 @@
 // Bad input ends in one clear error, thrown before any GPU work.
 import assert from "node:assert/strict";
-import { GPTModel } from "../src/model.ts";
-import { generate, generateTextSimple } from "../src/generate.ts";
-import { validateConfig } from "../src/config.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { generate, generateTextSimple } from "../src/model/generate.ts";
+import { validateConfig } from "../src/weights/config.ts";
 import { requestGpu, WebGPUUnavailableError } from "../src/gpu/device.ts";
 import { randomParams, tensorsOf } from "./_helpers.ts";
 

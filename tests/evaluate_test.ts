@@ -1,11 +1,11 @@
 // perplexity() and compareModels(): windows over long texts, against the plain reference; the CLI command.
 import assert from "node:assert/strict";
-import { validateConfig } from "../src/config.ts";
-import { GPTModel } from "../src/model.ts";
-import { compareModels, perplexity } from "../src/evaluate.ts";
-import { forwardRef } from "../src/reference.ts";
-import { TorchGenerator } from "../src/torch_random.ts";
-import { main } from "../src/cli.ts";
+import { validateConfig } from "../src/weights/config.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { compareModels, perplexity } from "../src/model/evaluate.ts";
+import { forwardRef } from "../src/engine/reference.ts";
+import { TorchGenerator } from "../src/weights/torch_random.ts";
+import { main } from "../src/cli/cli.ts";
 import { randomIds, randomParams, tensorsOf } from "./_helpers.ts";
 
 const CFG = validateConfig({

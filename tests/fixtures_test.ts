@@ -1,8 +1,8 @@
 // The PyTorch fixtures: weights from safetensors (book and Hugging Face names), logits and ids.
 import assert from "node:assert/strict";
-import { GPTModel } from "../src/model.ts";
-import { generate, generateTextSimple } from "../src/generate.ts";
-import { SafetensorsFile, writeSafetensors } from "../src/safetensors.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { generate, generateTextSimple } from "../src/model/generate.ts";
+import { SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
 import { assertClose, f32File, fixture, TESTDATA } from "./_helpers.ts";
 
 interface Fx {
@@ -99,7 +99,7 @@ Deno.test("GPTModel.load() accepts a 'transformer.' prefix and an untied lm_head
 });
 
 Deno.test("the CLI's --weights and --ids reproduce both fixtures' generated ids", async () => {
-  const { main } = await import("../src/cli.ts");
+  const { main } = await import("../src/cli/cli.ts");
   for (const c of CASES) {
     const fx = fixture<Fx>(`${c.name}.json`);
     for (let b = 0; b < fx.input_ids.length; b++) {

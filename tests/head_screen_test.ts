@@ -1,13 +1,13 @@
 // The screened greedy choice (8-bit estimates with error bounds, exact logits for the candidates)
 // against the full head and argmax and the CPU reference: the same ids, ties included.
 import assert from "node:assert/strict";
-import { type GPTConfig, validateConfig } from "../src/config.ts";
-import { GPTModel } from "../src/model.ts";
-import type { HeadScreenMode } from "../src/backend.ts";
-import { profileStep } from "../src/_profile.ts";
-import { generate, generateTextSimple } from "../src/generate.ts";
-import { generateRef, type ParamMap } from "../src/reference.ts";
-import { TorchGenerator } from "../src/torch_random.ts";
+import { type GPTConfig, validateConfig } from "../src/weights/config.ts";
+import { GPTModel } from "../src/model/model.ts";
+import type { HeadScreenMode } from "../src/engine/backend.ts";
+import { profileStep } from "../src/model/_profile.ts";
+import { generate, generateTextSimple } from "../src/model/generate.ts";
+import { generateRef, type ParamMap } from "../src/engine/reference.ts";
+import { TorchGenerator } from "../src/weights/torch_random.ts";
 import { randomIds, randomParams, tensorsOf } from "./_helpers.ts";
 
 const CFG: GPTConfig = {

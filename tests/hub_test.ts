@@ -1,9 +1,9 @@
 // GPT-2 by name, from a loopback stand-in for the Hugging Face hub (tests/_hub.ts).
 import assert from "node:assert/strict";
-import { GPTModel } from "../src/model.ts";
-import { generate } from "../src/generate.ts";
-import { HubError, hubFile, repoFolder } from "../src/hub.ts";
-import { main } from "../src/cli.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { generate } from "../src/model/generate.ts";
+import { HubError, hubFile, repoFolder } from "../src/weights/hub.ts";
+import { main } from "../src/cli/cli.ts";
 import { fixture } from "./_helpers.ts";
 import { COMMIT, CONFIG_ETAG, SHA, startHub, WEIGHTS } from "./_hub.ts";
 

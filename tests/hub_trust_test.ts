@@ -3,7 +3,7 @@
 // Nothing wrong is ever kept, every failure is one HubError naming the file and the URL, and the
 // next run against a healthy hub gets the right bytes.
 import assert from "node:assert/strict";
-import { HubError, hubFile, repoFolder } from "../src/hub.ts";
+import { HubError, hubFile, repoFolder } from "../src/weights/hub.ts";
 import { COMMIT, type Hub, type HubMode, SHA, startHub, WEIGHTS } from "./_hub.ts";
 
 const FILE = "model.safetensors";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { GPT_CONFIG_124M, validateConfig } from "../src/config.ts";
-import { TorchGenerator } from "../src/torch_random.ts";
-import { Float32Pool, seededParameters, seededParametersAsync } from "../src/init.ts";
+import { GPT_CONFIG_124M, validateConfig } from "../src/weights/config.ts";
+import { TorchGenerator } from "../src/weights/torch_random.ts";
+import { Float32Pool, seededParameters, seededParametersAsync } from "../src/weights/init.ts";
 import { fixture } from "./_helpers.ts";
 
 interface ParamSummary {

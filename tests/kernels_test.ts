@@ -26,12 +26,12 @@ import {
 } from "../kernels/mod.ts";
 import { MM_ADD, MM_BIAS, MM_GELU, MM_LN, MM_WIDE_COLS, MM_WIDE_ROWS } from "../kernels/matmul.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { chooseBackend, KSPLIT_ROWS } from "../src/backend.ts";
-import { matmulConstants } from "../src/_kernels.ts";
+import { chooseBackend, KSPLIT_ROWS } from "../src/engine/backend.ts";
+import { matmulConstants } from "../src/engine/_kernels.ts";
 import type { KernelSpec } from "../src/gpu/pipelines.ts";
 import { createMatrix } from "../src/gpu/weights.ts";
-import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/reference.ts";
-import { TorchGenerator } from "../src/torch_random.ts";
+import { attentionRef, geluRef, layerNormRef, linearRef } from "../src/engine/reference.ts";
+import { TorchGenerator } from "../src/weights/torch_random.ts";
 import { assertClose, randomArray, toHalf, toQ8 } from "./_helpers.ts";
 import { f32bits, runKernel, stepWords } from "./_harness.ts";
 

@@ -1,10 +1,10 @@
 // No silent wrong answers: a model destroyed during a call, sizes past a GPU limit, configs that
 // do not fit their tensors, sizes that would exhaust memory.
 import assert from "node:assert/strict";
-import { GPTModel } from "../src/model.ts";
-import { generate, generateTextSimple, stream } from "../src/generate.ts";
-import { WeightsError } from "../src/model_weights.ts";
-import { main } from "../src/cli.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { generate, generateTextSimple, stream } from "../src/model/generate.ts";
+import { WeightsError } from "../src/weights/model_weights.ts";
+import { main } from "../src/cli/cli.ts";
 import { randomParams, tensorsOf, TESTDATA } from "./_helpers.ts";
 
 const CFG = { vocab_size: 300, context_length: 64, emb_dim: 32, n_heads: 4, n_layers: 2, drop_rate: 0, qkv_bias: true };

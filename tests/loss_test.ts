@@ -1,11 +1,11 @@
 // GPTModel.loss() against PyTorch's cross_entropy (tests/testdata/loss.json, from loss_reference.py).
 import assert from "node:assert/strict";
-import { GPT_CONFIG_124M } from "../src/config.ts";
-import { GPTModel } from "../src/model.ts";
-import { forwardRef, type ParamMap } from "../src/reference.ts";
-import { TorchGenerator } from "../src/torch_random.ts";
+import { GPT_CONFIG_124M } from "../src/weights/config.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { forwardRef, type ParamMap } from "../src/engine/reference.ts";
+import { TorchGenerator } from "../src/weights/torch_random.ts";
 import { fixture, randomIds, randomParams, tensorsOf, TESTDATA } from "./_helpers.ts";
-import { validateConfig } from "../src/config.ts";
+import { validateConfig } from "../src/weights/config.ts";
 
 interface LossCase {
   model: string;

@@ -1,9 +1,9 @@
 // The seed-123 124M model of the book: PyTorch's logits and generated ids.
 import assert from "node:assert/strict";
-import { GPT_CONFIG_124M } from "../src/config.ts";
-import { GPTModel } from "../src/model.ts";
-import { generate, generateTextSimple } from "../src/generate.ts";
-import { decode, encode } from "../src/tokenizer.ts";
+import { GPT_CONFIG_124M } from "../src/weights/config.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { generate, generateTextSimple } from "../src/model/generate.ts";
+import { decode, encode } from "../src/text/tokenizer.ts";
 import { fixture } from "./_helpers.ts";
 
 interface Ref {

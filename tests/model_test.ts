@@ -1,11 +1,11 @@
 // The whole model on the GPU against the CPU reference, on small random models with odd shapes.
 import assert from "node:assert/strict";
-import { type GPTConfig, validateConfig } from "../src/config.ts";
-import { GPTModel } from "../src/model.ts";
-import type { BackendOptions } from "../src/backend.ts";
-import { generate, generateTextSimple } from "../src/generate.ts";
-import { forwardRef, generateRef } from "../src/reference.ts";
-import { TorchGenerator } from "../src/torch_random.ts";
+import { type GPTConfig, validateConfig } from "../src/weights/config.ts";
+import { GPTModel } from "../src/model/model.ts";
+import type { BackendOptions } from "../src/engine/backend.ts";
+import { generate, generateTextSimple } from "../src/model/generate.ts";
+import { forwardRef, generateRef } from "../src/engine/reference.ts";
+import { TorchGenerator } from "../src/weights/torch_random.ts";
 import { assertClose, randomIds, randomParams, tensorsOf, toHalf, toQ8 } from "./_helpers.ts";
 
 const ODD: GPTConfig = {

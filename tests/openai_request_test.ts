@@ -1,7 +1,7 @@
 // The completions API's request checks: each bad field is a 400 naming it, defaults are OpenAI's.
 import assert from "node:assert/strict";
-import { ApiError, parseCompletion } from "../src/_openai_request.ts";
-import { encode } from "../src/tokenizer.ts";
+import { ApiError, parseCompletion } from "../src/serve/_openai_request.ts";
+import { encode } from "../src/text/tokenizer.ts";
 
 const MODEL = { name: "gpt2", vocab: 50257, context: 1024 };
 

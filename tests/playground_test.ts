@@ -1,9 +1,9 @@
 // The playground page in a real browser (headless Chromium): type a prompt, generate, and check
 // the streamed text and each token's top-5 bars against the API.
 import assert from "node:assert/strict";
-import { GPT_CONFIG_124M } from "../src/config.ts";
-import { GPTModel } from "../src/model.ts";
-import { serve } from "../src/server.ts";
+import { GPT_CONFIG_124M } from "../src/weights/config.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { serve } from "../src/serve/server.ts";
 import { Browser } from "./_browser.ts";
 
 /** Opens the playground and waits until it has asked the server for the model's name. */

@@ -1,11 +1,11 @@
 // Device loss, limits, lifecycle, long runs and hostile files.
 import assert from "node:assert/strict";
-import { GPTModel } from "../src/model.ts";
-import { generate, generateTextSimple } from "../src/generate.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { generate, generateTextSimple } from "../src/model/generate.ts";
 import { DeviceLostError, getGpu } from "../src/gpu/device.ts";
-import { SafetensorsError, SafetensorsFile, writeSafetensors } from "../src/safetensors.ts";
-import { WeightsError } from "../src/model_weights.ts";
-import { TorchGenerator } from "../src/torch_random.ts";
+import { SafetensorsError, SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
+import { WeightsError } from "../src/weights/model_weights.ts";
+import { TorchGenerator } from "../src/weights/torch_random.ts";
 import { randomIds, rawSafetensors, TESTDATA } from "./_helpers.ts";
 
 const SMALL = {

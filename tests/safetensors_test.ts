@@ -1,8 +1,8 @@
 // Malformed and mismatched weights files: one clear error each, nothing left on the GPU.
 import assert from "node:assert/strict";
-import { GPTModel } from "../src/model.ts";
-import { SafetensorsError, SafetensorsFile, toFloat32, writeSafetensors } from "../src/safetensors.ts";
-import { WeightsError } from "../src/model_weights.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { SafetensorsError, SafetensorsFile, toFloat32, writeSafetensors } from "../src/weights/safetensors.ts";
+import { WeightsError } from "../src/weights/model_weights.ts";
 import { rawSafetensors, TESTDATA } from "./_helpers.ts";
 import { getGpu } from "../src/gpu/device.ts";
 

@@ -1,11 +1,11 @@
 // Sampling on the GPU: frequencies, top-k, top-p, temperature, seeds, end token, streaming.
 import assert from "node:assert/strict";
-import { GPTModel } from "../src/model.ts";
-import { generate, generateTextSimple, stream } from "../src/generate.ts";
-import { forwardRef } from "../src/reference.ts";
-import { decode, encode, TextStreamer } from "../src/tokenizer.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { generate, generateTextSimple, stream } from "../src/model/generate.ts";
+import { forwardRef } from "../src/engine/reference.ts";
+import { decode, encode, TextStreamer } from "../src/text/tokenizer.ts";
 import { randomParams, tensorsOf } from "./_helpers.ts";
-import { validateConfig } from "../src/config.ts";
+import { validateConfig } from "../src/weights/config.ts";
 
 const CFG = { vocab_size: 10, context_length: 16, emb_dim: 16, n_heads: 2, n_layers: 1, drop_rate: 0, qkv_bias: true };
 const PROMPT = [3, 1, 4];

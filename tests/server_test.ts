@@ -2,11 +2,11 @@
 // logprobs, stop strings, choices, errors with their statuses, disconnects and a load test.
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { GPT_CONFIG_124M } from "../src/config.ts";
-import { GPTModel } from "../src/model.ts";
-import { generate } from "../src/generate.ts";
-import { decode, encode, END_OF_TEXT } from "../src/tokenizer.ts";
-import { serve } from "../src/server.ts";
+import { GPT_CONFIG_124M } from "../src/weights/config.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { generate } from "../src/model/generate.ts";
+import { decode, encode, END_OF_TEXT } from "../src/text/tokenizer.ts";
+import { serve } from "../src/serve/server.ts";
 
 // a small model with GPT-2's vocabulary: fast, and its text goes through the real tokenizer
 const SMALL = {

@@ -4,11 +4,11 @@
 // `openai` client where a client's view matters.
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { GPT_CONFIG_124M } from "../src/config.ts";
-import { GPTModel } from "../src/model.ts";
-import { encode } from "../src/tokenizer.ts";
-import { serve } from "../src/server.ts";
-import { MAX_ECHO_LOGPROB_TOKENS } from "../src/_openai_request.ts";
+import { GPT_CONFIG_124M } from "../src/weights/config.ts";
+import { GPTModel } from "../src/model/model.ts";
+import { encode } from "../src/text/tokenizer.ts";
+import { serve } from "../src/serve/server.ts";
+import { MAX_ECHO_LOGPROB_TOKENS } from "../src/serve/_openai_request.ts";
 
 const SMALL = {
   vocab_size: 50257,

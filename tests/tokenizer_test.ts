@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decode, encode, END_OF_TEXT } from "../src/tokenizer.ts";
+import { decode, encode, END_OF_TEXT } from "../src/text/tokenizer.ts";
 
 Deno.test("encode() and decode() are tiktoken's gpt2", () => {
   assert.deepEqual(encode("Hello, I am"), [15496, 11, 314, 716]);
@@ -18,7 +18,7 @@ Deno.test("encode() gives js-tiktoken's ids on ordinary text, long runs without 
   const ref = new Tiktoken(ranks);
   const texts = [
     await Deno.readTextFile(new URL("../README.md", import.meta.url)),
-    await Deno.readTextFile(new URL("../src/hub.ts", import.meta.url)),
+    await Deno.readTextFile(new URL("../src/weights/hub.ts", import.meta.url)),
     "ab".repeat(300),
     "中文字符测试".repeat(40),
     "x".repeat(400),

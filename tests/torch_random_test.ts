@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { linearBiasBound, linearWeightBound, TorchGenerator } from "../src/torch_random.ts";
+import { linearBiasBound, linearWeightBound, TorchGenerator } from "../src/weights/torch_random.ts";
 import { assertClose, fixture } from "./_helpers.ts";
 
 interface Rng {

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { osName, readEnv, withEnv } from "../platform/env.ts";
+
 /** Thrown when no WebGPU adapter or device can be had. */
 export class WebGPUUnavailableError extends Error {
   /**
@@ -72,13 +74,7 @@ function track(device: GPUDevice): void {
  * that it never prompts.
  */
 function allowSlow(): boolean {
-  const name = "GPT_WEBGPU_ALLOW_SLOW_ADAPTER";
-  try {
-    return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted" &&
-      Deno.env.get(name) === "1";
-  } catch {
-    return false;
-  }
+  return readEnv("GPT_WEBGPU_ALLOW_SLOW_ADAPTER") === "1";
 }
 
 const BACKEND_VAR = "DENO_WEBGPU_BACKEND";
@@ -95,20 +91,9 @@ const BACKEND_VAR = "DENO_WEBGPU_BACKEND";
  * @returns Its result, and whether Vulkan alone was asked for.
  */
 async function withVulkanOnLinux<T>(request: () => Promise<T>): Promise<{ result: T; vulkanOnly: boolean }> {
-  let set = false;
-  try {
-    set = Deno.build.os === "linux" &&
-      Deno.permissions.querySync({ name: "env", variable: BACKEND_VAR }).state === "granted" &&
-      Deno.env.get(BACKEND_VAR) === undefined;
-    if (set) Deno.env.set(BACKEND_VAR, "vulkan");
-  } catch {
-    set = false; // no Deno namespace or no permission API: ask as is
-  }
-  try {
-    return { result: await request(), vulkanOnly: set };
-  } finally {
-    if (set) Deno.env.delete(BACKEND_VAR);
-  }
+  if (osName() !== "linux") return { result: await request(), vulkanOnly: false };
+  const { result, set } = await withEnv(BACKEND_VAR, "vulkan", request);
+  return { result, vulkanOnly: set };
 }
 
 /**

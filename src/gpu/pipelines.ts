@@ -5,18 +5,9 @@
  * @module
  */
 
-/** How a kernel uses one binding. */
-export type BindingKind = "uniform" | "read" | "write";
+import type { KernelSpec } from "../../kernels/mod.ts";
 
-/** A kernel: its name, WGSL source and the kinds of its bindings, in order. */
-export interface KernelSpec {
-  /** A short name, used in labels and errors. */
-  name: string;
-  /** The WGSL source with a `main` entry point. */
-  code: string;
-  /** The bindings of group 0, in order. */
-  bindings: BindingKind[];
-}
+export type { BindingKind, KernelSpec } from "../../kernels/mod.ts";
 
 interface DeviceCache {
   layouts: Map<string, GPUBindGroupLayout>;

@@ -1,0 +1,178 @@
+/**
+ * `deno run -A mod.ts serve`: the OpenAI-compatible completions server on the command line.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { serve } from "../serve/server.ts";
+import { dtypeOption, intOption, UsageError } from "./_common.ts";
+import type { ModelSource } from "../serve/_load.ts";
+
+const USAGE_LINE = "Usage: deno run -A mod.ts serve [options]";
+
+/** The help of the serve command. */
+export const SERVE_USAGE = `${USAGE_LINE}
+
+Serves the model with OpenAI's completions API (POST /v1/completions, GET /v1/models, GET /health)
+and a playground page at /, batching concurrent requests. Without --weights or --model the model
+is the seed-123 untrained one. Ctrl-C stops it: requests in flight get 5 seconds to finish, then
+are cut short (a 503, or an error event); a second Ctrl-C exits at once. Only requests whose Host
+is this server's address and whose Origin is its own page (or --allow-origin) are answered.
+
+Options:
+  --port N               port (default 8000)
+  --host ADDR            address to listen on (default 127.0.0.1: this machine only)
+  --weights PATH         a .safetensors file or a directory with model.safetensors
+  --model NAME           a GPT-2 model from the Hugging Face hub (gpt2, gpt2-medium, ...)
+  --revision REV         the revision of --model (default main)
+  --offline              use only the hub cache
+  --dtype f32|f16|q8     how weights are stored (default f32)
+  --name NAME            the model's name in the API (default: --model's, else gpt2)
+  --max-batch N          requests decoding at once, 1 to 64 (default 8)
+  --max-queue N          requests waiting before new ones get 429 (default 64)
+  --allow-origin ORIGIN  let web pages from ORIGIN ("*": any) call the API (default: only the playground)
+  --allow-host NAME      also answer requests for this host name (e.g. behind a proxy; repeatable)
+  --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ (default: the GPT_WEBGPU_API_KEY
+                         environment variable when set, else no key)
+  --seed N               seed of the untrained model (default 123)
+  --quiet                no progress on stderr
+  -h, --help`;
+
+/**
+ * Runs the serve command until SIGINT or SIGTERM.
+ *
+ * @param args The arguments after `serve`.
+ * @param out Where the address goes.
+ * @param err Where errors and progress go.
+ * @returns The exit code: 0 after a signal, 1 on a runtime error, 2 on a usage error.
+ */
+export async function serveCommand(
+  args: string[],
+  out: (s: string) => void,
+  err: (s: string) => void,
+): Promise<number> {
+  let o: ModelSource & {
+    port: number;
+    host: string;
+    name?: string;
+    maxBatch: number;
+    maxQueue: number;
+    apiKey?: string;
+    allowOrigin?: string;
+    allowHosts: string[];
+  };
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        port: { type: "string" },
+        host: { type: "string" },
+        weights: { type: "string" },
+        model: { type: "string" },
+        revision: { type: "string" },
+        offline: { type: "boolean" },
+        dtype: { type: "string" },
+        name: { type: "string" },
+        "max-batch": { type: "string" },
+        "max-queue": { type: "string" },
+        "api-key": { type: "string" },
+        "allow-origin": { type: "string" },
+        "allow-host": { type: "string", multiple: true },
+        seed: { type: "string" },
+        quiet: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+    if (values.help) {
+      out(SERVE_USAGE);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got '${positionals[0]}'`);
+    if (values.weights !== undefined && values.model !== undefined) {
+      throw new UsageError("give either --weights or --model, not both");
+    }
+    const port = intOption("port", values.port, 8000, 0);
+    if (port > 65535) throw new UsageError(`--port '${port}' is over 65535`);
+    const maxBatch = intOption("max-batch", values["max-batch"], 8, 1);
+    if (maxBatch > 64) throw new UsageError(`--max-batch '${maxBatch}' is over 64`);
+    if (Number(values["max-queue"] ?? 0) > 1e6) {
+      throw new UsageError(`--max-queue '${values["max-queue"]}' is over 1000000`);
+    }
+    if (values["api-key"] === "") throw new UsageError("--api-key is empty; give a key or leave the option out");
+    o = {
+      port,
+      host: values.host ?? "127.0.0.1",
+      name: values.name,
+      weights: values.weights,
+      model: values.model,
+      revision: values.revision,
+      offline: values.offline,
+      dtype: dtypeOption("dtype", values.dtype, "f32"),
+      maxBatch,
+      maxQueue: intOption("max-queue", values["max-queue"], 64, 0),
+      allowHosts: values["allow-host"] ?? [],
+      apiKey: values["api-key"] ?? envKey(),
+      allowOrigin: values["allow-origin"],
+      seed: intOption("seed", values.seed, 123, 0),
+      quiet: Boolean(values.quiet),
+    };
+  } catch (e) {
+    err(`error: ${(e as Error).message.replace(/\.$/, "")}\n${USAGE_LINE}`);
+    return 2;
+  }
+  let server;
+  try {
+    // the model runs in a worker, so that requests are answered while it works
+    server = await serve({
+      hub: o.model,
+      revision: o.revision,
+      offline: o.offline,
+      weights: o.weights,
+      dtype: o.dtype,
+      seed: o.seed,
+      quiet: o.quiet,
+    }, {
+      port: o.port,
+      hostname: o.host,
+      modelName: o.name ?? o.model ?? "gpt2",
+      apiKey: o.apiKey,
+      allowOrigin: o.allowOrigin,
+      allowHosts: o.allowHosts,
+      onError: (e) => err(`error: ${(e as Error)?.stack ?? e}`),
+      maxBatch: o.maxBatch,
+      maxQueue: o.maxQueue,
+      onLog: o.quiet ? undefined : err,
+      onListen: (a) => {
+        const host = a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname;
+        out(`serving ${o.name ?? o.model ?? "gpt2"} on http://${host}:${a.port} (playground at /, API at /v1)`);
+      },
+    });
+  } catch (e) {
+    err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+  let signals = 0;
+  const stop = () => {
+    // a second signal: stop now
+    if (signals++ > 0) Deno.exit(130);
+    if (!o.quiet) err("stopping: finishing the requests in flight (Ctrl-C again to stop now)");
+    server.shutdown();
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  try {
+    await server.finished;
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
+  }
+  return 0;
+}
+
+/** The key from the environment, only when permission to read it is already granted. */
+function envKey(): string | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: "GPT_WEBGPU_API_KEY" }).state !== "granted") return undefined;
+  return Deno.env.get("GPT_WEBGPU_API_KEY") || undefined;
+}

@@ -1,0 +1,7 @@
+/**
+ * The command line.
+ *
+ * @module
+ */
+
+export { VERSION } from "./cli.ts";

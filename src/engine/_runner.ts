@@ -1,0 +1,393 @@
+/**
+ * The runner of a model's calls: one call at a time, a workspace that fits it, the forward pass
+ * recorded step after step into submissions of the profile's `submitSteps` steps, and the ids (or logits)
+ * read back once at the end or once per chunk.
+ *
+ * @module
+ */
+
+import type { GPTConfig } from "../weights/config.ts";
+import type { BackendProfile } from "./backend.ts";
+import type { ModelWeights } from "../weights/model_weights.ts";
+import { DeviceLostError, type GpuContext } from "../gpu/device.ts";
+import { roundUp, type WeightDType } from "../gpu/weights.ts";
+import type { Kernels } from "./_kernels.ts";
+import type { StepShape } from "./_ops.ts";
+import { OpFactory } from "./_op_factory.ts";
+import { PassRecorder, type Recorder } from "./_recorder.ts";
+import { Workspace, type WorkspaceSize } from "./_workspace.ts";
+import { HeadScreen, SCREEN_MIN_STEPS } from "./_head_screen.ts";
+import { buildForward, type ForwardOps, recordBlocks, recordNextToken } from "./forward.ts";
+import { STEP_BYTES } from "../../kernels/mod.ts";
+import type { RunOptions, StepPlan } from "./_plan.ts";
+
+/** What a runner runs: the model's parts. */
+export interface RunnerParts {
+  /** The device. */
+  gpu: GpuContext;
+  /** The configuration. */
+  cfg: Required<GPTConfig>;
+  /** How the weights are stored. */
+  dtype: WeightDType;
+  /** The backend profile. */
+  profile: BackendProfile;
+  /** The weights on the GPU. */
+  weights: ModelWeights;
+  /** The kernels the profile chose (compiled by their `prepare`). */
+  kernels: Kernels;
+}
+
+/** Runs a model's calls, one at a time. */
+export class Runner {
+  /** The model's parts. */
+  readonly parts: RunnerParts;
+  /** The compiled kernels. */
+  readonly kernels: Kernels;
+  /** The padded vocabulary (row stride of the logits). */
+  readonly vp: number;
+  #ws?: Workspace;
+  #ops?: ForwardOps;
+  #screen: HeadScreen;
+  #queue: Promise<unknown> = Promise.resolve();
+  #destroyed = false;
+
+  /**
+   * Sets up the runner; nothing is allocated before the first call.
+   *
+   * @param parts The model's parts.
+   */
+  constructor(parts: RunnerParts) {
+    this.parts = parts;
+    const { cfg, dtype, profile, gpu } = parts;
+    this.vp = roundUp(cfg.vocab_size, 64);
+    this.kernels = parts.kernels;
+    this.#screen = new HeadScreen({
+      device: gpu.device,
+      kernels: this.kernels,
+      cfg,
+      vp: this.vp,
+      head: parts.weights.head,
+      dtype,
+      wait: (p) => this.wait(p),
+    }, profile.headScreen);
+  }
+
+  /**
+   * Throws when the model can no longer run.
+   *
+   * @param what What the caller was about to do.
+   */
+  check(what: string): void {
+    if (this.#destroyed) throw new Error(`Cannot ${what}: the model was destroyed, create a new one`);
+    const lost = this.parts.gpu.lost;
+    if (lost) throw new DeviceLostError(`Cannot ${what}: the GPU device was lost (${lost}), create a new model`);
+  }
+
+  /**
+   * Runs `fn` after every earlier call on this model has finished (calls are queued).
+   *
+   * @param fn The call.
+   * @returns What it returns.
+   */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Waits for a GPU promise, or rejects when the device is lost first.
+   *
+   * @param p The promise.
+   * @returns Its value.
+   */
+  async wait<T>(p: Promise<T>): Promise<T> {
+    const lost = this.parts.gpu.device.lost.then((info) => {
+      throw new DeviceLostError(
+        `The GPU device was lost while the model ran (${info.reason ?? "unknown"}: ${
+          info.message || "no message"
+        }), create a new model`,
+      );
+    });
+    return await Promise.race([p, lost]);
+  }
+
+  /**
+   * The workspace and ops for a call of this size (the current ones when they fit).
+   *
+   * @param size What the call needs.
+   * @returns The workspace and the ops bound to it.
+   */
+  workspace(size: WorkspaceSize): { ws: Workspace; ops: ForwardOps } {
+    const old = this.#ws;
+    if (old && this.#ops && old.fits(size)) return { ws: old, ops: this.#ops };
+    if (old) {
+      const z = old.size;
+      size = {
+        B: Math.max(size.B, z.B),
+        rows: Math.max(size.rows, z.rows),
+        L: Math.max(size.L, z.L),
+        cap: Math.max(size.cap, z.cap),
+      };
+      old.destroy();
+      this.#ws = this.#ops = undefined;
+    }
+    const made = this.createWorkspace(size);
+    this.#ws = made.ws;
+    this.#ops = made.ops;
+    return made;
+  }
+
+  /**
+   * A new workspace of its own and the ops bound to it, for a caller that keeps state in it
+   * between calls (a continuous batch); the caller destroys it.
+   *
+   * @param size What it must hold.
+   * @returns The workspace and its ops.
+   */
+  createWorkspace(size: WorkspaceSize): { ws: Workspace; ops: ForwardOps } {
+    const { gpu, cfg, profile, weights } = this.parts;
+    const ws = new Workspace(gpu.device, cfg, size, {
+      xUniform: profile.xUniform,
+      splitArgmax: profile.argmax === "split",
+      vp: this.vp,
+    });
+    const ops = buildForward(new OpFactory(gpu.device, this.kernels, ws, { cfg, vp: this.vp }), weights, ws, this.vp);
+    return { ws, ops };
+  }
+
+  /**
+   * Gets a workspace and the kernels ready for steps of these shapes.
+   *
+   * @param B Batch rows.
+   * @param plan The steps.
+   * @param L Final row length.
+   * @param options Whether the call samples, and how many steps it runs (for the head screen).
+   * @returns The workspace, its ops, and whether greedy choices are screened.
+   */
+  async prepareSteps(
+    B: number,
+    plan: StepPlan[],
+    L: number,
+    options: { sampling: boolean; steps: number },
+  ): Promise<{ ws: Workspace; ops: ForwardOps; screen: boolean }> {
+    const maxT = Math.max(1, ...plan.map((p) => p.T));
+    const cap = Math.max(1, ...plan.map((p) => p.pos0 + p.T));
+    await this.kernels.prepareRows([B, ...plan.map((p) => B * p.T)]);
+    if (options.sampling) await this.kernels.prepareSampling();
+    const screen = this.#screen.wants(options.steps, options.sampling);
+    if (screen) await this.#screen.build();
+    const { ws, ops } = this.workspace({ B, rows: B * maxT, L, cap });
+    if (screen) this.#screen.start(ws, B, ops.head);
+    return { ws, ops, screen };
+  }
+
+  /**
+   * Records one step: the blocks, then the next token's choice (screened or not).
+   *
+   * @param rec Where dispatches go.
+   * @param ws The workspace.
+   * @param ops Its ops.
+   * @param s The step's shape.
+   * @param options Sample, or screen the greedy choice.
+   * @param range Only these blocks, and the next token's choice only with the last block.
+   */
+  recordStep(
+    rec: Recorder,
+    ws: Workspace,
+    ops: ForwardOps,
+    s: StepShape,
+    options: { sample: boolean; screen: boolean },
+    range: { from: number; to: number } = { from: 0, to: ops.blocks.length },
+  ): void {
+    recordBlocks(rec, ops, s, range);
+    if (range.to < ops.blocks.length) return;
+    if (options.screen && !options.sample) {
+      ops.finalNorm.record(rec, s);
+      this.#screen.record(rec, ws, s, ops.head);
+    } else recordNextToken(rec, ops, s, options.sample);
+  }
+
+  /**
+   * Records one step into `enc`; where the profile splits steps into parts of `submitBlocks`
+   * blocks (CPU adapters), submits each part but the last and lets the event loop run between them.
+   *
+   * @param enc The encoder.
+   * @param blocks The model's block count.
+   * @param record Records the blocks of a range (and, with the last block, the next token's choice).
+   * @param blocksPerPart Blocks per submitted part (default the profile's; 0: the whole step).
+   * @returns The encoder that holds the rest of the step.
+   */
+  async encodeStep(
+    enc: GPUCommandEncoder,
+    blocks: number,
+    record: (rec: Recorder, range: { from: number; to: number }) => void,
+    blocksPerPart: number = this.parts.profile.submitBlocks,
+  ): Promise<GPUCommandEncoder> {
+    const d = this.parts.gpu.device;
+    const per = blocksPerPart || blocks;
+    for (let from = 0; from < blocks; from += per) {
+      const pass = enc.beginComputePass({ label: "step" });
+      const range = { from, to: Math.min(blocks, from + per) };
+      record(new PassRecorder(pass), range);
+      pass.end();
+      if (range.to < blocks) {
+        d.queue.submit([enc.finish()]);
+        enc = d.createCommandEncoder({ label: "generate" });
+        await new Promise((r) => setTimeout(r, 0));
+        this.check("generate");
+      }
+    }
+    return enc;
+  }
+
+  /**
+   * Runs a plan of steps on token rows and returns the rows with each step's choice written after
+   * its window. Steps go to the GPU in submissions of `submitSteps`, with one readback at the
+   * end (and one after each step that `readAfter` names).
+   *
+   * @param flat The prompt rows, `[B, T0]`.
+   * @param B Batch rows.
+   * @param L Final row length (prompt plus one token per step).
+   * @param plan The steps.
+   * @param options Sampling and readbacks.
+   * @returns The token rows, `[B, L]`.
+   */
+  runPlan(flat: Uint32Array, B: number, L: number, plan: StepPlan[], options: RunOptions = {}): Promise<Uint32Array> {
+    this.check("generate");
+    return this.serial(async () => {
+      this.check("generate");
+      const maxT = Math.max(1, ...plan.map((p) => p.T));
+      if (B * maxT > 65535) {
+        throw new RangeError(
+          `Cannot generate: ${B} rows x ${maxT} tokens is over 65535 rows per step, use a smaller batch`,
+        );
+      }
+      const sm = options.sampling;
+      const { ws, ops, screen } = await this.prepareSteps(B, plan, L, { sampling: Boolean(sm), steps: plan.length });
+      const d = this.parts.gpu.device;
+      const T0 = flat.length / B;
+      const WL = ws.size.L;
+      const init = new Uint32Array(B * WL);
+      for (let b = 0; b < B; b++) init.set(flat.subarray(b * T0, (b + 1) * T0), b * WL);
+      d.queue.writeBuffer(ws.tokens, 0, init);
+      const table = d.createBuffer({
+        label: "step_table",
+        size: Math.max(1, plan.length) * STEP_BYTES,
+        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      try {
+        const steps = new Uint32Array(Math.max(1, plan.length) * 8);
+        plan.forEach((p, i) => steps.set([B, p.T, B * p.T, p.start, p.pos0, WL, i, 0], i * 8));
+        d.queue.writeBuffer(table, 0, steps);
+        if (sm) {
+          const w = new Uint32Array(8);
+          const f = new Float32Array(w.buffer);
+          w.set([this.parts.cfg.vocab_size, this.vp, sm.topK, sm.seed >>> 0]);
+          f[4] = sm.temperature;
+          f[5] = sm.topP;
+          d.queue.writeBuffer(ws.sampleParams, 0, w);
+        }
+        const res = new Uint32Array(B * L);
+        const copyOut = (out: Uint32Array) => {
+          for (let b = 0; b < B; b++) res.set(out.subarray(b * WL, b * WL + L), b * L);
+        };
+        let enc = d.createCommandEncoder({ label: "generate" });
+        for (let i = 0; i < plan.length; i++) {
+          enc.copyBufferToBuffer(table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
+          const s = { B, T: plan[i].T };
+          const next = { sample: Boolean(sm), screen };
+          enc = await this.encodeStep(
+            enc,
+            ops.blocks.length,
+            (rec, range) => this.recordStep(rec, ws, ops, s, next, range),
+          );
+          const last = i + 1 === plan.length;
+          if (!last && options.readAfter?.(i + 1)) {
+            copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));
+            enc = d.createCommandEncoder({ label: "generate" });
+            this.check("generate");
+            if (options.onChunk && !(await options.onChunk(res, i + 1))) return res;
+          } else if (!last && (i + 1) % this.parts.profile.submitSteps === 0) {
+            d.queue.submit([enc.finish()]);
+            enc = d.createCommandEncoder({ label: "generate" });
+            // where a submission runs on this thread (lavapipe), let timers and I/O run between steps
+            if (this.parts.profile.submitSteps === 1) await new Promise((r) => setTimeout(r, 0));
+            this.check("generate");
+          }
+        }
+        // the step counts can only turn screening off for a call of SCREEN_MIN_STEPS or more
+        const stats = screen && plan.length >= SCREEN_MIN_STEPS ? this.#screen.copyStats(ws, enc) : undefined;
+        copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));
+        // destroyed while the GPU ran: what came back is not the model's answer
+        this.check("generate");
+        if (stats) await this.#screen.checkStats(stats);
+        if (options.onChunk) await options.onChunk(res, plan.length);
+        return res;
+      } finally {
+        table.destroy();
+      }
+    });
+  }
+
+  /**
+   * Submits an encoder with a copy of `src` into a mappable buffer, and reads it.
+   *
+   * @param src The buffer to read.
+   * @param bytes How many bytes from its start.
+   * @param enc The encoder to finish.
+   * @returns The bytes.
+   */
+  async readback(src: GPUBuffer, bytes: number, enc: GPUCommandEncoder): Promise<ArrayBuffer> {
+    const d = this.parts.gpu.device;
+    const staging = d.createBuffer({
+      label: "readback",
+      size: roundUp(bytes, 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      enc.copyBufferToBuffer(src, 0, staging, 0, roundUp(bytes, 4));
+      d.queue.submit([enc.finish()]);
+      await this.wait(staging.mapAsync(GPUMapMode.READ));
+      return staging.getMappedRange().slice(0, bytes);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Frees the workspace and the head screen; later calls throw. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#screen.destroy();
+    this.#ws?.destroy();
+    this.#ws = this.#ops = undefined;
+  }
+}
+
+const runners = new WeakMap<object, Runner>();
+
+/**
+ * Ties a runner to its model, for the library's own modules.
+ *
+ * @param model The model.
+ * @param runner Its runner.
+ */
+export function attachRunner(model: object, runner: Runner): void {
+  runners.set(model, runner);
+}
+
+/**
+ * The runner of a model.
+ *
+ * @param model The model.
+ * @returns Its runner.
+ * @throws {TypeError} When `model` is not a model.
+ */
+export function runnerOf(model: object): Runner {
+  const r = runners.get(model);
+  if (!r) {
+    throw new TypeError(`Expected a GPTModel, got ${String(model)}; make one with GPTModel.create or GPTModel.load`);
+  }
+  return r;
+}

@@ -1,0 +1,146 @@
+/**
+ * The forward pass on the GPU, in the book's order and with its names: read it beside
+ * `forwardRef` in `reference.ts`, which does the same in plain TypeScript.
+ *
+ * ```
+ * x = tok_emb(idx) + pos_emb(pos)                 embedding
+ * for each block:
+ *   h = norm1(x)                                  layer_norm
+ *   q|k|v = h W_qkv + b                           matmul qkv
+ *   ctx = causal_attention(q, k, v)               attention (keys and values into the cache)
+ *   x = x + ctx W_out + b                         matmul out_proj+residual
+ *   h = norm2(x)                                  layer_norm
+ *   f = GELU(h W_fc + b)                          matmul fc+gelu
+ *   x = x + f W_fc2 + b                           matmul fc2+residual
+ * logits = final_norm(x) W_head                   layer_norm, matmul head
+ * ```
+ *
+ * Each step below is one op object (`_ops.ts`) that knows its kernel, bindings and dispatch size;
+ * which kernel that is was decided by the backend profile (`backend.ts`). Where the profile puts a
+ * LayerNorm inside the next product, the norm's op records nothing and the product reads `x`.
+ *
+ * @module
+ */
+
+import type { ModelWeights } from "../weights/model_weights.ts";
+import type { Recorder } from "./_recorder.ts";
+import type { Workspace } from "./_workspace.ts";
+import type { Linear, Op, StepShape } from "./_ops.ts";
+import type { OpFactory } from "./_op_factory.ts";
+
+/** One transformer block's ops, named as in the book's `TransformerBlock`. */
+export interface BlockOps {
+  /** LayerNorm before the attention. */
+  norm1: Op;
+  /** Queries, keys and values in one product. */
+  qkv: Op;
+  /** Causal multi-head attention over the key/value cache. */
+  attention: Op;
+  /** The attention's output projection, added to the residual stream. */
+  outProj: Op;
+  /** LayerNorm before the feed-forward network. */
+  norm2: Op;
+  /** The feed-forward's first layer with GELU. */
+  fc: Op;
+  /** The feed-forward's second layer, added to the residual stream. */
+  fc2: Op;
+}
+
+/** The whole model's ops on one workspace. */
+export interface ForwardOps {
+  /** Token and position embeddings. */
+  embedding: Op;
+  /** The transformer blocks. */
+  blocks: BlockOps[];
+  /** The final LayerNorm of each row's last token. */
+  finalNorm: Op;
+  /** The output head on each row's last token, one product per vocabulary chunk. */
+  head: Linear[];
+  /** The greedy choice, written into the token rows. */
+  argmax: Op;
+  /** The sampler, written into the token rows. */
+  sample: Op;
+  /** The final LayerNorm of every token (for the logits of every position). */
+  finalNormAll: Op;
+}
+
+/**
+ * Makes the model's ops on a workspace, in the book's order.
+ *
+ * @param make The op factory of the workspace.
+ * @param w The weights.
+ * @param ws The workspace.
+ * @param vp The padded vocabulary (row stride of the logits).
+ * @returns The ops.
+ */
+export function buildForward(make: OpFactory, w: ModelWeights, ws: Workspace, vp: number): ForwardOps {
+  // the activations, named as in the book: the residual stream x, a norm's output h, the
+  // attention's context vectors and the feed-forward's hidden layer
+  const x = { buffer: ws.x };
+  const ctx = { buffer: ws.ctx };
+  const ff = { buffer: ws.ff };
+  const blocks = w.layers.map((lw, l): BlockOps => {
+    const norm1 = make.layerNorm("norm1", ws.x, lw.ln1, ws.h, { fusable: true });
+    const qkv = make.linear("matmul qkv", norm1.output, lw.qkv, { bias: lw.qkvB }, { buffer: ws.qkv });
+    const attention = make.attention(l);
+    const outProj = make.linear("matmul out_proj+residual", ctx, lw.proj, { bias: lw.projB, residual: true }, x);
+    const norm2 = make.layerNorm("norm2", ws.x, lw.ln2, ws.h, { fusable: true });
+    const fc = make.linear("matmul fc+gelu", norm2.output, lw.fc, { bias: lw.fcB, gelu: true }, ff);
+    const fc2 = make.linear("matmul fc2+residual", ff, lw.fc2, { bias: lw.fc2B, residual: true }, x);
+    return { norm1, qkv, attention, outProj, norm2, fc, fc2 };
+  });
+  const finalNorm = make.layerNorm("final_norm", ws.x, w.lnf, ws.last, { lastOnly: true });
+  return {
+    embedding: make.embedding(w.tok, w.pos),
+    blocks,
+    finalNorm,
+    head: w.head.map((c) =>
+      make.linear("matmul head", finalNorm.output, c, {}, { buffer: ws.logits, rows: "batch", ldy: vp, offset: c.v0 })
+    ),
+    argmax: make.argmax(),
+    sample: make.sample(),
+    finalNormAll: make.layerNorm("final_norm", ws.x, w.lnf, ws.h),
+  };
+}
+
+/**
+ * Records the embedding and every transformer block for a step: the residual stream `x` of every
+ * token of the step, its keys and values in the cache.
+ *
+ * @param rec Where dispatches go.
+ * @param f The model's ops.
+ * @param s The step's shape.
+ * @param range Only blocks `from` to `to` (the embedding with block 0): a step recorded in parts.
+ */
+export function recordBlocks(
+  rec: Recorder,
+  f: ForwardOps,
+  s: StepShape,
+  range: { from: number; to: number } = { from: 0, to: f.blocks.length },
+): void {
+  if (range.from === 0) f.embedding.record(rec, s);
+  for (const b of f.blocks.slice(range.from, range.to)) {
+    b.norm1.record(rec, s);
+    b.qkv.record(rec, s);
+    b.attention.record(rec, s);
+    b.outProj.record(rec, s);
+    b.norm2.record(rec, s);
+    b.fc.record(rec, s);
+    b.fc2.record(rec, s);
+  }
+}
+
+/**
+ * Records the choice of each row's next token after the blocks: the final norm of its last token,
+ * the head, and the argmax or the sampler.
+ *
+ * @param rec Where dispatches go.
+ * @param f The model's ops.
+ * @param s The step's shape.
+ * @param sample Sample instead of taking the argmax.
+ */
+export function recordNextToken(rec: Recorder, f: ForwardOps, s: StepShape, sample: boolean): void {
+  f.finalNorm.record(rec, s);
+  for (const chunk of f.head) chunk.record(rec, s);
+  (sample ? f.sample : f.argmax).record(rec, s);
+}

@@ -1,0 +1,8 @@
+/**
+ * The WebGPU device and how weights are stored on it.
+ *
+ * @module
+ */
+
+export type { WeightDType } from "./weights.ts";
+export { DeviceLostError, WebGPUUnavailableError } from "./device.ts";

@@ -1,0 +1,354 @@
+/**
+ * OpenAI's completions API, the response side: each choice of a request runs as one batcher
+ * request; its ids become text (whole UTF-8 characters only), stop strings cut it, and the
+ * choices come back as one JSON object or as server-sent events ending with `data: [DONE]`.
+ *
+ * @module
+ */
+
+import type { BatchRequest, TokenLogprobs } from "../model/batcher.ts";
+import type { ServingBackend } from "./serving_backend.ts";
+import { BatchQueueFullError } from "../model/batcher.ts";
+import { decode, END_OF_TEXT, TextStreamer } from "../text/tokenizer.ts";
+import { ApiError, type CompletionRequest } from "./_openai_request.ts";
+import type { PromptLogprobs } from "./_prompt_logprobs.ts";
+
+/** OpenAI's per-choice log-probabilities. */
+interface Logprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
+/** What one choice has made so far, and what it has sent. */
+class Choice {
+  readonly index: number;
+  readonly req: BatchRequest;
+  text = "";
+  sent = 0;
+  tokens: { id: number; at: number; lp?: TokenLogprobs; text?: string }[] = [];
+  sentTokens = 0;
+  finish: "stop" | "length" | null = null;
+  /** Ended by a cancel (shutdown, or the client leaving) before its natural end. */
+  cut = false;
+  #streamer = new TextStreamer();
+  #stop: string[];
+  #prefix: string;
+
+  constructor(index: number, req: BatchRequest, stop: string[], prefix: string) {
+    this.index = index;
+    this.req = req;
+    this.#stop = stop;
+    this.#prefix = prefix;
+  }
+
+  /** Takes a chunk of ids; cuts at a stop string (and cancels the rest). */
+  push(ids: number[], lps?: TokenLogprobs[]): void {
+    if (this.finish) return;
+    const from = Math.max(0, this.text.length - Math.max(0, ...this.#stop.map((s) => s.length)) + 1);
+    ids.forEach((id, i) => {
+      this.tokens.push({ id, at: this.text.length, lp: lps?.[i] });
+      this.text += this.#streamer.push([id]);
+    });
+    const cut = Math.min(...this.#stop.map((s) => this.text.indexOf(s, from)).filter((i) => i >= 0));
+    if (Number.isFinite(cut)) {
+      this.text = this.text.slice(0, cut);
+      this.tokens = this.tokens.filter((t) => t.at < cut);
+      // the token the stop string begins in is reported with its text up to the cut
+      const last = this.tokens.at(-1);
+      if (last && last.at + decode([last.id]).length > cut) last.text = decode([last.id]).slice(0, cut - last.at);
+      this.finish = "stop";
+      this.req.cancel();
+    }
+  }
+
+  /** The request ended: its reason, and the bytes the streamer held. A cancel leaves `finish` null. */
+  end(reason: "stop" | "length" | "cancelled"): void {
+    if (this.finish || this.cut) return;
+    this.text += this.#streamer.flush();
+    if (reason === "cancelled") this.cut = true;
+    else this.finish = reason;
+  }
+
+  /** Text not sent yet that no stop string can still claim. */
+  ready(): string {
+    let end = this.text.length;
+    if (!this.finish && !this.cut) {
+      // hold back the longest tail that begins a stop string
+      for (const s of this.#stop) {
+        for (let k = Math.min(s.length - 1, this.text.length); k > 0; k--) {
+          if (this.text.endsWith(s.slice(0, k))) {
+            end = Math.min(end, this.text.length - k);
+            break;
+          }
+        }
+      }
+    }
+    const out = this.text.slice(this.sent, Math.max(this.sent, end));
+    this.sent = Math.max(this.sent, end);
+    return out;
+  }
+
+  /** Log-probabilities (with `n` alternatives) of the tokens whose text has been sent, not reported yet. */
+  logprobs(prefixLen: number, n: number): Logprobs {
+    const lp: Logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+    while (
+      this.sentTokens < this.tokens.length &&
+      (this.finish !== null || this.cut || this.tokens[this.sentTokens].at < this.sent)
+    ) {
+      const t = this.tokens[this.sentTokens++];
+      lp.tokens.push(t.text ?? decode([t.id]));
+      lp.token_logprobs.push(t.lp?.logprob ?? null);
+      // cut to n before the object is made: its integer-like keys ("677") would come first
+      lp.top_logprobs.push(
+        t.lp ? Object.fromEntries(t.lp.top.slice(0, n).map((x) => [decode([x.id]), x.logprob])) : null,
+      );
+      lp.text_offset.push(prefixLen + t.at);
+    }
+    return lp;
+  }
+
+  get prefix(): string {
+    return this.#prefix;
+  }
+}
+
+/** OpenAI's shape of a prompt's log-probabilities (the first token has none). */
+function echoLogprobs(ids: number[], p: PromptLogprobs): Logprobs {
+  const lp: Logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  const streamer = new TextStreamer();
+  let at = 0;
+  ids.forEach((id, t) => {
+    lp.tokens.push(decode([id]));
+    lp.text_offset.push(at);
+    at += streamer.push([id]).length;
+    lp.token_logprobs.push(t === 0 ? null : p.logprobs[t - 1]);
+    lp.top_logprobs.push(t === 0 ? null : Object.fromEntries(p.top[t - 1].map((x) => [decode([x.id]), x.logprob])));
+  });
+  return lp;
+}
+
+/** Why a completion's choices were cancelled. */
+export type CancelReason = "client" | "shutdown";
+
+/** A request in flight: its choices on the batcher. */
+export class Completion {
+  readonly id = `cmpl-${crypto.randomUUID().replaceAll("-", "")}`;
+  readonly created = Math.floor(Date.now() / 1000);
+  readonly choices: Choice[] = [];
+  readonly r: CompletionRequest;
+  #backend: ServingBackend;
+  #stop = new AbortController();
+  #prompts = new Map<number, Promise<Logprobs>>();
+
+  /**
+   * Queues every choice, or none.
+   *
+   * @throws {ApiError} 400 when the choices can never fit the server; 429 when its queue is full now.
+   */
+  constructor(backend: ServingBackend, r: CompletionRequest) {
+    this.r = r;
+    this.#backend = backend;
+    const eosId = backend.config.vocab_size === 50257 ? END_OF_TEXT : undefined;
+    const count = r.prompts.length * r.n;
+    if (count > backend.capacity) {
+      throw new ApiError(
+        400,
+        `This request asks for ${count} choices (prompts times n), and this server holds at most ${backend.capacity} requests at once; ask for fewer`,
+        { param: "n" },
+      );
+    }
+    if (count > backend.room) throw queueFull();
+    try {
+      r.prompts.forEach((ids, p) => {
+        const prefix = r.echo ? (r.promptTexts[p] ?? decode(ids)) : "";
+        for (let i = 0; i < r.n; i++) {
+          const req = backend.add(ids, {
+            maxNewTokens: r.maxTokens,
+            temperature: r.temperature,
+            topP: r.topP,
+            topK: r.topK,
+            seed: r.seed,
+            eosId,
+            logprobs: r.logprobs !== null,
+            row: i,
+          });
+          this.choices.push(new Choice(p * r.n + i, req, r.stop, prefix));
+        }
+      });
+    } catch (e) {
+      this.cancel("client");
+      if (e instanceof BatchQueueFullError) throw queueFull();
+      throw e;
+    }
+  }
+
+  /** Why it was cancelled, if it was. */
+  get cancelled(): CancelReason | undefined {
+    return this.#stop.signal.aborted ? this.#stop.signal.reason as CancelReason : undefined;
+  }
+
+  /** Cancels every choice: the client went away, or the server is stopping. */
+  cancel(reason: CancelReason): void {
+    if (!this.#stop.signal.aborted) this.#stop.abort(reason);
+    for (const c of this.choices) c.req.cancel();
+  }
+
+  /** Runs one choice to its end, calling `onChunk` after each chunk. */
+  async #drive(c: Choice, onChunk: () => void): Promise<void> {
+    for await (const chunk of c.req) {
+      c.push(chunk.ids, chunk.logprobs);
+      onChunk();
+    }
+    const res = await c.req.result;
+    c.end(res.finishReason);
+    onChunk();
+  }
+
+  #usage() {
+    const prompt = this.r.prompts.reduce((a, p) => a + p.length, 0);
+    const completion = this.choices.reduce((a, c) => a + c.req.generated, 0);
+    return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  }
+
+  /** The prompt's log-probabilities for `echo`, computed once per prompt however many choices share it. */
+  #echoLogprobs(c: Choice): Promise<Logprobs> | undefined {
+    if (!this.r.echo || this.r.logprobs === null) return undefined;
+    const p = Math.floor(c.index / this.r.n);
+    let got = this.#prompts.get(p);
+    if (!got) {
+      const ids = this.r.prompts[p];
+      got = this.#backend.promptLogprobs(ids, this.r.logprobs, this.#stop.signal).then((lp) => echoLogprobs(ids, lp));
+      this.#prompts.set(p, got);
+    }
+    return got;
+  }
+
+  /** The error for choices cut short by a shutdown. */
+  #cutShort(): ApiError {
+    const made = this.choices.reduce((a, c) => a + c.req.generated, 0);
+    return new ApiError(
+      503,
+      `The server is shutting down and cut this answer short (${made} tokens made); retry it on another server`,
+      { code: "shutting_down" },
+    );
+  }
+
+  /**
+   * The whole response, once every choice ends.
+   *
+   * @throws {ApiError} 503 when the server stopped before every choice ended.
+   */
+  async json(): Promise<Record<string, unknown>> {
+    await Promise.all(this.choices.map((c) => this.#drive(c, () => {})));
+    if (this.choices.some((c) => c.cut)) throw this.#cutShort();
+    const choices = [];
+    for (const c of this.choices) {
+      c.ready();
+      let logprobs: Logprobs | null = null;
+      if (this.r.logprobs !== null) {
+        const own = c.logprobs(c.prefix.length, this.r.logprobs);
+        const echo = await this.#echoLogprobs(c);
+        logprobs = echo
+          ? {
+            tokens: [...echo.tokens, ...own.tokens],
+            token_logprobs: [...echo.token_logprobs, ...own.token_logprobs],
+            top_logprobs: [...echo.top_logprobs, ...own.top_logprobs],
+            text_offset: [...echo.text_offset, ...own.text_offset],
+          }
+          : own;
+      }
+      choices.push({ text: c.prefix + c.text, index: c.index, logprobs, finish_reason: c.finish });
+    }
+    if (this.cancelled) throw this.#cutShort();
+    return { ...this.#head(), choices, usage: this.#usage() };
+  }
+
+  #head() {
+    return { id: this.id, object: "text_completion", created: this.created, model: this.r.model };
+  }
+
+  /** The events of the response, in order; the promise rejects when the answer cannot be whole. */
+  async #events(send: (o: unknown) => void): Promise<void> {
+    const flush = (c: Choice, last: boolean) => {
+      if (c.cut) return;
+      const text = c.ready();
+      const lp = this.r.logprobs === null ? null : c.logprobs(c.prefix.length, this.r.logprobs);
+      if (text || (lp && lp.tokens.length > 0) || last) {
+        send({
+          ...this.#head(),
+          choices: [{ text, index: c.index, logprobs: lp, finish_reason: last ? c.finish : null }],
+        });
+      }
+    };
+    for (const c of this.choices) {
+      if (!c.prefix) continue;
+      const lp = await this.#echoLogprobs(c);
+      send({
+        ...this.#head(),
+        choices: [{ text: c.prefix, index: c.index, logprobs: lp ?? null, finish_reason: null }],
+      });
+    }
+    await Promise.all(this.choices.map((c) => this.#drive(c, () => flush(c, false)).then(() => flush(c, true))));
+    const cut = this.choices.some((c) => c.cut);
+    // usage counts what was made, even of an answer cut short
+    if (this.r.includeUsage) send({ ...this.#head(), choices: [], usage: this.#usage() });
+    if (cut) throw this.#cutShort();
+    send("[DONE]");
+  }
+
+  /**
+   * The response as server-sent events ending with `data: [DONE]`; an answer that cannot be whole
+   * (the server stopped, the model failed) ends with an `error` event instead. Cancelling the
+   * stream cancels the choices.
+   *
+   * @param onError Told of a failure that is not the request's fault (the event says only that it failed).
+   */
+  stream(onError?: (e: unknown) => void): ReadableStream<Uint8Array> {
+    const enc = new TextEncoder();
+    let wake: (() => void) | undefined;
+    const events: string[] = [];
+    const send = (o: unknown) => {
+      events.push(`data: ${typeof o === "string" ? o : JSON.stringify(o)}\n\n`);
+      wake?.();
+    };
+    let finished = false;
+    this.#events(send).catch((e) => {
+      if (!(e instanceof ApiError)) onError?.(e);
+      send(errorBody(e));
+    }).finally(() => {
+      finished = true;
+      wake?.();
+    });
+    return new ReadableStream<Uint8Array>({
+      pull: async (ctl) => {
+        while (events.length === 0 && !finished) await new Promise<void>((r) => wake = r);
+        if (events.length > 0) ctl.enqueue(enc.encode(events.splice(0).join("")));
+        else ctl.close();
+      },
+      cancel: () => this.cancel("client"),
+    });
+  }
+}
+
+function queueFull(): ApiError {
+  return new ApiError(429, "The server is busy: its queue is full; retry in a few seconds", {
+    type: "rate_limit_error",
+    code: "queue_full",
+    headers: { "retry-after": "2" },
+  });
+}
+
+/** An error as the API's body: an {@linkcode ApiError} as it is, anything else as a generic server error. */
+export function errorBody(e: unknown): { error: Record<string, unknown> } {
+  if (e instanceof ApiError) return { error: { message: e.message, type: e.type, param: e.param, code: e.code } };
+  return {
+    error: {
+      message: "The server failed to make this answer; its log has the details",
+      type: "server_error",
+      param: null,
+      code: null,
+    },
+  };
+}

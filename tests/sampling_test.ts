@@ -6,6 +6,8 @@ import { forwardRef } from "../src/engine/reference.ts";
 import { decode, encode, TextStreamer } from "../src/text/tokenizer.ts";
 import { randomParams, tensorsOf } from "./_helpers.ts";
 import { validateConfig } from "../src/weights/config.ts";
+import { main } from "../src/cli/cli.ts";
+import { serve } from "../src/serve/server.ts";
 
 const CFG = { vocab_size: 10, context_length: 16, emb_dim: 16, n_heads: 2, n_layers: 1, drop_rate: 0, qkv_bias: true };
 const PROMPT = [3, 1, 4];
@@ -189,4 +191,35 @@ Deno.test("stream() yields text whose concatenation equals the decoded ids, for 
   assert.equal(got.length, 1, "no piece after the abort");
   // the model is free again afterwards
   assert.equal((await generate(model, [[1, 2]], { maxNewTokens: 2 }))[0].length, 4);
+});
+
+Deno.test("a sampling rule is written once: the library, the command line and the server word it with their own names", async () => {
+  using model = await GPTModel.create(
+    { vocab_size: 50257, context_length: 16, emb_dim: 16, n_heads: 2, n_layers: 1, drop_rate: 0, qkv_bias: false },
+    { seed: 1 },
+  );
+  const rule = /'1e-9' is below 1e-6, where float32 cannot tell it from 0/;
+  await assert.rejects(
+    () => generate(model, [[1]], { maxNewTokens: 1, temperature: 1, topP: 1e-9 }),
+    (e: Error) => e instanceof RangeError && /topP '1e-9'/.test(e.message) && rule.test(e.message),
+  );
+  const err: string[] = [];
+  assert.equal(await main(["--temperature", "1", "--top-p", "1e-9", "x"], () => {}, (s) => err.push(s)), 2);
+  assert.match(err[0], /--top-p '1e-9'/);
+  assert.match(err[0], rule);
+  const server = await serve(model, { port: 0 });
+  try {
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt2", prompt: "Hi", max_tokens: 1, temperature: 1, top_p: 1e-9 }),
+    });
+    assert.equal(res.status, 400);
+    const { error } = await res.json();
+    assert.equal(error.param, "top_p");
+    assert.match(error.message, /'top_p' '1e-9'/);
+    assert.match(error.message, rule);
+  } finally {
+    await server.shutdown();
+  }
 });

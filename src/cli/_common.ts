@@ -61,8 +61,12 @@ export function numOption(name: string, raw: string | undefined, def: number, mi
   if (raw === undefined) return def;
   const n = Number(raw);
   if (raw.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
-    const range = max === Infinity ? `at least ${min}` : `in (0, ${max}]`;
-    throw new UsageError(`--${name} '${raw}' must be a number ${range}`);
+    const range = min === -Infinity && max === Infinity
+      ? ""
+      : max === Infinity
+      ? ` at least ${min}`
+      : ` in (0, ${max}]`;
+    throw new UsageError(`--${name} '${raw}' must be a number${range}`);
   }
   return n;
 }

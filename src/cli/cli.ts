@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { generate, streamIds } from "../model/generate.ts";
 import { decode, encode, END_OF_TEXT, TextStreamer } from "../text/tokenizer.ts";
+import { describeSampling, type SamplingField, samplingProblem } from "../engine/_sampling.ts";
 import { dtypeOption, escapeControls, intOption, numOption, round, UsageError } from "./_common.ts";
 import { loadModel } from "../serve/_load.ts";
 import type { GPTModel } from "../model/model.ts";
@@ -16,6 +17,14 @@ import { perplexityCommand } from "./_perplexity.ts";
 import { serveCommand } from "./_serve.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 
+/** The flag of each sampling option. */
+const FLAGS: Record<SamplingField, string> = {
+  temperature: "--temperature",
+  topK: "--top-k",
+  topP: "--top-p",
+  eosId: "--eos-id",
+  seed: "--seed",
+};
 /** The package version, from `deno.json`. */
 export const VERSION: string = denoJson.version;
 
@@ -190,8 +199,8 @@ function parseCli(args: string[], out: (s: string) => void, err: (s: string) => 
     if (outside !== undefined) {
       throw new UsageError(`--ids: token id ${outside} is outside GPT-2's vocabulary [0, ${END_OF_TEXT + 1})`);
     }
-    const temperature = numOption("temperature", values.temperature, 0, 0, Infinity);
-    const topP = numOption("top-p", values["top-p"], 1, Number.MIN_VALUE, 1);
+    const temperature = numOption("temperature", values.temperature, 0, -Infinity, Infinity);
+    const topP = numOption("top-p", values["top-p"], 1, -Infinity, Infinity);
     const dtype = dtypeOption("dtype", values.dtype, "f32");
     if (values.weights !== undefined && values.model !== undefined) {
       throw new UsageError("give either --weights or --model, not both");
@@ -201,11 +210,13 @@ function parseCli(args: string[], out: (s: string) => void, err: (s: string) => 
     if ((values.revision !== undefined || values.offline) && values.model === undefined) {
       throw new UsageError("--revision and --offline go with --model");
     }
-    if (temperature === 0 && (values["top-k"] !== undefined || values["top-p"] !== undefined)) {
-      throw new UsageError(
-        `${values["top-k"] !== undefined ? "--top-k" : "--top-p"} has no effect without --temperature above 0`,
-      );
-    }
+    // the library's sampling rules, worded with the flags' names
+    const problem = samplingProblem({
+      temperature,
+      topK: values["top-k"] === undefined ? undefined : Number(values["top-k"]),
+      topP: values["top-p"] === undefined ? undefined : topP,
+    }, Infinity);
+    if (problem) throw new UsageError(describeSampling(problem, FLAGS[problem.field]));
     if (values.stream && values["no-stream"]) throw new UsageError("--stream and --no-stream contradict each other");
     if (values.json && values.stream) throw new UsageError("--json and --stream cannot be combined");
     const opts: CliOptions = {
@@ -213,7 +224,7 @@ function parseCli(args: string[], out: (s: string) => void, err: (s: string) => 
       promptIds: values.ids === undefined ? undefined : values.ids.split(",").map((x) => Number(x.trim())),
       maxNew: intOption("max-new-tokens", values["max-new-tokens"], 6, 0),
       seed: intOption("seed", values.seed, 123, 0),
-      topK: values["top-k"] === undefined ? undefined : intOption("top-k", values["top-k"], 0, 1),
+      topK: values["top-k"] === undefined ? undefined : intOption("top-k", values["top-k"], 0, -Infinity),
       temperature,
       topP,
       dtype,

@@ -7,6 +7,16 @@
 
 import { encode } from "../text/tokenizer.ts";
 import { TOP_LOGPROBS } from "../../kernels/mod.ts";
+import { describeSampling, type SamplingField, samplingProblem } from "../engine/_sampling.ts";
+
+/** The request field of each sampling option. */
+const PARAMS: Record<SamplingField, string> = {
+  temperature: "temperature",
+  topK: "top_k",
+  topP: "top_p",
+  eosId: "eos_id",
+  seed: "seed",
+};
 
 /** An error the API reports with an HTTP status. */
 export class ApiError extends Error {
@@ -231,14 +241,19 @@ export function parseCompletion(
       );
     }
   }
+  // OpenAI's ranges (top_k 0: all tokens; top_p and top_k mean nothing at temperature 0), then the library's rules
   const temperature = num(b, "temperature", 1, 0, 2);
   const topP = num(b, "top_p", 1, 0, 1);
-  if (topP < 1e-6) throw bad(`'top_p' ${topP} is below 1e-6; use temperature 0 for the most likely token`, "top_p");
   const topK = int(b, "top_k", 0, 0, model.vocab);
-  if (temperature > 0 && temperature < 1e-6) {
-    throw bad(`'temperature' ${temperature} is below 1e-6; use 0`, "temperature");
-  }
   const seed = b.seed === undefined || b.seed === null ? undefined : int(b, "seed", 0, 0, 0xffffffff);
+  const sampling = {
+    temperature,
+    topP: temperature > 0 && topP < 1 ? topP : undefined,
+    topK: temperature > 0 && topK > 0 ? topK : undefined,
+    seed,
+  };
+  const problem = samplingProblem(sampling, model.vocab);
+  if (problem) throw bad(describeSampling(problem, `'${PARAMS[problem.field]}'`), PARAMS[problem.field]);
   let stop: string[] = [];
   if (typeof b.stop === "string") stop = [b.stop];
   else if (Array.isArray(b.stop) && b.stop.every((s) => typeof s === "string")) stop = b.stop;
@@ -270,8 +285,8 @@ export function parseCompletion(
     promptTexts: texts,
     maxTokens,
     temperature,
-    topP: temperature > 0 && topP < 1 ? topP : undefined,
-    topK: temperature > 0 && topK > 0 ? topK : undefined,
+    topP: sampling.topP,
+    topK: sampling.topK,
     seed,
     stop,
     stream,

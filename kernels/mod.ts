@@ -55,7 +55,18 @@ export {
   MM_X_UNIFORM_VEC4S,
   Q8_BLOCK,
 } from "./matmul.ts";
-export { MAX_RAGGED_ROWS, ROW_BYTES, STEP_BYTES, STEP_UNIFORM_BYTES } from "./step.ts";
+export {
+  encodeRow,
+  encodeStep,
+  MAX_RAGGED_ROWS,
+  ROW_BYTES,
+  ROW_FIELDS,
+  STEP_BYTES,
+  STEP_FIELDS,
+  STEP_UNIFORM_BYTES,
+  type StepHeader,
+  type StepRow,
+} from "./step.ts";
 export { REFINE_INVOCATIONS, SCREEN_GROUP } from "./head_screen.ts";
 export { LOGPROB_WORDS, TOP_LOGPROBS } from "./logprobs.ts";
 

@@ -58,3 +58,90 @@ export const ROW_BYTES = 48;
 
 /** Size in bytes of the whole `Step` uniform, header and ragged rows. */
 export const STEP_UNIFORM_BYTES: number = STEP_BYTES + MAX_RAGGED_ROWS * ROW_BYTES;
+
+/** The header of a `Step`: which tokens a step reads and where (see {@linkcode STEP_WGSL}). */
+export interface StepHeader {
+  /** Rows of the batch (B). */
+  batch: number;
+  /** Tokens per row in this step. */
+  T: number;
+  /** Index in a token row of the first token this step reads (default 0). */
+  start?: number;
+  /** Position (and cache slot) of that token (default 0). */
+  pos0?: number;
+  /** Length of a token row in the token buffer. */
+  L: number;
+  /** The step's number in its call, which seeds the sampler (default 0). */
+  index?: number;
+  /** Each batch row reads its own {@linkcode StepRow} (default false). */
+  ragged?: boolean;
+}
+
+/** One batch row's entry of a ragged step. */
+export interface StepRow {
+  /** Its cache row and token row. */
+  slot: number;
+  /** Index in its token row of the first token it reads. */
+  start: number;
+  /** Position (and cache slot) of that token. */
+  pos0: number;
+  /** Steps it has run before (seeds its draws). */
+  index: number;
+  /** Seed of its draws. */
+  seed: number;
+  /** Its row in its own request (seeds its draws). */
+  draw: number;
+  /** Top-k, 0: off. */
+  topK: number;
+  /** Temperature, 0: greedy. */
+  temperature: number;
+  /** Top-p, 1: off. */
+  topP: number;
+}
+
+/** The header's fields in the order of the WGSL struct: the one place the layout is written in TypeScript. */
+export const STEP_FIELDS: readonly string[] = ["batch", "T", "rows", "start", "pos0", "L", "index", "ragged"];
+
+/** A row entry's fields in the order of the WGSL struct (`pad*` words are zero). */
+export const ROW_FIELDS: readonly string[] = [
+  "slot",
+  "start",
+  "pos0",
+  "index",
+  "seed",
+  "draw",
+  "topk",
+  "pad0",
+  "temp",
+  "topp",
+  "pad1",
+  "pad2",
+];
+
+/**
+ * Writes a step's header (its {@linkcode STEP_BYTES}) at byte `at` of `buf`.
+ *
+ * @param h The header.
+ * @param buf Where (default: a new buffer of one header).
+ * @param at Byte offset.
+ * @returns The buffer.
+ */
+export function encodeStep(h: StepHeader, buf: ArrayBuffer = new ArrayBuffer(STEP_BYTES), at = 0): ArrayBuffer {
+  const v = { ...h, rows: h.batch * h.T, ragged: h.ragged ? 1 : 0 } as Record<string, number | undefined>;
+  new Uint32Array(buf, at, STEP_FIELDS.length).set(STEP_FIELDS.map((k) => v[k] ?? 0));
+  return buf;
+}
+
+/**
+ * Writes the entry of batch row `b` of the ragged step whose header is at byte `at` of `buf`.
+ *
+ * @param r The row.
+ * @param buf The step table.
+ * @param at Byte offset of the step's header.
+ * @param b The batch row.
+ */
+export function encodeRow(r: StepRow, buf: ArrayBuffer, at: number, b: number): void {
+  const o = at + STEP_BYTES + b * ROW_BYTES;
+  new Uint32Array(buf, o, 8).set([r.slot, r.start, r.pos0, r.index, r.seed >>> 0, r.draw, r.topK, 0]);
+  new Float32Array(buf, o + 32, 2).set([r.temperature, r.topP]);
+}

@@ -18,7 +18,7 @@ import { PassRecorder, type Recorder } from "./_recorder.ts";
 import { Workspace, type WorkspaceSize } from "./_workspace.ts";
 import { HeadScreen, SCREEN_MIN_STEPS } from "./_head_screen.ts";
 import { buildForward, type ForwardOps, recordBlocks, recordNextToken } from "./forward.ts";
-import { STEP_BYTES } from "../../kernels/mod.ts";
+import { encodeStep, STEP_BYTES } from "../../kernels/mod.ts";
 import type { RunOptions, StepPlan } from "./_plan.ts";
 
 /** What a runner runs: the model's parts. */
@@ -277,8 +277,10 @@ export class Runner {
         usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
       try {
-        const steps = new Uint32Array(Math.max(1, plan.length) * 8);
-        plan.forEach((p, i) => steps.set([B, p.T, B * p.T, p.start, p.pos0, WL, i, 0], i * 8));
+        const steps = new ArrayBuffer(Math.max(1, plan.length) * STEP_BYTES);
+        plan.forEach((p, i) =>
+          encodeStep({ batch: B, T: p.T, start: p.start, pos0: p.pos0, L: WL, index: i }, steps, i * STEP_BYTES)
+        );
         d.queue.writeBuffer(table, 0, steps);
         if (sm) {
           const w = new Uint32Array(8);

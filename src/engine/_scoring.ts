@@ -12,7 +12,7 @@ import { OpFactory } from "./_op_factory.ts";
 import { PassRecorder } from "./_recorder.ts";
 import { recordBlocks } from "./forward.ts";
 import { layoutOf, pipelineOf } from "../gpu/pipelines.ts";
-import { CROSS_ENTROPY, KL_DIVERGENCE } from "../../kernels/mod.ts";
+import { CROSS_ENTROPY, encodeStep, KL_DIVERGENCE } from "../../kernels/mod.ts";
 
 /** The logits of every position, `[rows, vp]`, in a buffer of their own, and what reads them. */
 interface Scored {
@@ -52,7 +52,7 @@ async function withLogits<T>(
   const init = new Uint32Array(B * ws.size.L);
   for (let b = 0; b < B; b++) init.set(flat.subarray(b * T, (b + 1) * T), b * ws.size.L);
   d.queue.writeBuffer(ws.tokens, 0, init);
-  d.queue.writeBuffer(ws.step, 0, new Uint32Array([B, T, rows, 0, 0, ws.size.L, 0, 0]));
+  d.queue.writeBuffer(ws.step, 0, encodeStep({ batch: B, T, L: ws.size.L }));
   const uniform = (label: string, words: number[]) => {
     const b = d.createBuffer({ label, size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     d.queue.writeBuffer(b, 0, new Uint32Array([...words, 0, 0].slice(0, 12)));

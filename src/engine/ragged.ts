@@ -14,11 +14,11 @@ import type { Op } from "./_ops.ts";
 import { OpFactory } from "./_op_factory.ts";
 import { recordBlocks, recordNextToken } from "./forward.ts";
 import {
+  encodeRow,
+  encodeStep,
   LOGPROB_WORDS,
   LOGPROBS,
   MAX_RAGGED_ROWS,
-  ROW_BYTES,
-  STEP_BYTES,
   STEP_UNIFORM_BYTES,
   TOP_LOGPROBS,
 } from "../../kernels/mod.ts";
@@ -185,12 +185,9 @@ export class RaggedEngine {
       const B = s.rows.length;
       if (B < 1 || B > MAX_RAGGED_ROWS) throw new RangeError(`A ragged step holds 1 to ${MAX_RAGGED_ROWS} rows`);
       const o = i * STEP_UNIFORM_BYTES;
-      new Uint32Array(buf, o, 8).set([B, s.T, B * s.T, 0, 0, this.#ws.size.L, i, 1]);
-      s.rows.forEach((r, b) => {
-        const at = o + STEP_BYTES + b * ROW_BYTES;
-        new Uint32Array(buf, at, 8).set([r.slot, r.start, r.start, r.index, r.seed >>> 0, r.draw, r.topK, 0]);
-        new Float32Array(buf, at + 32, 2).set([r.temperature, r.topP]);
-      });
+      encodeStep({ batch: B, T: s.T, L: this.#ws.size.L, index: i, ragged: true }, buf, o);
+      // a ragged row's first token sits at its own position in its token row
+      s.rows.forEach((r, b) => encodeRow({ ...r, pos0: r.start }, buf, o, b));
     });
     return buf;
   }

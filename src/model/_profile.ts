@@ -7,6 +7,7 @@
 
 import type { GPTModel } from "./model.ts";
 import { runnerOf } from "../engine/_runner.ts";
+import { encodeStep } from "../../kernels/mod.ts";
 import { ListRecorder, PassRecorder, replay, TimedRecorder } from "../engine/_recorder.ts";
 
 /** Milliseconds and dispatches per op name of one step, and how they were measured. */
@@ -35,7 +36,7 @@ export function profileStep(model: GPTModel, B: number, T: number, pos0 = 0): Pr
     const d = r.parts.gpu.device;
     const plan = [{ T, start: 0, pos0 }];
     const { ws, ops, screen } = await r.prepareSteps(B, plan, pos0 + T + 1, { sampling: false, steps: Infinity });
-    d.queue.writeBuffer(ws.step, 0, new Uint32Array([B, T, B * T, 0, pos0, ws.size.L, 0, 0]));
+    d.queue.writeBuffer(ws.step, 0, encodeStep({ batch: B, T, pos0, L: ws.size.L }));
     const list = new ListRecorder();
     r.recordStep(list, ws, ops, { B, T }, { sample: false, screen });
     const kernels: Record<string, number> = {};

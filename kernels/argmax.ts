@@ -1,10 +1,12 @@
 import { STEP_WGSL } from "./step.ts";
+import type { ParamsLayout } from "./params.ts";
 
 /**
  * The params, step and bindings every greedy-choice kernel shares: binding 2 is what it reads,
  * binding 3 what it writes. Params: vocabulary size, row stride of the logits, and for the split
  * kernels the parts per row and the ids per part.
  */
+
 function header(input: string, output: string): string {
   return /* wgsl */ `${STEP_WGSL}
 struct Params { V: u32, ldl: u32, G: u32, chunk: u32 }
@@ -126,3 +128,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (lid == 0u) { tokens[next_of(b)] = bi[0]; }
 }
 `;
+
+/** The fields of this kernel"s `Params` struct, in WGSL order (see `params.ts`). */
+export const ARGMAX_PARAMS: ParamsLayout = { struct: "Params", fields: ["V", "ldl", "G", "chunk"] };

@@ -1,6 +1,8 @@
 import { STEP_WGSL } from "./step.ts";
+import type { ParamsLayout } from "./params.ts";
 
 /** The params, step and bindings both attention kernels share, with activations as `t` arrays. */
+
 function bindings(t: "f32" | "vec4f"): string {
   return /* wgsl */ `${STEP_WGSL}
 struct Params { C: u32, H: u32, hd: u32, cap: u32, scale: f32, pad0: u32, pad1: u32, pad2: u32 }
@@ -326,3 +328,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   for (var d = 0u; d < hd4; d++) { out[m * C4 + hoff4 + d] = acc[d] / run_sum; }
 }
 `;
+
+/** The fields of this kernel"s `Params` struct, in WGSL order (see `params.ts`). */
+export const ATTENTION_PARAMS: ParamsLayout = {
+  struct: "Params",
+  fields: ["C", "H", "hd", "cap", "scale", "pad0", "pad1", "pad2"],
+  floats: ["scale"],
+};

@@ -1,5 +1,6 @@
 import { STEP_WGSL } from "./step.ts";
 import { Q8_BLOCK } from "./matmul.ts";
+import type { ParamsLayout } from "./params.ts";
 
 function embedding(dtype: "f32" | "f16" | "q8"): string {
   return /* wgsl */ `
@@ -52,8 +53,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 /** Token + position embedding, float32 weights. */
+
 export const EMBEDDING_WGSL: string = embedding("f32");
 /** Token + position embedding, 16-bit weights packed two to a u32. */
 export const EMBEDDING_F16_WGSL: string = embedding("f16");
 /** Token + position embedding, 8-bit weights with a scale per 32 values of each id. */
 export const EMBEDDING_Q8_WGSL: string = embedding("q8");
+
+/** The fields of this kernel"s `Params` struct, in WGSL order (see `params.ts`). */
+export const EMBEDDING_PARAMS: ParamsLayout = { struct: "Params", fields: ["C", "v0", "vn", "pad"] };

@@ -21,7 +21,9 @@
  *
  * @module
  */
+
 import { STEP_WGSL } from "./step.ts";
+import type { ParamsLayout } from "./params.ts";
 
 /** Vocabulary ids per screening group (one invocation of the screen and refine kernels). */
 export const SCREEN_GROUP = 64;
@@ -339,3 +341,9 @@ fn main() {
   }
 }
 `;
+
+/** The fields of this kernel"s `HeadParams` struct, in WGSL order (see `params.ts`). */
+export const HEAD_PARAMS: ParamsLayout = {
+  struct: "HeadParams",
+  fields: ["K", "N", "v0", "G", "ldh", "limit", "nargs", "pad2"],
+};

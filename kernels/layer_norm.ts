@@ -1,6 +1,8 @@
 import { STEP_WGSL } from "./step.ts";
+import type { ParamsLayout } from "./params.ts";
 
 /** The params, step and bindings both kernels share. */
+
 const BINDINGS = /* wgsl */ `${STEP_WGSL}
 struct Params { C: u32, last_only: u32, eps: f32, pad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -89,3 +91,10 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
   }
 }
 `;
+
+/** The fields of this kernel"s `Params` struct, in WGSL order (see `params.ts`). */
+export const LAYER_NORM_PARAMS: ParamsLayout = {
+  struct: "Params",
+  fields: ["C", "last_only", "eps", "pad"],
+  floats: ["eps"],
+};

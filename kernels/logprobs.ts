@@ -1,6 +1,8 @@
 import { MAX_RAGGED_ROWS, STEP_WGSL } from "./step.ts";
+import type { ParamsLayout } from "./params.ts";
 
 /** Most alternatives a token's log-probabilities list. */
+
 export const TOP_LOGPROBS = 5;
 
 /** 32-bit words the log-probability kernel writes per batch row and step. */
@@ -97,3 +99,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
 }
 `;
+
+/** The fields of this kernel"s `Params` struct, in WGSL order (see `params.ts`). */
+export const LOGPROBS_PARAMS: ParamsLayout = { struct: "Params", fields: ["V", "ldl", "pad0", "pad1"] };

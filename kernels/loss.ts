@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { ParamsLayout } from "./params.ts";
+
 /**
  * The params, bindings (binding 1 the logits read, 2 the second input, 3 the output) and the
  * start of the entry point that every per-row kernel here shares: one workgroup of 64 per row `r`
@@ -131,3 +133,6 @@ export const KL_DIVERGENCE_WGSL: string = /* wgsl */ `${perRow("a", "b: array<f3
   }
 }
 `;
+
+/** The fields of this kernel"s `Params` struct, in WGSL order (see `params.ts`). */
+export const LOSS_PARAMS: ParamsLayout = { struct: "Params", fields: ["V", "ldl", "rows", "pad"] };

@@ -1,9 +1,11 @@
 import { STEP_WGSL } from "./step.ts";
+import type { ParamsLayout } from "./params.ts";
 
 /**
  * Vec4s of `x` in the CPU kernel that reads `x` from a uniform buffer (64 KiB, the WebGPU default
  * for `maxUniformBufferBindingSize`): products whose rows times K are at most 4 * this.
  */
+
 export const MM_X_UNIFORM_VEC4S = 4096;
 
 /** Weights per scale of the 8-bit format: a block of this many consecutive k of one column. */
@@ -429,3 +431,10 @@ export const MM_GELU = 2;
 export const MM_ADD = 4;
 /** Flag: layer-normalise the rows of `x` first (scale and shift from binding 6). */
 export const MM_LN = 8;
+
+/** The fields of this kernel"s `Params` struct, in WGSL order (see `params.ts`). */
+export const MATMUL_PARAMS: ParamsLayout = {
+  struct: "Params",
+  fields: ["M", "K", "N", "pad3", "ldy", "y_off", "m_mode", "flags", "x_row0", "eps", "pad1", "pad2"],
+  floats: ["eps"],
+};

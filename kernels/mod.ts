@@ -27,6 +27,7 @@ import {
   MATMUL_WIDE_XU_WGSL,
 } from "./matmul.ts";
 import { SAMPLE_WGSL } from "./sample.ts";
+export { encodeSampleParams, type SampleParams } from "./sample.ts";
 import { CROSS_ENTROPY_WGSL, KL_DIVERGENCE_WGSL } from "./loss.ts";
 import { LOGPROBS_WGSL } from "./logprobs.ts";
 
@@ -206,3 +207,14 @@ export const KL_DIVERGENCE: KernelSpec = {
   code: KL_DIVERGENCE_WGSL,
   bindings: ["uniform", "read", "read", "write"],
 };
+
+export { encodeParams, type ParamsLayout } from "./params.ts";
+export { EMBEDDING_PARAMS } from "./embedding.ts";
+export { LAYER_NORM_PARAMS } from "./layer_norm.ts";
+export { MATMUL_PARAMS } from "./matmul.ts";
+export { ATTENTION_PARAMS } from "./attention.ts";
+export { ARGMAX_PARAMS } from "./argmax.ts";
+export { LOGPROBS_PARAMS } from "./logprobs.ts";
+export { LOSS_PARAMS } from "./loss.ts";
+export { SAMPLE_PARAMS } from "./sample.ts";
+export { HEAD_PARAMS } from "./head_screen.ts";

@@ -1,4 +1,5 @@
 import { STEP_WGSL } from "./step.ts";
+import { encodeParams, type ParamsLayout } from "./params.ts";
 
 /**
  * Sampling of the next token of each batch row, with the book's chapter 5 semantics: top-k first
@@ -14,6 +15,7 @@ import { STEP_WGSL } from "./step.ts";
  * binding 0 (uniform) p: vocabulary size, logits row stride, top_k (0: off), top_p, temperature, seed;
  * binding 1 (uniform) st: the step; binding 2 (read) logits: [B, ldl]; binding 3 (read_write) tokens.
  */
+
 export const SAMPLE_WGSL: string = /* wgsl */ `
 ${STEP_WGSL}
 struct Params { V: u32, ldl: u32, topk: u32, seed: u32, temp: f32, topp: f32, pad0: u32, pad1: u32 }
@@ -155,3 +157,43 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
 }
 `;
+
+/** The sampler's parameters (its `Params` struct): the vocabulary, the logits' row length and the settings. */
+export interface SampleParams {
+  /** Vocabulary size. */
+  V: number;
+  /** Length of a logits row (the vocabulary padded). */
+  ldl: number;
+  /** Top-k, 0: off. */
+  topK?: number;
+  /** Seed of the draws. */
+  seed?: number;
+  /** Temperature (per row in ragged steps). */
+  temperature?: number;
+  /** Top-p, 1: off. */
+  topP?: number;
+}
+
+/**
+ * The sampler's `Params` uniform.
+ *
+ * @param p The parameters.
+ * @returns Its 32 bytes.
+ */
+export function encodeSampleParams(p: SampleParams): Uint32Array<ArrayBuffer> {
+  return encodeParams(SAMPLE_PARAMS, {
+    V: p.V,
+    ldl: p.ldl,
+    topk: p.topK ?? 0,
+    seed: (p.seed ?? 0) >>> 0,
+    temp: p.temperature ?? 0,
+    topp: p.topP ?? 1,
+  });
+}
+
+/** The fields of this kernel"s `Params` struct, in WGSL order (see `params.ts`). */
+export const SAMPLE_PARAMS: ParamsLayout = {
+  struct: "Params",
+  fields: ["V", "ldl", "topk", "seed", "temp", "topp", "pad0", "pad1"],
+  floats: ["temp", "topp"],
+};

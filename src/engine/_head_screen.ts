@@ -16,8 +16,11 @@ import type { Workspace } from "./_workspace.ts";
 import { layoutOf } from "../gpu/pipelines.ts";
 import { roundUp, type VocabChunk, type WeightDType } from "../gpu/weights.ts";
 import {
+  ARGMAX_PARAMS,
   ARGMAX_SERIAL,
+  encodeParams,
   HEAD_MARK,
+  HEAD_PARAMS,
   HEAD_PICK,
   HEAD_QUANT,
   HEAD_QUANT_F16,
@@ -132,7 +135,7 @@ export class HeadScreen {
     const { emb_dim: C, vocab_size: V } = cfg;
     const G = Math.ceil(V / SCREEN_GROUP);
     const buffers: GPUBuffer[] = [];
-    const uniform = (words: number[]) => {
+    const uniform = (words: Uint32Array<ArrayBuffer>) => {
       const b = d.createBuffer({
         label: "head_screen.params",
         size: 32,
@@ -155,7 +158,7 @@ export class HeadScreen {
     const chunks = head.map((c) => {
       const q = storage(`head_screen.q[${c.v0}]`, C * c.ldw);
       const sc = storage(`head_screen.sc[${c.v0}]`, c.ldw * 8);
-      const params = uniform([C, c.N, c.v0, G, vp, 0, 0, 0]);
+      const params = uniform(encodeParams(HEAD_PARAMS, { K: C, N: c.N, v0: c.v0, G, ldh: vp, limit: 0, nargs: 0 }));
       pass.setBindGroup(
         0,
         d.createBindGroup({
@@ -175,7 +178,9 @@ export class HeadScreen {
       throw e;
     }
     const limit = Math.ceil(V / SCREEN_FALLBACK);
-    this.#all = uniform([C, V, 0, G, vp, limit, chunks.length + 1, 0]);
+    this.#all = uniform(
+      encodeParams(HEAD_PARAMS, { K: C, N: V, v0: 0, G, ldh: vp, limit, nargs: chunks.length + 1 }),
+    );
     this.#buffers = buffers;
     this.#chunks = chunks;
   }
@@ -301,7 +306,10 @@ export class HeadScreen {
       });
     const refine = this.#m.dtype === "f16" ? HEAD_REFINE_F16 : HEAD_REFINE;
     const V = cfg.vocab_size;
-    const argmaxParams = ws.uniform("head_screen.argmax.params", [V, vp, 0, 0]);
+    const argmaxParams = ws.uniform(
+      "head_screen.argmax.params",
+      encodeParams(ARGMAX_PARAMS, { V, ldl: vp, G: 0, chunk: 0 }),
+    );
     const bound: Bound = {
       lo,
       count,

@@ -21,8 +21,14 @@ import {
   Sequence,
 } from "./_ops.ts";
 import {
+  ARGMAX_PARAMS,
   ARGMAX_PARTS,
+  EMBEDDING_PARAMS,
+  encodeParams,
+  LAYER_NORM_PARAMS,
   LOGPROBS,
+  LOGPROBS_PARAMS,
+  MATMUL_PARAMS,
   MM_ADD,
   MM_BIAS,
   MM_GELU,
@@ -34,11 +40,6 @@ import {
 /** An op with nothing to dispatch (a LayerNorm that the next product computes). */
 const NOTHING = (name: string): Op => ({ name, record() {} });
 
-/** f32 bits as a u32. */
-function bits(x: number): number {
-  return new Uint32Array(new Float32Array([x]).buffer)[0];
-}
-
 /** Makes the ops of one model on one workspace: params, bind groups and pipelines. */
 export class OpFactory {
   #device: GPUDevice;
@@ -46,7 +47,7 @@ export class OpFactory {
   #ws: Workspace;
   #cfg: Required<GPTConfig>;
   #vp: number;
-  #uniform: (label: string, words: number[]) => GPUBuffer;
+  #uniform: (label: string, words: Uint32Array<ArrayBuffer>) => GPUBuffer;
 
   /**
    * Binds ops to a workspace.
@@ -62,7 +63,7 @@ export class OpFactory {
     kernels: Kernels,
     ws: Workspace,
     model: { cfg: Required<GPTConfig>; vp: number },
-    uniform?: (label: string, words: number[]) => GPUBuffer,
+    uniform?: (label: string, words: Uint32Array<ArrayBuffer>) => GPUBuffer,
   ) {
     this.#device = device;
     this.#kernels = kernels;
@@ -93,7 +94,7 @@ export class OpFactory {
     const ws = this.#ws;
     const groups = tok.map((c) =>
       this.#bind(spec, "embedding", [
-        this.#uniform("embed.params", [C, c.v0, c.N, 0]),
+        this.#uniform("embed.params", encodeParams(EMBEDDING_PARAMS, { C, v0: c.v0, vn: c.N })),
         ws.step,
         ws.tokens,
         c.buffer,
@@ -129,7 +130,7 @@ export class OpFactory {
     const spec = this.#kernels.layerNorm;
     const last = options.lastOnly ? 1 : 0;
     const group = this.#bind(spec, name, [
-      this.#uniform(`${name}.params`, [C, last, bits(eps)]),
+      this.#uniform(`${name}.params`, encodeParams(LAYER_NORM_PARAMS, { C, last_only: last, eps })),
       ws.step,
       x,
       weight,
@@ -157,18 +158,20 @@ export class OpFactory {
     const mMode = typeof rows === "number" ? 2 : ROWS_MODE[rows];
     const M = typeof rows === "number" ? rows : 0;
     const ws = this.#ws;
-    const params = this.#uniform(`${name}.params`, [
-      M,
-      K,
-      N,
-      0,
-      y.ldy ?? N,
-      y.offset ?? 0,
-      mMode,
-      flags,
-      y.xRow0 ?? 0,
-      bits(this.#cfg.layer_norm_epsilon),
-    ]);
+    const params = this.#uniform(
+      `${name}.params`,
+      encodeParams(MATMUL_PARAMS, {
+        M,
+        K,
+        N,
+        ldy: y.ldy ?? N,
+        y_off: y.offset ?? 0,
+        m_mode: mMode,
+        flags,
+        x_row0: y.xRow0 ?? 0,
+        eps: this.#cfg.layer_norm_epsilon,
+      }),
+    );
     // unused bindings get a buffer of the right kind: the norm's weights or the weight matrix
     const bias = epilogue.bias ?? x.norm ?? w.buffer;
     const out: GPUBufferBinding = { buffer: y.buffer, ...y.range };
@@ -225,7 +228,10 @@ export class OpFactory {
   argmax(): Op {
     const ws = this.#ws;
     const V = this.#cfg.vocab_size;
-    const params = this.#uniform("argmax.params", [V, this.#vp, ARGMAX_PARTS, Math.ceil(V / ARGMAX_PARTS)]);
+    const params = this.#uniform(
+      "argmax.params",
+      encodeParams(ARGMAX_PARAMS, { V, ldl: this.#vp, G: ARGMAX_PARTS, chunk: Math.ceil(V / ARGMAX_PARTS) }),
+    );
     const [first, final] = this.#kernels.argmax;
     const pipe = (spec: KernelSpec) => this.#kernels.pipeline(spec);
     if (!final) {
@@ -276,7 +282,10 @@ export class OpFactory {
    */
   logprobs(out: GPUBuffer): Op {
     const ws = this.#ws;
-    const params = this.#uniform("logprobs.params", [this.#cfg.vocab_size, this.#vp]);
+    const params = this.#uniform(
+      "logprobs.params",
+      encodeParams(LOGPROBS_PARAMS, { V: this.#cfg.vocab_size, ldl: this.#vp }),
+    );
     const group = this.#bind(LOGPROBS, "logprobs", [params, ws.step, ws.logits, ws.tokens, out]);
     return {
       name: "logprobs",

@@ -18,8 +18,19 @@ import { PassRecorder, type Recorder } from "./_recorder.ts";
 import { Workspace, type WorkspaceSize } from "./_workspace.ts";
 import { HeadScreen, SCREEN_MIN_STEPS } from "./_head_screen.ts";
 import { buildForward, type ForwardOps, recordBlocks, recordNextToken } from "./forward.ts";
-import { encodeStep, STEP_BYTES } from "../../kernels/mod.ts";
+import { encodeSampleParams, encodeStep, STEP_BYTES } from "../../kernels/mod.ts";
 import type { RunOptions, StepPlan } from "./_plan.ts";
+
+/** A plan being run: its workspace, ops, shape, step table and how each step chooses. */
+interface PlanRun {
+  ws: Workspace;
+  ops: ForwardOps;
+  B: number;
+  L: number;
+  plan: StepPlan[];
+  table: GPUBuffer;
+  next: { sample: boolean; screen: boolean };
+}
 
 /** What a runner runs: the model's parts. */
 export interface RunnerParts {
@@ -84,13 +95,21 @@ export class Runner {
   }
 
   /**
-   * Runs `fn` after every earlier call on this model has finished (calls are queued).
+   * Runs a call after every earlier call on this model has finished (calls are queued): the one
+   * wrapper of every GPU call. The model must be usable now and again when the call's turn comes.
    *
+   * @param what What the call does, for messages.
    * @param fn The call.
    * @returns What it returns.
+   * @throws {DeviceLostError} When the device is lost (now or before its turn).
    */
-  serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn);
+  serial<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    this.check(what);
+    const turn = () => {
+      this.check(what);
+      return fn();
+    };
+    const run = this.#queue.then(turn, turn);
     this.#queue = run.catch(() => {});
     return run;
   }
@@ -254,106 +273,126 @@ export class Runner {
    * @returns The token rows, `[B, L]`.
    */
   runPlan(flat: Uint32Array, B: number, L: number, plan: StepPlan[], options: RunOptions = {}): Promise<Uint32Array> {
-    this.check("generate");
-    return this.serial(async () => {
-      this.check("generate");
+    return this.serial("generate", async () => {
       const maxT = Math.max(1, ...plan.map((p) => p.T));
       if (B * maxT > 65535) {
         throw new RangeError(
           `Cannot generate: ${B} rows x ${maxT} tokens is over 65535 rows per step, use a smaller batch`,
         );
       }
-      const sm = options.sampling;
-      const { ws, ops, screen } = await this.prepareSteps(B, plan, L, { sampling: Boolean(sm), steps: plan.length });
-      const d = this.parts.gpu.device;
-      const T0 = flat.length / B;
-      const WL = ws.size.L;
-      const init = new Uint32Array(B * WL);
-      for (let b = 0; b < B; b++) init.set(flat.subarray(b * T0, (b + 1) * T0), b * WL);
-      d.queue.writeBuffer(ws.tokens, 0, init);
-      const table = d.createBuffer({
-        label: "step_table",
-        size: Math.max(1, plan.length) * STEP_BYTES,
-        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      });
+      const sampling = Boolean(options.sampling);
+      const { ws, ops, screen } = await this.prepareSteps(B, plan, L, { sampling, steps: plan.length });
+      const table = this.#upload(ws, flat, B, plan, options.sampling);
       try {
-        const steps = new ArrayBuffer(Math.max(1, plan.length) * STEP_BYTES);
-        plan.forEach((p, i) =>
-          encodeStep({ batch: B, T: p.T, start: p.start, pos0: p.pos0, L: WL, index: i }, steps, i * STEP_BYTES)
-        );
-        d.queue.writeBuffer(table, 0, steps);
-        if (sm) {
-          const w = new Uint32Array(8);
-          const f = new Float32Array(w.buffer);
-          w.set([this.parts.cfg.vocab_size, this.vp, sm.topK, sm.seed >>> 0]);
-          f[4] = sm.temperature;
-          f[5] = sm.topP;
-          d.queue.writeBuffer(ws.sampleParams, 0, w);
-        }
-        const res = new Uint32Array(B * L);
-        const copyOut = (out: Uint32Array) => {
-          for (let b = 0; b < B; b++) res.set(out.subarray(b * WL, b * WL + L), b * L);
-        };
-        let enc = d.createCommandEncoder({ label: "generate" });
-        for (let i = 0; i < plan.length; i++) {
-          enc.copyBufferToBuffer(table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
-          const s = { B, T: plan[i].T };
-          const next = { sample: Boolean(sm), screen };
-          enc = await this.encodeStep(
-            enc,
-            ops.blocks.length,
-            (rec, range) => this.recordStep(rec, ws, ops, s, next, range),
-          );
-          const last = i + 1 === plan.length;
-          if (!last && options.readAfter?.(i + 1)) {
-            copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));
-            enc = d.createCommandEncoder({ label: "generate" });
-            this.check("generate");
-            if (options.onChunk && !(await options.onChunk(res, i + 1))) return res;
-          } else if (!last && (i + 1) % this.parts.profile.submitSteps === 0) {
-            d.queue.submit([enc.finish()]);
-            enc = d.createCommandEncoder({ label: "generate" });
-            // where a submission runs on this thread (lavapipe), let timers and I/O run between steps
-            if (this.parts.profile.submitSteps === 1) await new Promise((r) => setTimeout(r, 0));
-            this.check("generate");
-          }
-        }
-        // the step counts can only turn screening off for a call of SCREEN_MIN_STEPS or more
-        const stats = screen && plan.length >= SCREEN_MIN_STEPS ? this.#screen.copyStats(ws, enc) : undefined;
-        copyOut(new Uint32Array(await this.readback(ws.tokens, B * WL * 4, enc)));
-        // destroyed while the GPU ran: what came back is not the model's answer
-        this.check("generate");
-        if (stats) await this.#screen.checkStats(stats);
-        if (options.onChunk) await options.onChunk(res, plan.length);
-        return res;
+        return await this.#runSteps({ ws, ops, B, L, plan, table, next: { sample: sampling, screen } }, options);
       } finally {
         table.destroy();
       }
     });
   }
 
-  /**
-   * Submits an encoder with a copy of `src` into a mappable buffer, and reads it.
-   *
-   * @param src The buffer to read.
-   * @param bytes How many bytes from its start.
-   * @param enc The encoder to finish.
-   * @returns The bytes.
-   */
-  async readback(src: GPUBuffer, bytes: number, enc: GPUCommandEncoder): Promise<ArrayBuffer> {
+  /** Writes the prompt rows, the plan's step table and the sampler's parameters; returns the table. */
+  #upload(ws: Workspace, flat: Uint32Array, B: number, plan: StepPlan[], sm: RunOptions["sampling"]): GPUBuffer {
     const d = this.parts.gpu.device;
-    const staging = d.createBuffer({
-      label: "readback",
-      size: roundUp(bytes, 4),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    const T0 = flat.length / B;
+    const WL = ws.size.L;
+    const init = new Uint32Array(B * WL);
+    for (let b = 0; b < B; b++) init.set(flat.subarray(b * T0, (b + 1) * T0), b * WL);
+    d.queue.writeBuffer(ws.tokens, 0, init);
+    const steps = new ArrayBuffer(Math.max(1, plan.length) * STEP_BYTES);
+    plan.forEach((p, i) =>
+      encodeStep({ batch: B, T: p.T, start: p.start, pos0: p.pos0, L: WL, index: i }, steps, i * STEP_BYTES)
+    );
+    const table = d.createBuffer({
+      label: "step_table",
+      size: steps.byteLength,
+      usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    d.queue.writeBuffer(table, 0, steps);
+    if (sm) {
+      d.queue.writeBuffer(
+        ws.sampleParams,
+        0,
+        encodeSampleParams({ V: this.parts.cfg.vocab_size, ldl: this.vp, ...sm }),
+      );
+    }
+    return table;
+  }
+
+  /** Records and submits the plan's steps, reading back where asked; the token rows, `[B, L]`. */
+  async #runSteps(c: PlanRun, options: RunOptions): Promise<Uint32Array> {
+    const d = this.parts.gpu.device;
+    const { ws, B, L, plan } = c;
+    const WL = ws.size.L;
+    const res = new Uint32Array(B * L);
+    const read = async (enc: GPUCommandEncoder) => {
+      const [out] = await this.readback(enc, [[ws.tokens, B * WL * 4]]);
+      const rows = new Uint32Array(out);
+      for (let b = 0; b < B; b++) res.set(rows.subarray(b * WL, b * WL + L), b * L);
+      // destroyed while the GPU ran: what came back is not the model's answer
+      this.check("generate");
+    };
+    let enc = d.createCommandEncoder({ label: "generate" });
+    for (let i = 0; i < plan.length; i++) {
+      enc.copyBufferToBuffer(c.table, i * STEP_BYTES, ws.step, 0, STEP_BYTES);
+      const s = { B, T: plan[i].T };
+      enc = await this.encodeStep(
+        enc,
+        c.ops.blocks.length,
+        (rec, range) => this.recordStep(rec, ws, c.ops, s, c.next, range),
+      );
+      if (i + 1 === plan.length) break;
+      if (options.readAfter?.(i + 1)) {
+        await read(enc);
+        enc = d.createCommandEncoder({ label: "generate" });
+        if (options.onChunk && !(await options.onChunk(res, i + 1))) return res;
+      } else if ((i + 1) % this.parts.profile.submitSteps === 0) {
+        enc = await this.#submit(enc);
+      }
+    }
+    // the step counts can only turn screening off for a call of SCREEN_MIN_STEPS or more
+    const stats = c.next.screen && plan.length >= SCREEN_MIN_STEPS ? this.#screen.copyStats(ws, enc) : undefined;
+    await read(enc);
+    if (stats) await this.#screen.checkStats(stats);
+    if (options.onChunk) await options.onChunk(res, plan.length);
+    return res;
+  }
+
+  /** Submits what is recorded and starts a new encoder; lets the event loop run where submissions block it. */
+  async #submit(enc: GPUCommandEncoder): Promise<GPUCommandEncoder> {
+    const d = this.parts.gpu.device;
+    d.queue.submit([enc.finish()]);
+    // where a submission runs on this thread (lavapipe), let timers and I/O run between steps
+    if (this.parts.profile.submitSteps === 1) await new Promise((r) => setTimeout(r, 0));
+    this.check("generate");
+    return d.createCommandEncoder({ label: "generate" });
+  }
+
+  /**
+   * Submits an encoder with copies of buffers into mappable ones, and reads them: the one
+   * readback every call uses.
+   *
+   * @param enc The encoder to finish.
+   * @param what Each buffer, and how many bytes from its start.
+   * @returns The bytes of each.
+   */
+  async readback(enc: GPUCommandEncoder, what: [GPUBuffer, number][]): Promise<ArrayBuffer[]> {
+    const d = this.parts.gpu.device;
+    const staging = what.map(([src, bytes]) => {
+      const b = d.createBuffer({
+        label: "readback",
+        size: roundUp(bytes, 4),
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      enc.copyBufferToBuffer(src, 0, b, 0, roundUp(bytes, 4));
+      return b;
     });
     try {
-      enc.copyBufferToBuffer(src, 0, staging, 0, roundUp(bytes, 4));
       d.queue.submit([enc.finish()]);
-      await this.wait(staging.mapAsync(GPUMapMode.READ));
-      return staging.getMappedRange().slice(0, bytes);
+      await Promise.all(staging.map((b) => this.wait(b.mapAsync(GPUMapMode.READ))));
+      return staging.map((b, i) => b.getMappedRange().slice(0, what[i][1]));
     } finally {
-      staging.destroy();
+      for (const b of staging) b.destroy();
     }
   }
 

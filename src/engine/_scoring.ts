@@ -12,7 +12,7 @@ import { OpFactory } from "./_op_factory.ts";
 import { PassRecorder } from "./_recorder.ts";
 import { recordBlocks } from "./forward.ts";
 import { layoutOf, pipelineOf } from "../gpu/pipelines.ts";
-import { CROSS_ENTROPY, encodeStep, KL_DIVERGENCE } from "../../kernels/mod.ts";
+import { CROSS_ENTROPY, encodeParams, encodeStep, KL_DIVERGENCE, LOSS_PARAMS } from "../../kernels/mod.ts";
 
 /** The logits of every position, `[rows, vp]`, in a buffer of their own, and what reads them. */
 interface Scored {
@@ -53,7 +53,7 @@ async function withLogits<T>(
   for (let b = 0; b < B; b++) init.set(flat.subarray(b * T, (b + 1) * T), b * ws.size.L);
   d.queue.writeBuffer(ws.tokens, 0, init);
   d.queue.writeBuffer(ws.step, 0, encodeStep({ batch: B, T, L: ws.size.L }));
-  const uniform = (label: string, words: number[]) => {
+  const uniform = (label: string, words: Uint32Array<ArrayBuffer>) => {
     const b = d.createBuffer({ label, size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     d.queue.writeBuffer(b, 0, new Uint32Array([...words, 0, 0].slice(0, 12)));
     temp.push(b);
@@ -84,9 +84,7 @@ async function withLogits<T>(
 
 /** Runs `fn` in the runner's queue with an encoder and a list of buffers freed at the end. */
 function scoped<T>(r: Runner, what: string, fn: (enc: GPUCommandEncoder, temp: GPUBuffer[]) => Promise<T>): Promise<T> {
-  r.check(what);
-  return r.serial(async () => {
-    r.check(what);
+  return r.serial(what, async () => {
     const temp: GPUBuffer[] = [];
     try {
       const result = await fn(r.parts.gpu.device.createCommandEncoder({ label: what }), temp);
@@ -113,7 +111,7 @@ export function forwardLogits(r: Runner, flat: Uint32Array, B: number, T: number
     const { logits, rows } = await withLogits(r, flat, { B, T }, enc, temp);
     const vp = r.vp;
     const V = r.parts.cfg.vocab_size;
-    const raw = new Float32Array(await r.readback(logits, rows * vp * 4, enc));
+    const raw = new Float32Array((await r.readback(enc, [[logits, rows * vp * 4]]))[0]);
     const out = new Float32Array(rows * V);
     for (let i = 0; i < rows; i++) out.set(raw.subarray(i * vp, i * vp + V), i * V);
     return out;
@@ -138,7 +136,7 @@ async function perRow(
     const n = Math.min(a.groupRows, a.rows - r0);
     const params = d.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     temp.push(params);
-    d.queue.writeBuffer(params, 0, new Uint32Array([r.parts.cfg.vocab_size, r.vp, n, 0]));
+    d.queue.writeBuffer(params, 0, encodeParams(LOSS_PARAMS, { V: r.parts.cfg.vocab_size, ldl: r.vp, rows: n }));
     const range = (buffer: GPUBuffer, bytes: number) => ({ buffer, offset: r0 * bytes, size: n * bytes });
     pass.setBindGroup(
       0,
@@ -189,7 +187,7 @@ export function tokenLosses(
     d.queue.writeBuffer(t, 0, targets as Uint32Array<ArrayBuffer>);
     const out = storage("loss", scored.rows * 4);
     await perRow(r, enc, temp, CROSS_ENTROPY, { a: scored, b: t, bRowBytes: 4, outRowBytes: 4, out });
-    return new Float32Array(await r.readback(out, scored.rows * 4, enc));
+    return new Float32Array((await r.readback(enc, [[out, scored.rows * 4]]))[0]);
   });
 }
 
@@ -216,8 +214,7 @@ export function compareLogits(
     );
   }
   return scoped(a, "compare the models", (enc, temp) =>
-    b.serial(async () => {
-      b.check("compare the models");
+    b.serial("compare the models", async () => {
       const d = a.parts.gpu.device;
       const sa = await withLogits(a, flat, shape, enc, temp);
       const sb = await withLogits(b, flat, shape, enc, temp);
@@ -228,7 +225,7 @@ export function compareLogits(
       });
       temp.push(out);
       await perRow(a, enc, temp, KL_DIVERGENCE, { a: sa, b: sb.logits, bRowBytes: a.vp * 4, outRowBytes: 8, out });
-      const both = new Float32Array(await a.readback(out, sa.rows * 8, enc));
+      const both = new Float32Array((await a.readback(enc, [[out, sa.rows * 8]]))[0]);
       const kl = new Float32Array(sa.rows);
       const agree = new Float32Array(sa.rows);
       for (let i = 0; i < sa.rows; i++) [kl[i], agree[i]] = [both[2 * i], both[2 * i + 1]];

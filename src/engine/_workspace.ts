@@ -7,7 +7,13 @@
 
 import type { GPTConfig } from "../weights/config.ts";
 import { roundUp } from "../gpu/weights.ts";
-import { ARGMAX_PARTS, MM_X_UNIFORM_VEC4S, STEP_UNIFORM_BYTES } from "../../kernels/mod.ts";
+import {
+  ARGMAX_PARTS,
+  ATTENTION_PARAMS,
+  encodeParams,
+  MM_X_UNIFORM_VEC4S,
+  STEP_UNIFORM_BYTES,
+} from "../../kernels/mod.ts";
 
 /** What a workspace must hold: batch rows, token rows of a step, row length, cache positions. */
 export interface WorkspaceSize {
@@ -103,9 +109,11 @@ export class Workspace {
       this.last = xin("last", B * C * 4);
       this.logits = this.#storage("logits", B * options.vp * 4);
       if (options.splitArgmax) this.parts = this.#storage("argmax.parts", B * ARGMAX_PARTS * 8);
-      this.sampleParams = this.uniform("sample.params", []);
-      const scale = new Uint32Array(new Float32Array([1 / Math.sqrt(hd)]).buffer)[0];
-      this.attnParams = this.uniform("attn.params", [C, H, hd, cap, scale]);
+      this.sampleParams = this.uniform("sample.params", new Uint32Array(8));
+      this.attnParams = this.uniform(
+        "attn.params",
+        encodeParams(ATTENTION_PARAMS, { C, H, hd, cap, scale: 1 / Math.sqrt(hd) }),
+      );
       this.kCache = [];
       this.vCache = [];
       for (let l = 0; l < n_layers; l++) {
@@ -136,7 +144,7 @@ export class Workspace {
    * @param words Its contents (padded to 8 words at least).
    * @returns The buffer.
    */
-  uniform(label: string, words: number[]): GPUBuffer {
+  uniform(label: string, words: Uint32Array<ArrayBuffer>): GPUBuffer {
     const data = new Uint32Array(roundUp(Math.max(words.length, 8), 4));
     data.set(words);
     const b = this.#track(this.#device.createBuffer({

@@ -15,6 +15,7 @@ import { OpFactory } from "./_op_factory.ts";
 import { recordBlocks, recordNextToken } from "./forward.ts";
 import {
   encodeRow,
+  encodeSampleParams,
   encodeStep,
   LOGPROB_WORDS,
   LOGPROBS,
@@ -100,9 +101,8 @@ export class RaggedEngine {
     }));
     const make = new OpFactory(d, runner.kernels, this.#ws, { cfg, vp: runner.vp });
     this.#logprobs = make.logprobs(this.#lpOut);
-    const w = new Uint32Array(8);
-    w.set([cfg.vocab_size, runner.vp]);
-    d.queue.writeBuffer(this.#ws.sampleParams, 0, w);
+    // each ragged row carries its own settings; the parameters give only the sizes
+    d.queue.writeBuffer(this.#ws.sampleParams, 0, encodeSampleParams({ V: cfg.vocab_size, ldl: runner.vp, topP: 0 }));
   }
 
   /**
@@ -124,10 +124,8 @@ export class RaggedEngine {
    */
   run(steps: RaggedStep[], options: { logprobs: boolean }): Promise<RaggedResult> {
     const runner = this.#runner;
-    runner.check("generate");
     if (steps.length > this.#maxSteps) throw new RangeError(`A ragged run holds at most ${this.#maxSteps} steps`);
-    return runner.serial(async () => {
-      runner.check("generate");
+    return runner.serial("generate", async () => {
       const sample = steps.some((s) => s.rows.some((r) => r.temperature > 0));
       // the blocks run B * T rows, the head B
       await runner.kernels.prepareRows(steps.flatMap((s) => [s.rows.length, s.rows.length * s.T]));
@@ -159,7 +157,7 @@ export class RaggedEngine {
         }
         const tokenBytes = this.slots * ws.size.L * 4;
         const lpBytes = steps.length * MAX_RAGGED_ROWS * LOGPROB_WORDS * 4;
-        const [tok, lp] = await this.#read(enc, [
+        const [tok, lp] = await runner.readback(enc, [
           [ws.tokens, tokenBytes],
           ...(options.logprobs ? [[this.#lpOut, lpBytes] as [GPUBuffer, number]] : []),
         ]);
@@ -190,26 +188,6 @@ export class RaggedEngine {
       s.rows.forEach((r, b) => encodeRow({ ...r, pos0: r.start }, buf, o, b));
     });
     return buf;
-  }
-
-  async #read(enc: GPUCommandEncoder, what: [GPUBuffer, number][]): Promise<ArrayBuffer[]> {
-    const d = this.#runner.parts.gpu.device;
-    const staging = what.map(([src, bytes]) => {
-      const b = d.createBuffer({
-        label: "readback",
-        size: bytes,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      });
-      enc.copyBufferToBuffer(src, 0, b, 0, bytes);
-      return b;
-    });
-    try {
-      d.queue.submit([enc.finish()]);
-      await Promise.all(staging.map((b) => this.#runner.wait(b.mapAsync(GPUMapMode.READ))));
-      return staging.map((b) => b.getMappedRange().slice(0));
-    } finally {
-      for (const b of staging) b.destroy();
-    }
   }
 
   #unpack(steps: RaggedStep[], raw: ArrayBuffer): TokenLogprobs[][] {

@@ -31,8 +31,7 @@ export interface StepProfile {
  */
 export function profileStep(model: GPTModel, B: number, T: number, pos0 = 0): Promise<StepProfile> {
   const r = runnerOf(model);
-  r.check("profile");
-  return r.serial(async () => {
+  return r.serial("profile", async () => {
     const d = r.parts.gpu.device;
     const plan = [{ T, start: 0, pos0 }];
     const { ws, ops, screen } = await r.prepareSteps(B, plan, pos0 + T + 1, { sampling: false, steps: Infinity });

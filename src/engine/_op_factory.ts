@@ -86,20 +86,21 @@ export class OpFactory {
    *
    * @param tok The token embedding's vocabulary chunks.
    * @param pos The position embedding.
+   * @param idx The token rows the step reads its tokens from.
+   * @param x Where the sums go: the residual stream.
    * @returns The op.
    */
-  embedding(tok: VocabChunk[], pos: GPUBuffer): Op {
+  embedding(tok: VocabChunk[], pos: GPUBuffer, idx: GPUBuffer, x: GPUBuffer): Op {
     const C = this.#cfg.emb_dim;
     const spec = this.#kernels.embedding;
-    const ws = this.#ws;
     const groups = tok.map((c) =>
       this.#bind(spec, "embedding", [
         this.#uniform("embed.params", encodeParams(EMBEDDING_PARAMS, { C, v0: c.v0, vn: c.N })),
-        ws.step,
-        ws.tokens,
+        this.#ws.step,
+        idx,
         c.buffer,
         pos,
-        ws.x,
+        x,
       ])
     );
     return new Dispatch("embedding", this.#kernels.pipeline(spec), groups, (s) => [Math.ceil(C / 64), s.B * s.T]);
@@ -193,23 +194,26 @@ export class OpFactory {
   }
 
   /**
-   * Causal multi-head attention over the cache of block `l`: stores the step's keys and values at
-   * their positions, then each query attends to every position up to its own.
+   * Causal multi-head attention over one block's cache (llm.c's `attention_forward(out, ..., inp)`):
+   * stores the step's keys and values at their positions, then each query attends to every
+   * position up to its own.
    *
-   * @param l The block.
+   * @param qkv The step's queries, keys and values.
+   * @param kCache The block's key cache.
+   * @param vCache The block's value cache.
+   * @param ctx Where the context vectors go.
    * @returns The op.
    */
-  attention(l: number): Op {
-    const ws = this.#ws;
+  attention(qkv: GPUBuffer, kCache: GPUBuffer, vCache: GPUBuffer, ctx: GPUBuffer): Op {
     const spec = this.#kernels.attention;
     const H = this.#cfg.n_heads;
-    const group = this.#bind(spec, `attention.${l}`, [
-      ws.attnParams,
-      ws.step,
-      ws.qkv,
-      ws.kCache[l],
-      ws.vCache[l],
-      ws.ctx,
+    const group = this.#bind(spec, "attention", [
+      this.#ws.attnParams,
+      this.#ws.step,
+      qkv,
+      kCache,
+      vCache,
+      ctx,
     ]);
     const serial = this.#kernels.profile.attention === "serial";
     return new Dispatch(

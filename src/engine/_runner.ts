@@ -17,7 +17,7 @@ import { OpFactory } from "./_op_factory.ts";
 import { PassRecorder, type Recorder } from "./_recorder.ts";
 import { Workspace, type WorkspaceSize } from "./_workspace.ts";
 import { HeadScreen, SCREEN_MIN_STEPS } from "./_head_screen.ts";
-import { buildForward, type ForwardOps, recordBlocks, recordNextToken } from "./forward.ts";
+import { buildForward, type ForwardOps, recordStep } from "./forward.ts";
 import { encodeSampleParams, encodeStep, STEP_BYTES } from "../../kernels/mod.ts";
 import type { RunOptions, StepPlan } from "./_plan.ts";
 
@@ -77,7 +77,7 @@ export class Runner {
       kernels: this.kernels,
       cfg,
       vp: this.vp,
-      head: parts.weights.head,
+      head: parts.weights.out_head,
       dtype,
       wait: (p) => this.wait(p),
     }, profile.headScreen);
@@ -219,12 +219,10 @@ export class Runner {
     options: { sample: boolean; screen: boolean },
     range: { from: number; to: number } = { from: 0, to: ops.blocks.length },
   ): void {
-    recordBlocks(rec, ops, s, range);
-    if (range.to < ops.blocks.length) return;
-    if (options.screen && !options.sample) {
-      ops.finalNorm.record(rec, s);
-      this.#screen.record(rec, ws, s, ops.head);
-    } else recordNextToken(rec, ops, s, options.sample);
+    const screen = options.screen && !options.sample
+      ? (r: Recorder, sh: StepShape) => this.#screen.record(r, ws, sh, ops.head)
+      : undefined;
+    recordStep(rec, ops, s, { screen, argmax: !options.sample, sample: options.sample }, range);
   }
 
   /**

@@ -10,7 +10,7 @@
 import type { Runner } from "./_runner.ts";
 import { OpFactory } from "./_op_factory.ts";
 import { PassRecorder } from "./_recorder.ts";
-import { recordBlocks } from "./forward.ts";
+import { buildOutHeadAll, recordAllLogits } from "./forward.ts";
 import { layoutOf, pipelineOf } from "../gpu/pipelines.ts";
 import { CROSS_ENTROPY, encodeParams, encodeStep, KL_DIVERGENCE, LOSS_PARAMS } from "../../kernels/mod.ts";
 
@@ -68,16 +68,8 @@ async function withLogits<T>(
   const make = new OpFactory(d, r.kernels, ws, { cfg: r.parts.cfg, vp }, uniform);
   const pass = enc.beginComputePass({ label: "forward" });
   const rec = new PassRecorder(pass);
-  const s = { B, T };
-  recordBlocks(rec, ops, s);
-  ops.finalNormAll.record(rec, s);
-  for (let r0 = 0; r0 < rows; r0 += groupRows) {
-    const n = Math.min(groupRows, rows - r0);
-    const out = { buffer: logits, rows: n, ldy: vp, xRow0: r0, range: { offset: r0 * vp * 4, size: n * vp * 4 } };
-    for (const c of r.parts.weights.head) {
-      make.linear("matmul head", { buffer: ws.h }, c, {}, { ...out, offset: c.v0 }).record(rec, s);
-    }
-  }
+  const outHead = buildOutHeadAll(make, r.parts.weights, ws.h, { logits, vp, rows, groupRows });
+  recordAllLogits(rec, ops, { B, T }, outHead);
   pass.end();
   return { logits, rows, groupRows };
 }

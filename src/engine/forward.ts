@@ -12,8 +12,12 @@
  *   h = norm2(x)                                  layer_norm
  *   f = GELU(h W_fc + b)                          matmul fc+gelu
  *   x = x + f W_fc2 + b                           matmul fc2+residual
- * logits = final_norm(x) W_head                   layer_norm, matmul head
+ * logits = final_norm(x) W_out_head               layer_norm, matmul head
+ * next = argmax(logits) | sample(logits)          one next-token stage (recordNextToken)
  * ```
+ *
+ * The weights carry the book's names (`tok_emb`, `pos_emb`, `trf_blocks[i].norm1`, `.att`, `.norm2`,
+ * `.ff`, `final_norm`, `out_head`), and every op is given the buffers it reads and writes.
  *
  * Each step below is one op object (`_ops.ts`) that knows its kernel, bindings and dispatch size;
  * which kernel that is was decided by the backend profile (`backend.ts`). Where the profile puts a
@@ -79,27 +83,35 @@ export function buildForward(make: OpFactory, w: ModelWeights, ws: Workspace, vp
   const x = { buffer: ws.x };
   const ctx = { buffer: ws.ctx };
   const ff = { buffer: ws.ff };
-  const blocks = w.layers.map((lw, l): BlockOps => {
-    const norm1 = make.layerNorm("norm1", ws.x, lw.ln1, ws.h, { fusable: true });
-    const qkv = make.linear("matmul qkv", norm1.output, lw.qkv, { bias: lw.qkvB }, { buffer: ws.qkv });
-    const attention = make.attention(l);
-    const outProj = make.linear("matmul out_proj+residual", ctx, lw.proj, { bias: lw.projB, residual: true }, x);
-    const norm2 = make.layerNorm("norm2", ws.x, lw.ln2, ws.h, { fusable: true });
-    const fc = make.linear("matmul fc+gelu", norm2.output, lw.fc, { bias: lw.fcB, gelu: true }, ff);
-    const fc2 = make.linear("matmul fc2+residual", ff, lw.fc2, { bias: lw.fc2B, residual: true }, x);
+  const blocks = w.trf_blocks.map((b, l): BlockOps => {
+    const norm1 = make.layerNorm("norm1", ws.x, b.norm1, ws.h, { fusable: true });
+    const qkv = make.linear("matmul qkv", norm1.output, b.att.qkv, { bias: b.att.qkv_bias }, { buffer: ws.qkv });
+    const attention = make.attention(ws.qkv, ws.kCache[l], ws.vCache[l], ws.ctx);
+    const outProj = make.linear("matmul out_proj+residual", ctx, b.att.out_proj, {
+      bias: b.att.out_proj_bias,
+      residual: true,
+    }, x);
+    const norm2 = make.layerNorm("norm2", ws.x, b.norm2, ws.h, { fusable: true });
+    const fc = make.linear("matmul fc+gelu", norm2.output, b.ff.fc, { bias: b.ff.fc_bias, gelu: true }, ff);
+    const fc2 = make.linear("matmul fc2+residual", ff, b.ff.fc2, { bias: b.ff.fc2_bias, residual: true }, x);
     return { norm1, qkv, attention, outProj, norm2, fc, fc2 };
   });
-  const finalNorm = make.layerNorm("final_norm", ws.x, w.lnf, ws.last, { lastOnly: true });
+  const finalNorm = make.layerNorm("final_norm", ws.x, w.final_norm, ws.last, { lastOnly: true });
   return {
-    embedding: make.embedding(w.tok, w.pos),
+    embedding: make.embedding(w.tok_emb, w.pos_emb, ws.tokens, ws.x),
     blocks,
     finalNorm,
-    head: w.head.map((c) =>
-      make.linear("matmul head", finalNorm.output, c, {}, { buffer: ws.logits, rows: "batch", ldy: vp, offset: c.v0 })
+    head: w.out_head.map((c) =>
+      make.linear("matmul head", finalNorm.output, c, {}, {
+        buffer: ws.logits,
+        rows: "batch",
+        ldy: vp,
+        offset: c.v0,
+      })
     ),
     argmax: make.argmax(),
     sample: make.sample(),
-    finalNormAll: make.layerNorm("final_norm", ws.x, w.lnf, ws.h),
+    finalNormAll: make.layerNorm("final_norm", ws.x, w.final_norm, ws.h),
   };
 }
 
@@ -130,17 +142,101 @@ export function recordBlocks(
   }
 }
 
+/** How a step chooses each row's next token: the one next-token stage, whatever the call. */
+export interface NextToken {
+  /** The greedy choice through the screened head (it records the head itself); else the full head. */
+  screen?: (rec: Recorder, s: StepShape) => void;
+  /** Take the argmax (in a ragged step, for every row; the sampler then overwrites the rows that sample). */
+  argmax: boolean;
+  /** Sample. */
+  sample: boolean;
+  /** The chosen tokens' log-probabilities and the top alternatives, after the choice. */
+  logprobs?: Op;
+}
+
 /**
  * Records the choice of each row's next token after the blocks: the final norm of its last token,
- * the head, and the argmax or the sampler.
+ * the head (screened or whole), then the argmax and/or the sampler, then the log-probabilities.
  *
  * @param rec Where dispatches go.
  * @param f The model's ops.
  * @param s The step's shape.
- * @param sample Sample instead of taking the argmax.
+ * @param next How the step chooses.
  */
-export function recordNextToken(rec: Recorder, f: ForwardOps, s: StepShape, sample: boolean): void {
+export function recordNextToken(rec: Recorder, f: ForwardOps, s: StepShape, next: NextToken): void {
   f.finalNorm.record(rec, s);
-  for (const chunk of f.head) chunk.record(rec, s);
-  (sample ? f.sample : f.argmax).record(rec, s);
+  if (next.screen) next.screen(rec, s);
+  else {
+    for (const chunk of f.head) chunk.record(rec, s);
+    if (next.argmax) f.argmax.record(rec, s);
+    if (next.sample) f.sample.record(rec, s);
+  }
+  next.logprobs?.record(rec, s);
+}
+
+/**
+ * Records one step: the blocks (those of `range`, when a step is recorded in parts) and, with the
+ * last block, the next token's choice.
+ *
+ * @param rec Where dispatches go.
+ * @param f The model's ops.
+ * @param s The step's shape.
+ * @param next How the step chooses.
+ * @param range Only blocks `from` to `to`.
+ */
+export function recordStep(
+  rec: Recorder,
+  f: ForwardOps,
+  s: StepShape,
+  next: NextToken,
+  range: { from: number; to: number } = { from: 0, to: f.blocks.length },
+): void {
+  recordBlocks(rec, f, s, range);
+  if (range.to === f.blocks.length) recordNextToken(rec, f, s, next);
+}
+
+/**
+ * The output head over every position (`logits = self.out_head(x)` for all tokens, as `model(idx)`
+ * returns them), for the final norm of every token in `h`: one product per vocabulary chunk and
+ * group of `groupRows` rows, so that each output binding fits the adapter's limit.
+ *
+ * @param make The op factory.
+ * @param w The weights.
+ * @param h The normalised rows.
+ * @param out Where the logits go, their row stride, and the rows and rows per group.
+ * @returns The products, in order.
+ */
+export function buildOutHeadAll(
+  make: OpFactory,
+  w: ModelWeights,
+  h: GPUBuffer,
+  out: { logits: GPUBuffer; vp: number; rows: number; groupRows: number },
+): Linear[] {
+  const ops: Linear[] = [];
+  for (let r0 = 0; r0 < out.rows; r0 += out.groupRows) {
+    const n = Math.min(out.groupRows, out.rows - r0);
+    const y = {
+      buffer: out.logits,
+      rows: n,
+      ldy: out.vp,
+      xRow0: r0,
+      range: { offset: r0 * out.vp * 4, size: n * out.vp * 4 },
+    };
+    for (const c of w.out_head) ops.push(make.linear("matmul head", { buffer: h }, c, {}, { ...y, offset: c.v0 }));
+  }
+  return ops;
+}
+
+/**
+ * Records the logits of every position: the blocks, the final norm of every token, and the head.
+ *
+ * @param rec Where dispatches go.
+ * @param f The model's ops.
+ * @param s The step's shape.
+ * @param outHead The head over every position ({@linkcode buildOutHeadAll}).
+ */
+export function recordAllLogits(rec: Recorder, f: ForwardOps, s: StepShape, outHead: Linear[]): void {
+  recordBlocks(rec, f, s);
+  f.finalNormAll.record(rec, s);
+  for (const op of outHead) op.record(rec, s);
 }

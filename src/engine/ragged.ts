@@ -12,7 +12,7 @@ import type { Workspace } from "./_workspace.ts";
 import type { ForwardOps } from "./forward.ts";
 import type { Op } from "./_ops.ts";
 import { OpFactory } from "./_op_factory.ts";
-import { recordBlocks, recordNextToken } from "./forward.ts";
+import { recordStep } from "./forward.ts";
 import {
   encodeRow,
   encodeSampleParams,
@@ -147,13 +147,14 @@ export class RaggedEngine {
         for (let i = 0; i < steps.length; i++) {
           const s = { B: steps[i].rows.length, T: steps[i].T };
           enc.copyBufferToBuffer(table, i * STEP_UNIFORM_BYTES, ws.step, 0, STEP_UNIFORM_BYTES);
-          enc = await runner.encodeStep(enc, ops.blocks.length, (rec, range) => {
-            recordBlocks(rec, ops, s, range);
-            if (range.to < ops.blocks.length) return;
-            recordNextToken(rec, ops, s, false);
-            if (sample) ops.sample.record(rec, s);
-            if (options.logprobs) this.#logprobs.record(rec, s);
-          }, per);
+          // greedy rows take the argmax; the sampler overwrites the rows that sample
+          const next = { argmax: true, sample, logprobs: options.logprobs ? this.#logprobs : undefined };
+          enc = await runner.encodeStep(
+            enc,
+            ops.blocks.length,
+            (rec, range) => recordStep(rec, ops, s, next, range),
+            per,
+          );
         }
         const tokenBytes = this.slots * ws.size.L * 4;
         const lpBytes = steps.length * MAX_RAGGED_ROWS * LOGPROB_WORDS * 4;

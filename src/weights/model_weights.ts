@@ -41,8 +41,8 @@ export interface InputTensor extends NamedTensor {
   row0?: number;
 }
 
-/** One transformer block's weights. */
-export interface LayerWeights {
+/** A block's weights as they arrive, before {@linkcode WeightBuilder.finish} names them as the book does. */
+interface LayerWeights {
   ln1: GPUBuffer;
   ln2: GPUBuffer;
   qkv: GpuMatrix;
@@ -55,13 +55,48 @@ export interface LayerWeights {
   fc2B: GPUBuffer;
 }
 
-/** All of a model's weights on the GPU. */
+/** One transformer block's weights, named as the book's `trf_blocks[i]` parameters. */
+export interface BlockWeights {
+  /** `norm1.scale` then `norm1.shift`. */
+  norm1: GPUBuffer;
+  /** The attention (`att`). */
+  att: {
+    /** `W_query`, `W_key` and `W_value` side by side: one product. */
+    qkv: GpuMatrix;
+    /** Their biases (zeros without `qkv_bias`). */
+    qkv_bias: GPUBuffer;
+    /** `out_proj.weight`. */
+    out_proj: GpuMatrix;
+    /** `out_proj.bias`. */
+    out_proj_bias: GPUBuffer;
+  };
+  /** `norm2.scale` then `norm2.shift`. */
+  norm2: GPUBuffer;
+  /** The feed-forward network (`ff`). */
+  ff: {
+    /** `layers[0].weight`, before the GELU. */
+    fc: GpuMatrix;
+    /** `layers[0].bias`. */
+    fc_bias: GPUBuffer;
+    /** `layers[2].weight`. */
+    fc2: GpuMatrix;
+    /** `layers[2].bias`. */
+    fc2_bias: GPUBuffer;
+  };
+}
+
+/** All of a model's weights on the GPU, named as the book's `GPTModel` parameters. */
 export interface ModelWeights {
-  tok: VocabChunk[];
-  head: VocabChunk[];
-  pos: GPUBuffer;
-  layers: LayerWeights[];
-  lnf: GPUBuffer;
+  /** `tok_emb.weight`, in vocabulary chunks. */
+  tok_emb: VocabChunk[];
+  /** `pos_emb.weight`. */
+  pos_emb: GPUBuffer;
+  /** `trf_blocks`. */
+  trf_blocks: BlockWeights[];
+  /** `final_norm.scale` then `final_norm.shift`. */
+  final_norm: GPUBuffer;
+  /** `out_head.weight` (the token embedding's chunks when the head is tied to it). */
+  out_head: VocabChunk[];
 }
 
 interface Pending {
@@ -305,7 +340,7 @@ export class WeightBuilder {
     if (!this.#pos) missing("pos_emb.weight");
     if (this.#head && this.#head.written < V) missing("out_head.weight");
     if (!this.#head && !tiedHead) missing("out_head.weight");
-    const layers: LayerWeights[] = [];
+    const blocks: BlockWeights[] = [];
     for (let l = 0; l < this.#cfg.n_layers; l++) {
       const p = this.#pending[l];
       const lw = p.layer;
@@ -324,15 +359,21 @@ export class WeightBuilder {
       }
       lw.ln1 = createVector(this.#device, `layer${l}.norm1`, p.norm1!, this.#track);
       lw.ln2 = createVector(this.#device, `layer${l}.norm2`, p.norm2!, this.#track);
-      layers.push(lw as LayerWeights);
+      const w = lw as LayerWeights;
+      blocks.push({
+        norm1: w.ln1,
+        att: { qkv: w.qkv, qkv_bias: w.qkvB, out_proj: w.proj, out_proj_bias: w.projB },
+        norm2: w.ln2,
+        ff: { fc: w.fc, fc_bias: w.fcB, fc2: w.fc2, fc2_bias: w.fc2B },
+      });
     }
     if (!this.#lnfBuf) missing(`final_norm.${this.#lnfParts.has("scale") ? "shift" : "scale"}`);
     return {
-      tok: this.#tok!.chunks,
-      head: (this.#head ?? this.#tok!).chunks,
-      pos: this.#pos!,
-      layers,
-      lnf: this.#lnfBuf!,
+      tok_emb: this.#tok!.chunks,
+      pos_emb: this.#pos!,
+      trf_blocks: blocks,
+      final_norm: this.#lnfBuf!,
+      out_head: (this.#head ?? this.#tok!).chunks,
     };
   }
 }

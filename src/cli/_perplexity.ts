@@ -35,6 +35,73 @@ Options:
   --quiet                no progress on stderr
   -h, --help`;
 
+/** The perplexity command's options, checked. */
+type PerplexityArgs = ModelSource & { file: string; stride?: number; compare?: WeightDType; json: boolean };
+
+/**
+ * Checks the perplexity command's arguments.
+ *
+ * @param args The arguments after `perplexity`.
+ * @returns The options, or `"help"`.
+ * @throws {UsageError} On a bad argument.
+ */
+function parsePerplexityArgs(args: string[]): PerplexityArgs | "help" {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      weights: { type: "string" },
+      model: { type: "string" },
+      revision: { type: "string" },
+      offline: { type: "boolean" },
+      dtype: { type: "string" },
+      stride: { type: "string" },
+      "compare-dtype": { type: "string" },
+      json: { type: "boolean" },
+      seed: { type: "string" },
+      quiet: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return "help";
+  if (positionals.length !== 1) throw new UsageError(`expected one text file, got ${positionals.length}`);
+  if (values.weights !== undefined && values.model !== undefined) {
+    throw new UsageError("give either --weights or --model, not both");
+  }
+  return {
+    file: positionals[0],
+    weights: values.weights,
+    model: values.model,
+    revision: values.revision,
+    offline: values.offline,
+    dtype: dtypeOption("dtype", values.dtype, "f32"),
+    compare: dtypeOption("compare-dtype", values["compare-dtype"], undefined),
+    stride: values.stride === undefined ? undefined : intOption("stride", values.stride, 0, 1),
+    seed: intOption("seed", values.seed, 123, 0),
+    json: Boolean(values.json),
+    quiet: Boolean(values.quiet),
+  };
+}
+
+/** The text file's contents, or undefined after one line on `err` saying why it cannot be read. */
+async function readText(file: string, err: (s: string) => void): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound
+      ? "no such file"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : e instanceof Deno.errors.IsADirectory
+      ? "it is a directory"
+      : (e as Error).message;
+    err(`error: cannot read '${file}': ${why}; give the path of a text file`);
+    return undefined;
+  }
+  return text;
+}
+
 /**
  * Runs the perplexity command.
  *
@@ -48,65 +115,21 @@ export async function perplexityCommand(
   out: (s: string) => void,
   err: (s: string) => void,
 ): Promise<number> {
-  let o: ModelSource & { file: string; stride?: number; compare?: WeightDType; json: boolean };
+  let o: PerplexityArgs;
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        weights: { type: "string" },
-        model: { type: "string" },
-        revision: { type: "string" },
-        offline: { type: "boolean" },
-        dtype: { type: "string" },
-        stride: { type: "string" },
-        "compare-dtype": { type: "string" },
-        json: { type: "boolean" },
-        seed: { type: "string" },
-        quiet: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
+    const parsed = parsePerplexityArgs(args);
+    if (parsed === "help") {
       out(PERPLEXITY_USAGE);
       return 0;
     }
-    if (positionals.length !== 1) throw new UsageError(`expected one text file, got ${positionals.length}`);
-    if (values.weights !== undefined && values.model !== undefined) {
-      throw new UsageError("give either --weights or --model, not both");
-    }
-    o = {
-      file: positionals[0],
-      weights: values.weights,
-      model: values.model,
-      revision: values.revision,
-      offline: values.offline,
-      dtype: dtypeOption("dtype", values.dtype, "f32"),
-      compare: dtypeOption("compare-dtype", values["compare-dtype"], undefined),
-      stride: values.stride === undefined ? undefined : intOption("stride", values.stride, 0, 1),
-      seed: intOption("seed", values.seed, 123, 0),
-      json: Boolean(values.json),
-      quiet: Boolean(values.quiet),
-    };
+    o = parsed;
   } catch (e) {
     err(`error: ${(e as Error).message.replace(/\.$/, "")}\n${USAGE_LINE}`);
     return 2;
   }
   try {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(o.file);
-    } catch (e) {
-      const why = e instanceof Deno.errors.NotFound
-        ? "no such file"
-        : e instanceof Deno.errors.PermissionDenied
-        ? "permission denied"
-        : e instanceof Deno.errors.IsADirectory
-        ? "it is a directory"
-        : (e as Error).message;
-      err(`error: cannot read '${o.file}': ${why}; give the path of a text file`);
-      return 1;
-    }
+    const text = await readText(o.file, err);
+    if (text === undefined) return 1;
     const ids = encode(text);
     if (ids.length < 2) {
       err(

@@ -6,6 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { serve } from "../serve/server.ts";
+import { readEnv } from "../platform/env.ts";
 import { dtypeOption, intOption, UsageError } from "./_common.ts";
 import type { ModelSource } from "../serve/_load.ts";
 
@@ -39,6 +40,80 @@ Options:
   --quiet                no progress on stderr
   -h, --help`;
 
+/** The serve command's options, checked. */
+type ServeArgs = ModelSource & {
+  port: number;
+  host: string;
+  name?: string;
+  maxBatch: number;
+  maxQueue: number;
+  apiKey?: string;
+  allowOrigin?: string;
+  allowHosts: string[];
+};
+
+/**
+ * Checks the serve command's arguments.
+ *
+ * @param args The arguments after `serve`.
+ * @returns The options, or `"help"`.
+ * @throws {UsageError} On a bad argument.
+ */
+function parseServeArgs(args: string[]): ServeArgs | "help" {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      weights: { type: "string" },
+      model: { type: "string" },
+      revision: { type: "string" },
+      offline: { type: "boolean" },
+      dtype: { type: "string" },
+      name: { type: "string" },
+      "max-batch": { type: "string" },
+      "max-queue": { type: "string" },
+      "api-key": { type: "string" },
+      "allow-origin": { type: "string" },
+      "allow-host": { type: "string", multiple: true },
+      seed: { type: "string" },
+      quiet: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return "help";
+  if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got '${positionals[0]}'`);
+  if (values.weights !== undefined && values.model !== undefined) {
+    throw new UsageError("give either --weights or --model, not both");
+  }
+  const port = intOption("port", values.port, 8000, 0);
+  if (port > 65535) throw new UsageError(`--port '${port}' is over 65535`);
+  const maxBatch = intOption("max-batch", values["max-batch"], 8, 1);
+  if (maxBatch > 64) throw new UsageError(`--max-batch '${maxBatch}' is over 64`);
+  if (Number(values["max-queue"] ?? 0) > 1e6) {
+    throw new UsageError(`--max-queue '${values["max-queue"]}' is over 1000000`);
+  }
+  if (values["api-key"] === "") throw new UsageError("--api-key is empty; give a key or leave the option out");
+  return {
+    port,
+    host: values.host ?? "127.0.0.1",
+    name: values.name,
+    weights: values.weights,
+    model: values.model,
+    revision: values.revision,
+    offline: values.offline,
+    dtype: dtypeOption("dtype", values.dtype, "f32"),
+    maxBatch,
+    maxQueue: intOption("max-queue", values["max-queue"], 64, 0),
+    allowHosts: values["allow-host"] ?? [],
+    apiKey: values["api-key"] ?? readEnv("GPT_WEBGPU_API_KEY"),
+    allowOrigin: values["allow-origin"],
+    seed: intOption("seed", values.seed, 123, 0),
+    quiet: Boolean(values.quiet),
+  };
+}
+
 /**
  * Runs the serve command until SIGINT or SIGTERM.
  *
@@ -52,76 +127,23 @@ export async function serveCommand(
   out: (s: string) => void,
   err: (s: string) => void,
 ): Promise<number> {
-  let o: ModelSource & {
-    port: number;
-    host: string;
-    name?: string;
-    maxBatch: number;
-    maxQueue: number;
-    apiKey?: string;
-    allowOrigin?: string;
-    allowHosts: string[];
-  };
+  let o: ServeArgs;
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        port: { type: "string" },
-        host: { type: "string" },
-        weights: { type: "string" },
-        model: { type: "string" },
-        revision: { type: "string" },
-        offline: { type: "boolean" },
-        dtype: { type: "string" },
-        name: { type: "string" },
-        "max-batch": { type: "string" },
-        "max-queue": { type: "string" },
-        "api-key": { type: "string" },
-        "allow-origin": { type: "string" },
-        "allow-host": { type: "string", multiple: true },
-        seed: { type: "string" },
-        quiet: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
+    const parsed = parseServeArgs(args);
+    if (parsed === "help") {
       out(SERVE_USAGE);
       return 0;
     }
-    if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got '${positionals[0]}'`);
-    if (values.weights !== undefined && values.model !== undefined) {
-      throw new UsageError("give either --weights or --model, not both");
-    }
-    const port = intOption("port", values.port, 8000, 0);
-    if (port > 65535) throw new UsageError(`--port '${port}' is over 65535`);
-    const maxBatch = intOption("max-batch", values["max-batch"], 8, 1);
-    if (maxBatch > 64) throw new UsageError(`--max-batch '${maxBatch}' is over 64`);
-    if (Number(values["max-queue"] ?? 0) > 1e6) {
-      throw new UsageError(`--max-queue '${values["max-queue"]}' is over 1000000`);
-    }
-    if (values["api-key"] === "") throw new UsageError("--api-key is empty; give a key or leave the option out");
-    o = {
-      port,
-      host: values.host ?? "127.0.0.1",
-      name: values.name,
-      weights: values.weights,
-      model: values.model,
-      revision: values.revision,
-      offline: values.offline,
-      dtype: dtypeOption("dtype", values.dtype, "f32"),
-      maxBatch,
-      maxQueue: intOption("max-queue", values["max-queue"], 64, 0),
-      allowHosts: values["allow-host"] ?? [],
-      apiKey: values["api-key"] ?? envKey(),
-      allowOrigin: values["allow-origin"],
-      seed: intOption("seed", values.seed, 123, 0),
-      quiet: Boolean(values.quiet),
-    };
+    o = parsed;
   } catch (e) {
     err(`error: ${(e as Error).message.replace(/\.$/, "")}\n${USAGE_LINE}`);
     return 2;
   }
+  return await runServer(o, out, err);
+}
+
+/** Serves until a signal: the first stops it gracefully, a second at once. */
+async function runServer(o: ServeArgs, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   let server;
   try {
     // the model runs in a worker, so that requests are answered while it works
@@ -169,10 +191,4 @@ export async function serveCommand(
     Deno.removeSignalListener("SIGTERM", stop);
   }
   return 0;
-}
-
-/** The key from the environment, only when permission to read it is already granted. */
-function envKey(): string | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: "GPT_WEBGPU_API_KEY" }).state !== "granted") return undefined;
-  return Deno.env.get("GPT_WEBGPU_API_KEY") || undefined;
 }

@@ -6,7 +6,7 @@
  */
 
 import type { GPTModel } from "./model.ts";
-import { runnerOf } from "../engine/_runner.ts";
+import { runnerOf } from "../engine/_runner_of.ts";
 import { encodeStep } from "../../kernels/mod.ts";
 import { ListRecorder, PassRecorder, replay, TimedRecorder } from "../engine/_recorder.ts";
 

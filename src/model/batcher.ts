@@ -11,7 +11,7 @@
 
 import type { GPTModel } from "./model.ts";
 import { checkOptions } from "../engine/_options.ts";
-import { runnerOf } from "../engine/_runner.ts";
+import { runnerOf } from "../engine/_runner_of.ts";
 import { checkSampling } from "../engine/_sampling.ts";
 import { RaggedEngine, type RaggedRow, type RaggedStep, type TokenLogprobs } from "../engine/ragged.ts";
 import {

@@ -10,7 +10,7 @@
  */
 
 import type { GPTModel } from "./model.ts";
-import { runnerOf } from "../engine/_runner.ts";
+import { runnerOf } from "../engine/_runner_of.ts";
 import { compareLogits, tokenLosses } from "../engine/_scoring.ts";
 import { checkBatch } from "../engine/_batch.ts";
 import { checkOptions } from "../engine/_options.ts";

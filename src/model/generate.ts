@@ -7,7 +7,7 @@
 import type { GPTModel } from "./model.ts";
 import { checkBatch } from "../engine/_batch.ts";
 import { checkOptions } from "../engine/_options.ts";
-import { runnerOf } from "../engine/_runner.ts";
+import { runnerOf } from "../engine/_runner_of.ts";
 import { cachedPlan, simplePlan } from "../engine/_plan.ts";
 import { checkSampling } from "../engine/_sampling.ts";
 import { generateRagged } from "./_ragged_generate.ts";

@@ -182,18 +182,8 @@ function prompts(p: unknown, vocab: number): { ids: number[][]; texts: (string |
   return { ids, texts };
 }
 
-/**
- * Checks a completion request body.
- *
- * @param body The parsed JSON.
- * @param model The model's name, vocabulary and context.
- * @returns The request.
- * @throws {ApiError} 400 naming the field; 404 for another model.
- */
-export function parseCompletion(
-  body: unknown,
-  model: { name: string; vocab: number; context: number },
-): CompletionRequest {
+/** The body as an object, its model this server's, and no parameter it does not support. */
+function checkRequest(body: unknown, name: string): Record<string, unknown> {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw bad("the request body must be a JSON object", "body");
   }
@@ -202,8 +192,8 @@ export function parseCompletion(
     if (!KNOWN.has(key)) throw bad(`unknown parameter '${key}'`, key, "unknown_parameter");
   }
   if (typeof b.model !== "string" || b.model === "") throw bad("'model' is required; see GET /v1/models", "model");
-  if (b.model !== model.name) {
-    throw new ApiError(404, `The model '${b.model}' does not exist; this server serves '${model.name}'`, {
+  if (b.model !== name) {
+    throw new ApiError(404, `The model '${b.model}' does not exist; this server serves '${name}'`, {
       param: "model",
       code: "model_not_found",
     });
@@ -222,6 +212,53 @@ export function parseCompletion(
   for (const k of ["presence_penalty", "frequency_penalty"]) {
     if (num(b, k, 0, -2, 2) !== 0) throw bad(`'${k}' is not supported; leave it at 0`, k);
   }
+  return b;
+}
+
+/** OpenAI's ranges (top_k 0: all tokens; top_p and top_k mean nothing at temperature 0), then the library's rules. */
+function samplingOf(
+  b: Record<string, unknown>,
+  vocab: number,
+): { temperature: number; topP?: number; topK?: number; seed?: number } {
+  const temperature = num(b, "temperature", 1, 0, 2);
+  const topP = num(b, "top_p", 1, 0, 1);
+  const topK = int(b, "top_k", 0, 0, vocab);
+  const seed = b.seed === undefined || b.seed === null ? undefined : int(b, "seed", 0, 0, 0xffffffff);
+  const sampling = {
+    temperature,
+    topP: temperature > 0 && topP < 1 ? topP : undefined,
+    topK: temperature > 0 && topK > 0 ? topK : undefined,
+    seed,
+  };
+  const problem = samplingProblem(sampling, vocab);
+  if (problem) throw bad(describeSampling(problem, `'${PARAMS[problem.field]}'`), PARAMS[problem.field]);
+  return sampling;
+}
+
+/** The stop strings: a string or up to 4, none empty. */
+function stopOf(b: Record<string, unknown>): string[] {
+  let stop: string[] = [];
+  if (typeof b.stop === "string") stop = [b.stop];
+  else if (Array.isArray(b.stop) && b.stop.every((s) => typeof s === "string")) stop = b.stop;
+  else if (b.stop !== undefined && b.stop !== null) throw bad("'stop' must be a string or a list of strings", "stop");
+  if (stop.length > 4) throw bad(`'stop' has ${stop.length} strings; give at most 4`, "stop");
+  if (stop.some((s) => s === "")) throw bad("'stop' has an empty string; every stop string needs a character", "stop");
+  return stop;
+}
+
+/**
+ * Checks a completion request body.
+ *
+ * @param body The parsed JSON.
+ * @param model The model's name, vocabulary and context.
+ * @returns The request.
+ * @throws {ApiError} 400 naming the field; 404 for another model.
+ */
+export function parseCompletion(
+  body: unknown,
+  model: { name: string; vocab: number; context: number },
+): CompletionRequest {
+  const b = checkRequest(body, model.name);
   const { ids, texts } = prompts(b.prompt, model.vocab);
   const n = int(b, "n", 1, 1, MAX_CHOICES);
   const bestOf = int(b, "best_of", n, 1, MAX_CHOICES);
@@ -241,25 +278,8 @@ export function parseCompletion(
       );
     }
   }
-  // OpenAI's ranges (top_k 0: all tokens; top_p and top_k mean nothing at temperature 0), then the library's rules
-  const temperature = num(b, "temperature", 1, 0, 2);
-  const topP = num(b, "top_p", 1, 0, 1);
-  const topK = int(b, "top_k", 0, 0, model.vocab);
-  const seed = b.seed === undefined || b.seed === null ? undefined : int(b, "seed", 0, 0, 0xffffffff);
-  const sampling = {
-    temperature,
-    topP: temperature > 0 && topP < 1 ? topP : undefined,
-    topK: temperature > 0 && topK > 0 ? topK : undefined,
-    seed,
-  };
-  const problem = samplingProblem(sampling, model.vocab);
-  if (problem) throw bad(describeSampling(problem, `'${PARAMS[problem.field]}'`), PARAMS[problem.field]);
-  let stop: string[] = [];
-  if (typeof b.stop === "string") stop = [b.stop];
-  else if (Array.isArray(b.stop) && b.stop.every((s) => typeof s === "string")) stop = b.stop;
-  else if (b.stop !== undefined && b.stop !== null) throw bad("'stop' must be a string or a list of strings", "stop");
-  if (stop.length > 4) throw bad(`'stop' has ${stop.length} strings; give at most 4`, "stop");
-  if (stop.some((s) => s === "")) throw bad("'stop' has an empty string; every stop string needs a character", "stop");
+  const sampling = samplingOf(b, model.vocab);
+  const stop = stopOf(b);
   const flag = (k: string) => {
     const v = b[k];
     if (v !== undefined && v !== null && typeof v !== "boolean") throw bad(`'${k}' must be true or false`, k);
@@ -280,14 +300,11 @@ export function parseCompletion(
     );
   }
   return {
-    model: b.model,
+    model: model.name,
     prompts: ids,
     promptTexts: texts,
     maxTokens,
-    temperature,
-    topP: sampling.topP,
-    topK: sampling.topK,
-    seed,
+    ...sampling,
     stop,
     stream,
     includeUsage: stream && (so as { include_usage?: unknown } | undefined)?.include_usage === true,

@@ -5,7 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { serve } from "../serve/server.ts";
+import { type CompletionServer, serve } from "../serve/server.ts";
 import { readEnv } from "../platform/env.ts";
 import { dtypeOption, intOption, UsageError } from "./_common.ts";
 import type { ModelSource } from "../serve/_load.ts";
@@ -144,7 +144,17 @@ export async function serveCommand(
 
 /** Serves until a signal: the first stops it gracefully, a second at once. */
 async function runServer(o: ServeArgs, out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  let server;
+  // the signals are taken before the address is printed: a stop that comes at once is graceful too
+  let server: CompletionServer | undefined;
+  let signals = 0;
+  const stop = () => {
+    // a second signal: stop now
+    if (signals++ > 0) Deno.exit(130);
+    if (!o.quiet) err("stopping: finishing the requests in flight (Ctrl-C again to stop now)");
+    server?.shutdown();
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
   try {
     // the model runs in a worker, so that requests are answered while it works
     server = await serve({
@@ -171,24 +181,15 @@ async function runServer(o: ServeArgs, out: (s: string) => void, err: (s: string
         out(`serving ${o.name ?? o.model ?? "gpt2"} on http://${host}:${a.port} (playground at /, API at /v1)`);
       },
     });
+    // a signal while the model loaded: stop as soon as it is up
+    if (signals > 0) server.shutdown();
+    await server.finished;
+    return 0;
   } catch (e) {
     err(`error: ${(e as Error).message}`);
     return 1;
-  }
-  let signals = 0;
-  const stop = () => {
-    // a second signal: stop now
-    if (signals++ > 0) Deno.exit(130);
-    if (!o.quiet) err("stopping: finishing the requests in flight (Ctrl-C again to stop now)");
-    server.shutdown();
-  };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
-  try {
-    await server.finished;
   } finally {
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
   }
-  return 0;
 }

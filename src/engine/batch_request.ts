@@ -51,6 +51,19 @@ export interface BatchResult {
   logprobs?: TokenLogprobs[];
 }
 
+/**
+ * Requests a batcher takes before its queue is full: its slots and its queue, less the requests
+ * it holds (decoding or waiting). The one statement of the queue's rule, for the batcher and for
+ * what stands in for one (the server's worker backend).
+ *
+ * @param sizes The batcher's slots and queue.
+ * @param held Requests decoding or waiting.
+ * @returns How many more it takes.
+ */
+export function queueRoom(sizes: { maxBatch: number; maxQueue: number }, held: number): number {
+  return Math.max(0, sizes.maxBatch + sizes.maxQueue - held);
+}
+
 /** Thrown by {@linkcode Batcher.add} when the queue is full. */
 export class BatchQueueFullError extends Error {
   /**

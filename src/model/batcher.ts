@@ -21,6 +21,7 @@ import {
   type BatchRequestOptions,
   type BatchResult,
   type FinishReason,
+  queueRoom,
 } from "../engine/batch_request.ts";
 import { MAX_RAGGED_ROWS } from "../../kernels/mod.ts";
 
@@ -115,7 +116,7 @@ export class Batcher {
 
   /** Requests that {@linkcode Batcher.add} takes now before it throws {@linkcode BatchQueueFullError}. */
   get room(): number {
-    return Math.max(0, this.maxQueue + this.#free.length - this.#queue.length);
+    return queueRoom(this, this.#active.length + this.#queue.length);
   }
 
   /** Decoding steps run so far (each shared by every request in flight). */
@@ -163,7 +164,7 @@ export class Batcher {
       throw new RangeError(`Cannot ${what}: row '${row}' must be a non-negative integer`);
     }
     const sampling = checkSampling(options, cfg.vocab_size, what);
-    if (this.#queue.length - this.#free.length >= this.maxQueue) {
+    if (this.room === 0) {
       throw new BatchQueueFullError(
         `Cannot ${what}: ${this.#queue.length} requests already wait for one of ${this.maxBatch} slots; retry later`,
       );

@@ -131,7 +131,7 @@ export class GPTModel {
       throw new RangeError(`Cannot create the model: seed '${seed}' is not a non-negative integer`);
     }
     const { seed: _, ...rest } = options;
-    return await GPTModel.fromTensors(cfg, seededParametersAsync(cfg, seed), rest);
+    return await GPTModel.#build(cfg, seededParametersAsync(cfg, seed), rest);
   }
 
   /**
@@ -153,10 +153,16 @@ export class GPTModel {
    */
   static async load(path: string, options: LoadOptions = {}): Promise<GPTModel> {
     checkOptions(options, ["config", "onProgress", ...STORAGE_KEYS], "load the model");
+    return await GPTModel.#load(path, options);
+  }
+
+  /** {@linkcode GPTModel.load} for options already checked. */
+  static async #load(path: string, options: LoadOptions): Promise<GPTModel> {
     const src = await openWeights(path, options.config);
     try {
       const { config: _, onProgress, ...rest } = options;
-      return await GPTModel.fromTensors(src.config, src.tensors(onProgress), { ...rest, tiedHead: src.tiedHead });
+      const cfg = validateConfig(src.config);
+      return await GPTModel.#build(cfg, src.tensors(onProgress), { ...rest, tiedHead: src.tiedHead });
     } finally {
       src.close();
     }
@@ -181,7 +187,7 @@ export class GPTModel {
     checkOptions(options, PRETRAINED_KEYS, "load the model");
     const { onDownload, onProgress, revision, cacheDir, offline, token, endpoint, signal, ...rest } = options;
     const dir = await hubModel(name, { revision, cacheDir, offline, token, endpoint, signal, onProgress: onDownload });
-    return await GPTModel.load(dir, { ...rest, onProgress });
+    return await GPTModel.#load(dir, { ...rest, onProgress });
   }
 
   /**
@@ -201,7 +207,15 @@ export class GPTModel {
     options: FromTensorsOptions = {},
   ): Promise<GPTModel> {
     checkOptions(options, ["tiedHead", ...STORAGE_KEYS], "create the model");
-    const cfg = validateConfig(config);
+    return await GPTModel.#build(validateConfig(config), tensors, options);
+  }
+
+  /** {@linkcode GPTModel.fromTensors} for a configuration and options already checked. */
+  static async #build(
+    cfg: Required<GPTConfig>,
+    tensors: Iterable<InputTensor> | AsyncIterable<InputTensor>,
+    options: FromTensorsOptions,
+  ): Promise<GPTModel> {
     const dtype = options.dtype ?? "f32";
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
       throw new RangeError(`Cannot create the model: dtype '${dtype}' is not "f32", "f16" or "q8"`);

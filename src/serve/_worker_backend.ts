@@ -15,6 +15,7 @@ import {
   type FinishReason,
   type TokenLogprobs,
 } from "../model/batcher.ts";
+import { queueRoom } from "../engine/batch_request.ts";
 import type { ServingBackend } from "./serving_backend.ts";
 import type { PromptLogprobs } from "./_prompt_logprobs.ts";
 
@@ -154,7 +155,7 @@ export class WorkerBackend implements ServingBackend {
 
   /** Counted on this side: a request holds its place until the worker says it ended. */
   get room(): number {
-    return Math.max(0, this.capacity - this.#reqs.size);
+    return queueRoom(this.#opts, this.#reqs.size);
   }
 
   add(prompt: number[], options: BatchRequestOptions): BatchRequest {

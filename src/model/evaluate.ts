@@ -105,7 +105,7 @@ async function eachWindow(
  * @throws {RangeError} On fewer than 2 tokens, an id outside the vocabulary or a bad stride.
  * @example
  * ```ts ignore
- * const { perplexity: ppl } = await perplexity(model, encode(await Deno.readTextFile("the-verdict.txt")));
+ * const { perplexity: ppl } = await perplexity(model, encode(theVerdict)); // the book's short story, as text
  * ```
  */
 export async function perplexity(

@@ -243,8 +243,9 @@ export interface StreamOptions extends GenerateOptions {
  * @returns The new text, in pieces; their concatenation is the decoded new ids.
  * @example
  * ```ts ignore
+ * let text = "";
  * for await (const piece of stream(model, "Every effort moves you", { maxNewTokens: 50, temperature: 0.8 })) {
- *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
+ *   text += piece; // or show each piece as it comes
  * }
  * ```
  */

@@ -143,7 +143,7 @@ export class GPTModel {
    * @param path A `.safetensors` file, or a directory with `model.safetensors`.
    * @param options Storage type, a configuration, and a progress callback.
    * @returns The model.
-   * @throws {Deno.errors.NotFound} When the path does not exist.
+   * @throws {Error} When the path does not exist (Deno's `NotFound`, naming the path).
    * @throws {SafetensorsError} When the file is not a valid safetensors file.
    * @throws {WeightsError} On a missing or misshapen tensor.
    * @example

@@ -144,5 +144,8 @@ Deno.test("generate() with rows of different lengths: each row equals generate()
       assert.deepEqual(got[i], alone[i], `row ${i}`);
     }
   }
-  await assert.rejects(generate(model, rows, { maxNewTokens: 8 }), /longest row \(9\) plus 8/);
+  await assert.rejects(
+    generate(model, rows, { maxNewTokens: 8 }),
+    /prompt's 9 tokens plus maxNewTokens 8 are over the context of 16 tokens; that is the longest row/,
+  );
 });

@@ -118,6 +118,30 @@ function checkSource(v: { weights?: string; model?: string; revision?: string; o
   }
 }
 
+/** The command line's flags, as `parseArgs` reads them. */
+const CLI_OPTIONS = {
+  "max-new-tokens": { type: "string" },
+  seed: { type: "string" },
+  weights: { type: "string" },
+  model: { type: "string" },
+  revision: { type: "string" },
+  offline: { type: "boolean" },
+  dtype: { type: "string" },
+  ids: { type: "string" },
+  temperature: { type: "string" },
+  "top-k": { type: "string" },
+  "top-p": { type: "string" },
+  eos: { type: "boolean" },
+  stream: { type: "boolean" },
+  "no-stream": { type: "boolean" },
+  json: { type: "boolean" },
+  raw: { type: "boolean" },
+  quiet: { type: "boolean" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
 /** Parses the arguments: the options, or an exit code after help, the version or a usage error. */
 export function parseCli(args: string[], out: (s: string) => void, err: (s: string) => void): CliOptions | number {
   let values;
@@ -126,28 +150,7 @@ export function parseCli(args: string[], out: (s: string) => void, err: (s: stri
     ({ values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: {
-        "max-new-tokens": { type: "string" },
-        seed: { type: "string" },
-        weights: { type: "string" },
-        model: { type: "string" },
-        revision: { type: "string" },
-        offline: { type: "boolean" },
-        dtype: { type: "string" },
-        ids: { type: "string" },
-        temperature: { type: "string" },
-        "top-k": { type: "string" },
-        "top-p": { type: "string" },
-        eos: { type: "boolean" },
-        stream: { type: "boolean" },
-        "no-stream": { type: "boolean" },
-        json: { type: "boolean" },
-        raw: { type: "boolean" },
-        quiet: { type: "boolean" },
-        debug: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-      },
+      options: CLI_OPTIONS,
     }));
   } catch (e) {
     err(`error: ${(e as Error).message.replace(/\.$/, "")}\n${USAGE_LINE}`);

@@ -68,7 +68,7 @@ async function withLogits<T>(
   const make = new OpFactory(d, r.kernels, ws, { cfg: r.parts.cfg, vp }, uniform);
   const pass = enc.beginComputePass({ label: "forward" });
   const rec = new PassRecorder(pass);
-  const outHead = buildOutHeadAll(make, r.parts.weights, ws.h, { logits, vp, rows, groupRows });
+  const outHead = buildOutHeadAll(make, r.parts.weights, ws.x_norm, { logits, vp, rows, groupRows });
   recordAllLogits(rec, ops, { B, T }, outHead);
   pass.end();
   return { logits, rows, groupRows };

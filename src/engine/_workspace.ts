@@ -47,14 +47,14 @@ export class Workspace {
   readonly step: GPUBuffer;
   /** The residual stream, `[rows, C]`. */
   readonly x: GPUBuffer;
-  /** A LayerNorm's output, `[rows, C]`. */
-  readonly h: GPUBuffer;
+  /** A LayerNorm's output (`norm1(x)`, `norm2(x)`, `final_norm(x)`), `[rows, C]`. */
+  readonly x_norm: GPUBuffer;
   /** Queries, keys and values, `[rows, 3C]`. */
   readonly qkv: GPUBuffer;
-  /** The attention's context vectors (heads side by side), `[rows, C]`. */
-  readonly ctx: GPUBuffer;
-  /** The feed-forward's hidden layer, `[rows, 4C]`. */
-  readonly ff: GPUBuffer;
+  /** The attention's `context_vec` (heads side by side), `[rows, C]`. */
+  readonly context_vec: GPUBuffer;
+  /** The feed-forward's hidden layer, after the GELU, `[rows, 4C]`. */
+  readonly ff_hidden: GPUBuffer;
   /** The final norm of each row's last token, `[B, C]`. */
   readonly last: GPUBuffer;
   /** The head's logits for each row's last token, `[B, vp]`. */
@@ -102,10 +102,10 @@ export class Workspace {
           ? this.#storage(label, Math.max(bytes, MM_X_UNIFORM_VEC4S * 16), GPUBufferUsage.UNIFORM)
           : this.#storage(label, bytes);
       this.x = this.#storage("x", rows * C * 4);
-      this.h = xin("h", rows * C * 4);
+      this.x_norm = xin("x_norm", rows * C * 4);
       this.qkv = this.#storage("qkv", rows * 3 * C * 4);
-      this.ctx = xin("ctx", rows * C * 4);
-      this.ff = xin("ff", rows * 4 * C * 4);
+      this.context_vec = xin("context_vec", rows * C * 4);
+      this.ff_hidden = xin("ff_hidden", rows * 4 * C * 4);
       this.last = xin("last", B * C * 4);
       this.logits = this.#storage("logits", B * options.vp * 4);
       if (options.splitArgmax) this.parts = this.#storage("argmax.parts", B * ARGMAX_PARTS * 8);

@@ -78,22 +78,22 @@ export interface ForwardOps {
  * @returns The ops.
  */
 export function buildForward(make: OpFactory, w: ModelWeights, ws: Workspace, vp: number): ForwardOps {
-  // the activations, named as in the book: the residual stream x, a norm's output h, the
-  // attention's context vectors and the feed-forward's hidden layer
+  // the activations, named as in the book: the residual stream x, a norm's output x_norm, the
+  // attention's context_vec and the feed-forward's hidden layer
   const x = { buffer: ws.x };
-  const ctx = { buffer: ws.ctx };
-  const ff = { buffer: ws.ff };
+  const context_vec = { buffer: ws.context_vec };
+  const ff_hidden = { buffer: ws.ff_hidden };
   const blocks = w.trf_blocks.map((b, l): BlockOps => {
-    const norm1 = make.layerNorm("norm1", ws.x, b.norm1, ws.h, { fusable: true });
+    const norm1 = make.layerNorm("norm1", ws.x, b.norm1, ws.x_norm, { fusable: true });
     const qkv = make.linear("matmul qkv", norm1.output, b.att.qkv, { bias: b.att.qkv_bias }, { buffer: ws.qkv });
-    const attention = make.attention(ws.qkv, ws.kCache[l], ws.vCache[l], ws.ctx);
-    const outProj = make.linear("matmul out_proj+residual", ctx, b.att.out_proj, {
+    const attention = make.attention(ws.qkv, ws.kCache[l], ws.vCache[l], ws.context_vec);
+    const outProj = make.linear("matmul out_proj+residual", context_vec, b.att.out_proj, {
       bias: b.att.out_proj_bias,
       residual: true,
     }, x);
-    const norm2 = make.layerNorm("norm2", ws.x, b.norm2, ws.h, { fusable: true });
-    const fc = make.linear("matmul fc+gelu", norm2.output, b.ff.fc, { bias: b.ff.fc_bias, gelu: true }, ff);
-    const fc2 = make.linear("matmul fc2+residual", ff, b.ff.fc2, { bias: b.ff.fc2_bias, residual: true }, x);
+    const norm2 = make.layerNorm("norm2", ws.x, b.norm2, ws.x_norm, { fusable: true });
+    const fc = make.linear("matmul fc+gelu", norm2.output, b.ff.fc, { bias: b.ff.fc_bias, gelu: true }, ff_hidden);
+    const fc2 = make.linear("matmul fc2+residual", ff_hidden, b.ff.fc2, { bias: b.ff.fc2_bias, residual: true }, x);
     return { norm1, qkv, attention, outProj, norm2, fc, fc2 };
   });
   const finalNorm = make.layerNorm("final_norm", ws.x, w.final_norm, ws.last, { lastOnly: true });
@@ -111,7 +111,7 @@ export function buildForward(make: OpFactory, w: ModelWeights, ws: Workspace, vp
     ),
     argmax: make.argmax(),
     sample: make.sample(),
-    finalNormAll: make.layerNorm("final_norm", ws.x, w.final_norm, ws.h),
+    finalNormAll: make.layerNorm("final_norm", ws.x, w.final_norm, ws.x_norm),
   };
 }
 

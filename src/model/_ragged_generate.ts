@@ -8,6 +8,7 @@
 
 import type { GPTModel } from "./model.ts";
 import { Batcher } from "./batcher.ts";
+import { checkContext } from "../engine/_context.ts";
 import type { GenerateOptions } from "./_generate_options.ts";
 
 /**
@@ -15,7 +16,7 @@ import type { GenerateOptions } from "./_generate_options.ts";
  *
  * @param model The model.
  * @param idx The rows.
- * @param o The options (checked by the batcher).
+ * @param o The options (their values checked by the batcher, once).
  * @returns Each row with its new ids.
  * @throws {RangeError} When a row's prompt plus `maxNewTokens` does not fit the context.
  */
@@ -23,27 +24,28 @@ export async function generateRagged(model: GPTModel, idx: number[][], o: Genera
   const ctx = Math.min(o.contextSize ?? Infinity, model.config.context_length);
   const longest = Math.max(...idx.map((r) => r.length));
   if (o.maxNewTokens === 0) return idx.map((r) => [...r]);
-  if (longest + o.maxNewTokens > ctx) {
-    throw new RangeError(
-      `Cannot generate: rows of different lengths run with continuous batching, where each prompt plus maxNewTokens must fit the context of ${ctx} tokens, and the longest row (${longest}) plus ${o.maxNewTokens} does not; generate fewer tokens or give rows of one length`,
-    );
-  }
+  // rows of different lengths run with continuous batching, where each prompt must fit with its new tokens
+  checkContext(
+    "generate",
+    longest,
+    o.maxNewTokens,
+    ctx,
+    "that is the longest row; generate fewer tokens or give rows of one length",
+  );
   o.signal?.throwIfAborted();
   const seed = o.temperature ? o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0] : o.seed;
   const batcher = new Batcher(model, { maxBatch: Math.min(idx.length, 64), maxQueue: idx.length });
   try {
-    const reqs = idx.map((row, i) =>
-      batcher.add(row, {
-        maxNewTokens: o.maxNewTokens,
-        temperature: o.temperature,
-        topK: o.topK,
-        topP: o.topP,
-        eosId: o.eosId,
-        seed,
-        row: i,
-        signal: o.signal,
-      })
-    );
+    // the options are checked once for every row; row i draws as row i of an equal-length batch
+    const reqs = batcher.addAll(idx, {
+      maxNewTokens: o.maxNewTokens,
+      temperature: o.temperature,
+      topK: o.topK,
+      topP: o.topP,
+      eosId: o.eosId,
+      seed,
+      signal: o.signal,
+    });
     const t0 = performance.now();
     const results = await Promise.all(reqs.map((r) => r.result));
     o.signal?.throwIfAborted();

@@ -11,6 +11,8 @@
 
 import type { GPTModel } from "./model.ts";
 import { checkOptions } from "../engine/_options.ts";
+import type { Sampling } from "../engine/_plan.ts";
+import { checkContext } from "../engine/_context.ts";
 import { runnerOf } from "../engine/_runner_of.ts";
 import { checkSampling } from "../engine/_sampling.ts";
 import { RaggedEngine, type RaggedRow, type RaggedStep, type TokenLogprobs } from "../engine/ragged.ts";
@@ -135,12 +137,54 @@ export class Batcher {
    */
   add(prompt: number[] | Uint32Array, options: BatchRequestOptions): BatchRequest {
     const what = "add a request";
+    const sampling = this.#check(options, what);
+    const row = options.row ?? 0;
+    if (!Number.isInteger(row) || row < 0 || row > 0xffffffff) {
+      throw new RangeError(`Cannot ${what}: row '${row}' must be a non-negative integer`);
+    }
+    return this.#queueRow(this.#ids(prompt, options.maxNewTokens, what), options, sampling, what);
+  }
+
+  /**
+   * Queues prompts that share their options, prompt `i` drawing as `row: i` (what `generate` does
+   * with rows of different lengths): the options are checked once, each prompt once, and all are
+   * queued or none.
+   *
+   * @param prompts The prompts' token ids.
+   * @param options `maxNewTokens` and the sampling options, for every prompt.
+   * @returns The requests, in order.
+   * @throws {RangeError} As {@linkcode Batcher.add} does.
+   * @throws {BatchQueueFullError} When the queue cannot take them all now.
+   */
+  addAll(prompts: (number[] | Uint32Array)[], options: Omit<BatchRequestOptions, "row">): BatchRequest[] {
+    const what = "add requests";
+    const sampling = this.#check(options, what);
+    const rows = prompts.map((p) => this.#ids(p, options.maxNewTokens, what));
+    if (rows.length > this.room) {
+      throw new BatchQueueFullError(
+        `Cannot ${what}: ${rows.length} requests are more than the ${this.room} the queue takes now; retry later`,
+      );
+    }
+    return rows.map((ids, i) => this.#queueRow(ids, { ...options, row: i }, sampling, what));
+  }
+
+  /** Checks what every request of a call shares: the batcher, the model, the options; the sampler settings. */
+  #check(options: BatchRequestOptions, what: string): Sampling | undefined {
     if (this.#closed) throw new Error(`Cannot ${what}: the batcher was closed, create a new one`);
     runnerOf(this.#model).check(what);
     if (options === null || typeof options !== "object") {
       throw new TypeError(`Cannot ${what}: options must be an object like { maxNewTokens: 32 }`);
     }
     checkOptions(options, REQUEST_KEYS, what);
+    const n = options.maxNewTokens;
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(`Cannot ${what}: maxNewTokens '${n}' must be a positive integer`);
+    }
+    return checkSampling(options, this.#model.config.vocab_size, what);
+  }
+
+  /** A prompt's ids, checked against the vocabulary, and with `n` new tokens against the context. */
+  #ids(prompt: number[] | Uint32Array, n: number, what: string): Uint32Array<ArrayBuffer> {
     const cfg = this.#model.config;
     const ids = Uint32Array.from(prompt as ArrayLike<number>);
     if (ids.length === 0) throw new RangeError(`Cannot ${what}: the prompt has 0 tokens, give at least one`);
@@ -150,20 +194,17 @@ export class Batcher {
         throw new RangeError(`Cannot ${what}: token id '${id}' at ${i} is outside [0, ${cfg.vocab_size})`);
       }
     }
-    const n = options.maxNewTokens;
-    if (!Number.isInteger(n) || n < 1) {
-      throw new RangeError(`Cannot ${what}: maxNewTokens '${n}' must be a positive integer`);
-    }
-    if (ids.length + n > cfg.context_length) {
-      throw new RangeError(
-        `Cannot ${what}: the prompt's ${ids.length} tokens plus maxNewTokens ${n} are over the context of ${cfg.context_length} tokens; shorten the prompt or ask for fewer tokens`,
-      );
-    }
-    const row = options.row ?? 0;
-    if (!Number.isInteger(row) || row < 0 || row > 0xffffffff) {
-      throw new RangeError(`Cannot ${what}: row '${row}' must be a non-negative integer`);
-    }
-    const sampling = checkSampling(options, cfg.vocab_size, what);
+    checkContext(what, ids.length, n, cfg.context_length);
+    return ids;
+  }
+
+  /** Queues a checked request (or throws when the queue is full). */
+  #queueRow(
+    ids: Uint32Array<ArrayBuffer>,
+    options: BatchRequestOptions,
+    sampling: Sampling | undefined,
+    what: string,
+  ): BatchRequest {
     if (this.room === 0) {
       throw new BatchQueueFullError(
         `Cannot ${what}: ${this.#queue.length} requests already wait for one of ${this.maxBatch} slots; retry later`,

@@ -19,6 +19,7 @@ import { Runner } from "../engine/_runner.ts";
 import { attachRunner } from "../engine/_runner_of.ts";
 import { checkBatch } from "../engine/_batch.ts";
 import { checkOptions } from "../engine/_options.ts";
+import { overContext } from "../engine/_context.ts";
 import { forwardLogits, tokenLosses } from "../engine/_scoring.ts";
 
 /** The options of every way to make a model that say how it is stored and run. */
@@ -291,7 +292,7 @@ export class GPTModel {
     options.signal?.throwIfAborted();
     this.#runner.check("run the model");
     const { B, T, flat } = checkBatch(idx, this.config.vocab_size, "run the model");
-    if (T > this.config.context_length) {
+    if (overContext(T, 0, this.config.context_length) > 0) {
       throw new RangeError(
         `Cannot run the model: ${T} tokens exceed the context length ${this.config.context_length}, crop the input`,
       );
@@ -335,7 +336,7 @@ export class GPTModel {
         `Cannot compute the loss: inputs are [${x.B}, ${x.T}] but targets are [${y.B}, ${y.T}], give one target per input token`,
       );
     }
-    if (x.T > this.config.context_length) {
+    if (overContext(x.T, 0, this.config.context_length) > 0) {
       throw new RangeError(
         `Cannot compute the loss: ${x.T} tokens exceed the context length ${this.config.context_length}, split the text into windows`,
       );

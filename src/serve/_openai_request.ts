@@ -8,6 +8,7 @@
 import { encode } from "../text/tokenizer.ts";
 import { TOP_LOGPROBS } from "../../kernels/mod.ts";
 import { describeSampling, type SamplingField, samplingProblem } from "../engine/_sampling.ts";
+import { overContext } from "../engine/_context.ts";
 
 /** The request field of each sampling option. */
 const PARAMS: Record<SamplingField, string> = {
@@ -268,7 +269,7 @@ export function parseCompletion(
   }
   const maxTokens = int(b, "max_tokens", 16, 1, model.context);
   for (const [i, p] of ids.entries()) {
-    if (p.length + maxTokens > model.context) {
+    if (overContext(p.length, maxTokens, model.context) > 0) {
       throw bad(
         `This model's maximum context length is ${model.context} tokens, however you requested ${
           p.length + maxTokens

@@ -128,16 +128,8 @@ function checkAgainstTensors(cfg: GPTConfig, tensors: { name: string; shape: num
   expect("pos_emb.weight", [cfg.context_length, cfg.emb_dim], "n_positions or n_embd");
 }
 
-/**
- * Opens a weights file or directory and works out its format and configuration.
- *
- * @param path A `.safetensors` file, or a directory with `model.safetensors` (and `config.json`).
- * @param config A configuration to use instead of the file's.
- * @returns The source; close it when done.
- * @throws {Deno.errors.NotFound} When the path does not exist (with a message naming it).
- * @throws {WeightsError} When the format or configuration cannot be worked out.
- */
-export async function openWeights(path: string, config?: GPTConfig): Promise<WeightSource> {
+/** The weights file of a path (a file, or a directory with `model.safetensors`) and its directory. */
+async function locate(path: string): Promise<{ dir: string; file: string }> {
   let stat: Deno.FileInfo;
   try {
     stat = await Deno.stat(path);
@@ -163,6 +155,45 @@ export async function openWeights(path: string, config?: GPTConfig): Promise<Wei
   if (!fileStat.isFile) {
     throw new WeightsError(`Cannot load weights: '${file}' is not a regular file, pass a .safetensors file`);
   }
+  return { dir, file };
+}
+
+/** The configuration: the one given, else `config.json` beside Hugging Face weights, else the file's metadata. */
+async function configOf(
+  st: SafetensorsFile,
+  o: { dir: string; file: string; isHf: boolean; config?: GPTConfig },
+): Promise<GPTConfig> {
+  let cfg = o.config;
+  if (!cfg && o.isHf) {
+    const cj = await readJson(`${o.dir}/config.json`);
+    if (cj) cfg = hfConfig(cj, `${o.dir}/config.json`);
+  }
+  if (!cfg && st.metadata.config) {
+    try {
+      cfg = JSON.parse(st.metadata.config) as GPTConfig;
+    } catch {
+      throw new WeightsError(`Cannot load '${o.file}': __metadata__.config is not valid JSON`);
+    }
+  }
+  if (!cfg) {
+    throw new WeightsError(
+      `Cannot load '${o.file}': no configuration found (config.json or __metadata__.config), pass one as options.config`,
+    );
+  }
+  return cfg;
+}
+
+/**
+ * Opens a weights file or directory and works out its format and configuration.
+ *
+ * @param path A `.safetensors` file, or a directory with `model.safetensors` (and `config.json`).
+ * @param config A configuration to use instead of the file's.
+ * @returns The source; close it when done.
+ * @throws {Deno.errors.NotFound} When the path does not exist (with a message naming it).
+ * @throws {WeightsError} When the format or configuration cannot be worked out.
+ */
+export async function openWeights(path: string, config?: GPTConfig): Promise<WeightSource> {
+  const { dir, file } = await locate(path);
   const st = await SafetensorsFile.open(file);
   try {
     const keys = [...st.tensors.keys()];
@@ -173,23 +204,7 @@ export async function openWeights(path: string, config?: GPTConfig): Promise<Wei
         `Cannot load '${file}': it has neither 'tok_emb.weight' (the book's names) nor 'wte.weight' (Hugging Face GPT-2)`,
       );
     }
-    let cfg = config;
-    if (!cfg && isHf) {
-      const cj = await readJson(`${dir}/config.json`);
-      if (cj) cfg = hfConfig(cj, `${dir}/config.json`);
-    }
-    if (!cfg && st.metadata.config) {
-      try {
-        cfg = JSON.parse(st.metadata.config) as GPTConfig;
-      } catch {
-        throw new WeightsError(`Cannot load '${file}': __metadata__.config is not valid JSON`);
-      }
-    }
-    if (!cfg) {
-      throw new WeightsError(
-        `Cannot load '${file}': no configuration found (config.json or __metadata__.config), pass one as options.config`,
-      );
-    }
+    const cfg = await configOf(st, { dir, file, isHf, config });
     const mapped: { key: string; name: string; inputMajor: boolean }[] = [];
     for (const key of keys) {
       if (isHf) {

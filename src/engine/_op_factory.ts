@@ -227,10 +227,11 @@ export class OpFactory {
   /**
    * The greedy choice: each batch row's largest logit (the first on ties), written after its window.
    *
+   * @param logits The head's logits, `[B, vp]`.
+   * @param tokens The token rows the choice is written into.
    * @returns The op.
    */
-  argmax(): Op {
-    const ws = this.#ws;
+  argmax(logits: GPUBuffer, tokens: GPUBuffer): Op {
     const V = this.#cfg.vocab_size;
     const params = this.#uniform(
       "argmax.params",
@@ -238,39 +239,34 @@ export class OpFactory {
     );
     const [first, final] = this.#kernels.argmax;
     const pipe = (spec: KernelSpec) => this.#kernels.pipeline(spec);
+    const step = this.#ws.step;
     if (!final) {
-      return new Dispatch(
-        "argmax",
-        pipe(first),
-        [this.#bind(first, "argmax", [params, ws.step, ws.logits, ws.tokens])],
-        (
-          s,
-        ) => [s.B],
-      );
+      return new Dispatch("argmax", pipe(first), [this.#bind(first, "argmax", [params, step, logits, tokens])], (s) => [
+        s.B,
+      ]);
     }
+    // the split argmax: the best of each part, then the best of the parts
+    const parts = this.#ws.parts!;
     return new Sequence("argmax", [
-      new Dispatch("argmax", pipe(first), [this.#bind(first, "argmax", [params, ws.step, ws.logits, ws.parts!])], (
-        s,
-      ) => [ARGMAX_PARTS, s.B]),
-      new Dispatch(
-        "argmax",
-        pipe(final),
-        [this.#bind(final, "argmax_final", [params, ws.step, ws.parts!, ws.tokens])],
-        (
-          s,
-        ) => [s.B],
-      ),
+      new Dispatch("argmax", pipe(first), [this.#bind(first, "argmax", [params, step, logits, parts])], (s) => [
+        ARGMAX_PARTS,
+        s.B,
+      ]),
+      new Dispatch("argmax", pipe(final), [this.#bind(final, "argmax_final", [params, step, parts, tokens])], (s) => [
+        s.B,
+      ]),
     ]);
   }
 
   /**
    * Sampling: top-k, temperature, softmax, top-p and a seeded draw for each batch row.
    *
+   * @param logits The head's logits, `[B, vp]`.
+   * @param tokens The token rows the draw is written into.
    * @returns The op (compile the sampler before recording it).
    */
-  sample(): Op {
-    const ws = this.#ws;
-    const group = this.#bind(SAMPLE, "sample", [ws.sampleParams, ws.step, ws.logits, ws.tokens]);
+  sample(logits: GPUBuffer, tokens: GPUBuffer): Op {
+    const group = this.#bind(SAMPLE, "sample", [this.#ws.sampleParams, this.#ws.step, logits, tokens]);
     return {
       name: "sample",
       record: (rec, s) => rec.dispatch("sample", this.#kernels.pipeline(SAMPLE), group, s.B),
@@ -281,16 +277,17 @@ export class OpFactory {
    * The log-probabilities of each row's chosen token and its top alternatives (ragged steps),
    * into `out` at the step's `index` (compile `LOGPROBS` before recording it).
    *
+   * @param logits The head's logits, `[B, vp]`.
+   * @param tokens The token rows holding the choices.
    * @param out Where they go: `LOGPROB_WORDS` words per (step of a run, ragged row).
    * @returns The op.
    */
-  logprobs(out: GPUBuffer): Op {
-    const ws = this.#ws;
+  logprobs(logits: GPUBuffer, tokens: GPUBuffer, out: GPUBuffer): Op {
     const params = this.#uniform(
       "logprobs.params",
       encodeParams(LOGPROBS_PARAMS, { V: this.#cfg.vocab_size, ldl: this.#vp }),
     );
-    const group = this.#bind(LOGPROBS, "logprobs", [params, ws.step, ws.logits, ws.tokens, out]);
+    const group = this.#bind(LOGPROBS, "logprobs", [params, this.#ws.step, logits, tokens, out]);
     return {
       name: "logprobs",
       record: (rec, s) => rec.dispatch("logprobs", this.#kernels.pipeline(LOGPROBS), group, s.B),

@@ -109,8 +109,8 @@ export function buildForward(make: OpFactory, w: ModelWeights, ws: Workspace, vp
         offset: c.v0,
       })
     ),
-    argmax: make.argmax(),
-    sample: make.sample(),
+    argmax: make.argmax(ws.logits, ws.tokens),
+    sample: make.sample(ws.logits, ws.tokens),
     finalNormAll: make.layerNorm("final_norm", ws.x, w.final_norm, ws.x_norm),
   };
 }

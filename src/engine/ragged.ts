@@ -100,7 +100,7 @@ export class RaggedEngine {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
     }));
     const make = new OpFactory(d, runner.kernels, this.#ws, { cfg, vp: runner.vp });
-    this.#logprobs = make.logprobs(this.#lpOut);
+    this.#logprobs = make.logprobs(this.#ws.logits, this.#ws.tokens, this.#lpOut);
     // each ragged row carries its own settings; the parameters give only the sizes
     d.queue.writeBuffer(this.#ws.sampleParams, 0, encodeSampleParams({ V: cfg.vocab_size, ldl: runner.vp, topP: 0 }));
   }

@@ -7,21 +7,7 @@ import { GPTModel } from "../src/model/model.ts";
 import { generate } from "../src/model/generate.ts";
 import { decode, encode, END_OF_TEXT } from "../src/text/tokenizer.ts";
 import { serve } from "../src/serve/server.ts";
-
-// a small model with GPT-2's vocabulary: fast, and its text goes through the real tokenizer
-const SMALL = {
-  vocab_size: 50257,
-  context_length: 64,
-  emb_dim: 64,
-  n_heads: 4,
-  n_layers: 2,
-  drop_rate: 0,
-  qkv_bias: true,
-};
-
-function client(url: string, apiKey = "none"): OpenAI {
-  return new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0, timeout: 120_000 });
-}
+import { client, SMALL } from "./_server.ts";
 
 interface Ask {
   prompt: string;

@@ -8,25 +8,13 @@ import { GPT_CONFIG_124M } from "../src/weights/config.ts";
 import { GPTModel } from "../src/model/model.ts";
 import { encode } from "../src/text/tokenizer.ts";
 import { serve } from "../src/serve/server.ts";
+import { client, SMALL } from "./_server.ts";
 import { MAX_ECHO_LOGPROB_TOKENS } from "../src/serve/_openai_request.ts";
 
-const SMALL = {
-  vocab_size: 50257,
-  context_length: 64,
-  emb_dim: 64,
-  n_heads: 4,
-  n_layers: 2,
-  drop_rate: 0,
-  qkv_bias: true,
-};
 const LONG = { ...SMALL, context_length: 1024, emb_dim: 128, n_layers: 4 };
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function client(url: string, apiKey = "none"): OpenAI {
-  return new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0, timeout: 120_000 });
-}
 
 /** Writes `text` on a fresh connection and reads until the server closes it or `ms` pass. */
 async function raw(port: number, text: string, ms = 5000): Promise<{ text: string; closed: boolean; after: number }> {

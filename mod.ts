@@ -15,66 +15,13 @@
  * @module
  */
 
-export {
-  type DownloadProgress,
-  GPT_CONFIG_124M,
-  GPT_CONFIG_1558M,
-  GPT_CONFIG_355M,
-  GPT_CONFIG_774M,
-  type GPTConfig,
-  HubError,
-  type HubOptions,
-  type InputTensor,
-  type NamedTensor,
-  SafetensorsError,
-  validateConfig,
-  WeightsError,
-} from "./src/weights/mod.ts";
-export {
-  type BatchChunk,
-  Batcher,
-  type BatcherOptions,
-  BatchQueueFullError,
-  BatchRequest,
-  type BatchRequestOptions,
-  type BatchResult,
-  compareModels,
-  type ComparisonResult,
-  type CreateOptions,
-  type EvaluateOptions,
-  type FinishReason,
-  type FromTensorsOptions,
-  generate,
-  type GenerateOptions,
-  generateTextSimple,
-  GPTModel,
-  type LoadOptions,
-  perplexity,
-  type PerplexityResult,
-  type PretrainedOptions,
-  stream,
-  type StreamOptions,
-  type TokenLogprobs,
-} from "./src/model/mod.ts";
-export {
-  type ArgmaxKind,
-  type AttentionKind,
-  type BackendOptions,
-  type BackendProfile,
-  type HeadScreenMode,
-  type MatmulFamily,
-} from "./src/engine/mod.ts";
-export { DeviceLostError, WebGPUUnavailableError, type WeightDType } from "./src/gpu/mod.ts";
-export {
-  type BatchStats,
-  type CompletionServer,
-  type ModelSpec,
-  serve,
-  type ServeLimits,
-  type ServeOptions,
-} from "./src/serve/mod.ts";
-export { decode, encode, END_OF_TEXT, TextStreamer } from "./src/text/mod.ts";
-export { VERSION } from "./src/cli/mod.ts";
+export * from "./src/weights/mod.ts";
+export * from "./src/model/mod.ts";
+export * from "./src/engine/mod.ts";
+export * from "./src/gpu/mod.ts";
+export * from "./src/serve/mod.ts";
+export * from "./src/text/mod.ts";
+export * from "./src/cli/mod.ts";
 
 import { main } from "./src/cli/cli.ts";
 

@@ -59,13 +59,21 @@ export interface Http1Server {
   closeAll(): void;
 }
 
-/** Runs `work` until `ms` pass; then `onTimeout` (which closes the connection) and a rejection. */
-async function within<T>(ms: number, work: Promise<T>, onTimeout: () => void, what: string): Promise<T> {
+/**
+ * Runs `work` until `ms` pass; then `onTimeout` (which closes the connection) and a rejection: a
+ * 408 for a client too slow to send `what`, or, with `what` undefined (a write to a client that
+ * stopped reading), an error that is not answered, since the connection is gone.
+ */
+async function within<T>(ms: number, work: Promise<T>, onTimeout: () => void, what?: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) =>
     timer = setTimeout(() => {
       onTimeout();
-      reject(new HttpParseError(408, `The client took over ${ms / 1000} s to send ${what}`));
+      reject(
+        what === undefined
+          ? new Error(`The client read nothing for ${ms / 1000} s`)
+          : new HttpParseError(408, `The client took over ${ms / 1000} s to send ${what}`),
+      );
     }, ms)
   );
   try {
@@ -219,8 +227,7 @@ class Server implements Http1Server {
     if (streamed) lines.push("transfer-encoding: chunked");
     else if (res.status !== 204 && res.status !== 304) lines.push(`content-length: ${bytes?.length ?? 0}`);
     lines.push(`connection: ${o.keep ? "keep-alive" : "close"}`);
-    const put = (b: Uint8Array) =>
-      within(this.#limits.writeTimeoutMs, writeAll(conn, b), () => close(conn), "nothing (a write)");
+    const put = (b: Uint8Array) => within(this.#limits.writeTimeoutMs, writeAll(conn, b), () => close(conn));
     if (!streamed) {
       await put(concat(enc.encode(lines.join("\r\n") + "\r\n\r\n"), o.head || !bytes ? new Uint8Array(0) : bytes));
       return o.keep;

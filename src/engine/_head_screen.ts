@@ -31,6 +31,7 @@ import {
   REFINE_INVOCATIONS,
   SCREEN_GROUP,
 } from "../../kernels/mod.ts";
+import { BufferUsage, MapMode } from "../gpu/flags.ts";
 
 /**
  * Generation calls of at least this many steps build the screening copy of the head (one pass
@@ -139,7 +140,7 @@ export class HeadScreen {
       const b = d.createBuffer({
         label: "head_screen.params",
         size: 32,
-        usage: GPUBufferUsage.UNIFORM,
+        usage: BufferUsage.UNIFORM,
         mappedAtCreation: true,
       });
       new Uint32Array(b.getMappedRange()).set(words);
@@ -148,7 +149,7 @@ export class HeadScreen {
       return b;
     };
     const storage = (label: string, size: number) => {
-      const b = d.createBuffer({ label, size: roundUp(size, 16), usage: GPUBufferUsage.STORAGE });
+      const b = d.createBuffer({ label, size: roundUp(size, 16), usage: BufferUsage.STORAGE });
       buffers.push(b);
       return b;
     };
@@ -239,7 +240,7 @@ export class HeadScreen {
     const out = this.#m.device.createBuffer({
       label: "head_screen.stats.read",
       size: 16,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
     });
     enc.copyBufferToBuffer(this.#bind(ws).stats, 0, out, 0, 16);
     return out;
@@ -253,7 +254,7 @@ export class HeadScreen {
    */
   async checkStats(out: GPUBuffer): Promise<void> {
     try {
-      await this.#m.wait(out.mapAsync(GPUMapMode.READ));
+      await this.#m.wait(out.mapAsync(MapMode.READ));
       const [steps, fallbacks] = new Uint32Array(out.getMappedRange());
       if (steps >= SCREEN_MIN_STEPS && 2 * fallbacks > steps) this.#off = true;
     } finally {
@@ -282,7 +283,7 @@ export class HeadScreen {
       ws.adopt(d.createBuffer({
         label,
         size: roundUp(Math.max(bytes, 16), 16),
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | usage,
+        usage: BufferUsage.STORAGE | BufferUsage.COPY_DST | usage,
       }));
     const hi = storage("head_screen.hi", B * vp * 4);
     const ghi = storage("head_screen.ghi", B * G * 4);
@@ -292,11 +293,11 @@ export class HeadScreen {
     const vals = storage("head_screen.vals", B * vp * 4);
     const nargs = head.length + 1;
     const table = storage("head_screen.table", nargs * 16);
-    const stats = storage("head_screen.stats", 16, GPUBufferUsage.COPY_SRC);
+    const stats = storage("head_screen.stats", 16, BufferUsage.COPY_SRC);
     const args = ws.adopt(d.createBuffer({
       label: "head_screen.args",
       size: nargs * 12,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.INDIRECT,
+      usage: BufferUsage.STORAGE | BufferUsage.INDIRECT,
     }));
     const bg = (spec: typeof HEAD_MARK, res: GPUBuffer[]) =>
       d.createBindGroup({

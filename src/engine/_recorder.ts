@@ -5,6 +5,8 @@
  * @module
  */
 
+import { BufferUsage, MapMode } from "../gpu/flags.ts";
+
 /** An indirect dispatch's sizes: three u32 at `offset` in `buffer`. */
 export type Indirect = [buffer: GPUBuffer, offset: number];
 
@@ -89,13 +91,13 @@ export class TimedRecorder implements Recorder {
   }
   async read(wait: (p: Promise<void>) => Promise<void>): Promise<number[]> {
     const n = this.names.length * 2;
-    const res = this.#dev.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    const out = this.#dev.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const res = this.#dev.createBuffer({ size: n * 8, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
+    const out = this.#dev.createBuffer({ size: n * 8, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
     try {
       this.#enc.resolveQuerySet(this.#qs, 0, n, res, 0);
       this.#enc.copyBufferToBuffer(res, 0, out, 0, n * 8);
       this.#dev.queue.submit([this.#enc.finish()]);
-      await wait(out.mapAsync(GPUMapMode.READ));
+      await wait(out.mapAsync(MapMode.READ));
       const t = new BigInt64Array(out.getMappedRange());
       return this.names.map((_, i) => Number(t[2 * i + 1] - t[2 * i]) / 1e6);
     } finally {

@@ -20,6 +20,7 @@ import { HeadScreen, SCREEN_MIN_STEPS } from "./_head_screen.ts";
 import { buildForward, type ForwardOps, recordStep } from "./forward.ts";
 import { encodeSampleParams, encodeStep, STEP_BYTES } from "../../kernels/mod.ts";
 import type { RunOptions, StepPlan } from "./_plan.ts";
+import { BufferUsage, MapMode } from "../gpu/flags.ts";
 
 /** A plan being run: its workspace, ops, shape, step table and how each step chooses. */
 interface PlanRun {
@@ -304,7 +305,7 @@ export class Runner {
     const table = d.createBuffer({
       label: "step_table",
       size: steps.byteLength,
-      usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
     });
     d.queue.writeBuffer(table, 0, steps);
     if (sm) {
@@ -380,14 +381,14 @@ export class Runner {
       const b = d.createBuffer({
         label: "readback",
         size: roundUp(bytes, 4),
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
       });
       enc.copyBufferToBuffer(src, 0, b, 0, roundUp(bytes, 4));
       return b;
     });
     try {
       d.queue.submit([enc.finish()]);
-      await Promise.all(staging.map((b) => this.wait(b.mapAsync(GPUMapMode.READ))));
+      await Promise.all(staging.map((b) => this.wait(b.mapAsync(MapMode.READ))));
       return staging.map((b, i) => b.getMappedRange().slice(0, what[i][1]));
     } finally {
       for (const b of staging) b.destroy();

@@ -13,6 +13,7 @@ import { PassRecorder } from "./_recorder.ts";
 import { buildOutHeadAll, recordAllLogits } from "./forward.ts";
 import { layoutOf, pipelineOf } from "../gpu/pipelines.ts";
 import { CROSS_ENTROPY, encodeParams, encodeStep, KL_DIVERGENCE, LOSS_PARAMS } from "../../kernels/mod.ts";
+import { BufferUsage } from "../gpu/flags.ts";
 
 /** The logits of every position, `[rows, vp]`, in a buffer of their own, and what reads them. */
 interface Scored {
@@ -54,7 +55,7 @@ async function withLogits<T>(
   d.queue.writeBuffer(ws.tokens, 0, init);
   d.queue.writeBuffer(ws.step, 0, encodeStep({ batch: B, T, L: ws.size.L }));
   const uniform = (label: string, words: Uint32Array<ArrayBuffer>) => {
-    const b = d.createBuffer({ label, size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const b = d.createBuffer({ label, size: 48, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
     d.queue.writeBuffer(b, 0, new Uint32Array([...words, 0, 0].slice(0, 12)));
     temp.push(b);
     return b;
@@ -62,7 +63,7 @@ async function withLogits<T>(
   const logits = d.createBuffer({
     label: "forward.logits",
     size: rows * vp * 4,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+    usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC,
   });
   temp.push(logits);
   const make = new OpFactory(d, r.kernels, ws, { cfg: r.parts.cfg, vp }, uniform);
@@ -126,7 +127,7 @@ async function perRow(
   pass.setPipeline(pipe);
   for (let r0 = 0; r0 < a.rows; r0 += a.groupRows) {
     const n = Math.min(a.groupRows, a.rows - r0);
-    const params = d.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const params = d.createBuffer({ size: 16, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
     temp.push(params);
     d.queue.writeBuffer(params, 0, encodeParams(LOSS_PARAMS, { V: r.parts.cfg.vocab_size, ldl: r.vp, rows: n }));
     const range = (buffer: GPUBuffer, bytes: number) => ({ buffer, offset: r0 * bytes, size: n * bytes });
@@ -170,7 +171,7 @@ export function tokenLosses(
       const b = d.createBuffer({
         label,
         size: Math.max(16, Math.ceil(bytes / 16) * 16),
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
       });
       temp.push(b);
       return b;
@@ -213,7 +214,7 @@ export function compareLogits(
       const out = d.createBuffer({
         label: "kl",
         size: Math.max(16, sa.rows * 8),
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+        usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC,
       });
       temp.push(out);
       await perRow(a, enc, temp, KL_DIVERGENCE, { a: sa, b: sb.logits, bRowBytes: a.vp * 4, outRowBytes: 8, out });

@@ -14,6 +14,7 @@ import {
   MM_X_UNIFORM_VEC4S,
   STEP_UNIFORM_BYTES,
 } from "../../kernels/mod.ts";
+import { BufferUsage } from "../gpu/flags.ts";
 
 /** What a workspace must hold: batch rows, token rows of a step, row length, cache positions. */
 export interface WorkspaceSize {
@@ -93,13 +94,13 @@ export class Workspace {
       this.step = this.#track(device.createBuffer({
         label: "step",
         size: STEP_UNIFORM_BYTES,
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
       }));
       // the inputs of the matrix products, also bound as uniform buffers where their rows fit one binding
       const xu = options.xUniform;
       const xin = (label: string, bytes: number) =>
         xu
-          ? this.#storage(label, Math.max(bytes, MM_X_UNIFORM_VEC4S * 16), GPUBufferUsage.UNIFORM)
+          ? this.#storage(label, Math.max(bytes, MM_X_UNIFORM_VEC4S * 16), BufferUsage.UNIFORM)
           : this.#storage(label, bytes);
       this.x = this.#storage("x", rows * C * 4);
       this.x_norm = xin("x_norm", rows * C * 4);
@@ -150,7 +151,7 @@ export class Workspace {
     const b = this.#track(this.#device.createBuffer({
       label,
       size: data.byteLength,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
     }));
     this.#device.queue.writeBuffer(b, 0, data);
     return b;
@@ -189,7 +190,7 @@ export class Workspace {
     return this.#track(this.#device.createBuffer({
       label,
       size: roundUp(Math.max(bytes, 16), 16),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extra,
+      usage: BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC | extra,
     }));
   }
 }

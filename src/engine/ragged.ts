@@ -23,6 +23,7 @@ import {
   STEP_UNIFORM_BYTES,
   TOP_LOGPROBS,
 } from "../../kernels/mod.ts";
+import { BufferUsage } from "../gpu/flags.ts";
 
 /** One batch row of a ragged step. */
 export interface RaggedRow {
@@ -97,7 +98,7 @@ export class RaggedEngine {
     this.#lpOut = this.#ws.adopt(d.createBuffer({
       label: "logprobs",
       size: size.steps * MAX_RAGGED_ROWS * LOGPROB_WORDS * 4,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+      usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC,
     }));
     const make = new OpFactory(d, runner.kernels, this.#ws, { cfg, vp: runner.vp });
     this.#logprobs = make.logprobs(this.#ws.logits, this.#ws.tokens, this.#lpOut);
@@ -137,7 +138,7 @@ export class RaggedEngine {
       const table = d.createBuffer({
         label: "ragged_steps",
         size: steps.length * STEP_UNIFORM_BYTES,
-        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        usage: BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
       });
       try {
         d.queue.writeBuffer(table, 0, this.#table(steps));

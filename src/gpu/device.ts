@@ -49,7 +49,8 @@ export interface GpuContext {
   lost?: string;
 }
 
-let shared: Promise<GpuContext> | undefined;
+/** The shared device of each `GPU` (`navigator.gpu`, or one a caller passes, e.g. from `npm:webgpu`). */
+const shared = new WeakMap<GPU, Promise<GpuContext>>();
 
 // Devices this module created. They are destroyed when the process unloads, so that the WebGPU
 // implementation frees them in order rather than during the runtime's own teardown (which was
@@ -96,22 +97,34 @@ async function withVulkanOnLinux<T>(request: () => Promise<T>): Promise<{ result
   return { result, vulkanOnly: set };
 }
 
+function defaultGpu(): GPU {
+  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+  if (!gpu) {
+    throw new WebGPUUnavailableError(
+      `Cannot run the model: this runtime has no WebGPU (navigator.gpu); use Deno 2 or a browser with WebGPU, or in Node pass { gpu: create([]) } from npm:webgpu`,
+    );
+  }
+  return gpu;
+}
+
 /**
- * Returns the process's shared WebGPU device, requesting it on first use.
+ * Returns the shared WebGPU device of a `GPU`, requesting it on first use.
  *
+ * @param gpu The WebGPU entry point (default `navigator.gpu`).
  * @returns The device and facts about its adapter.
  * @throws {WebGPUUnavailableError} When WebGPU or an adapter is missing.
  */
-export async function getGpu(): Promise<GpuContext> {
-  if (shared) {
-    const ctx = await shared.catch(() => undefined);
+export async function getGpu(gpu: GPU = defaultGpu()): Promise<GpuContext> {
+  const have = shared.get(gpu);
+  if (have) {
+    const ctx = await have.catch(() => undefined);
     if (ctx && !ctx.lost) return ctx;
-    shared = undefined; // lost (or failed): ask for a new device
+    shared.delete(gpu); // lost (or failed): ask for a new device
   }
-  const p = requestGpu();
-  shared = p;
+  const p = requestGpu(gpu);
+  shared.set(gpu, p);
   p.catch(() => {
-    if (shared === p) shared = undefined;
+    if (shared.get(gpu) === p) shared.delete(gpu);
   });
   return await p;
 }
@@ -119,16 +132,11 @@ export async function getGpu(): Promise<GpuContext> {
 /**
  * Requests a new adapter and device (not the shared one); {@linkcode getGpu} is what models use.
  *
+ * @param gpu The WebGPU entry point (default `navigator.gpu`).
  * @returns The device and facts about its adapter.
  * @throws {WebGPUUnavailableError} When WebGPU or an adapter is missing.
  */
-export async function requestGpu(): Promise<GpuContext> {
-  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
-  if (!gpu) {
-    throw new WebGPUUnavailableError(
-      `Cannot run the model: this runtime has no WebGPU (navigator.gpu), use Deno 2 or another runtime with WebGPU`,
-    );
-  }
+export async function requestGpu(gpu: GPU = defaultGpu()): Promise<GpuContext> {
   const { result: adapter, vulkanOnly } = await withVulkanOnLinux(() =>
     gpu.requestAdapter({ powerPreference: "high-performance" })
   );
@@ -172,7 +180,9 @@ export async function requestGpu(): Promise<GpuContext> {
   }
   track(device);
   const info = adapter.info;
-  const description = info?.description || info?.device || "unknown adapter";
+  // browsers may leave the description and device empty (privacy) but name the vendor and architecture
+  const description = info?.description || info?.device ||
+    [info?.vendor, info?.architecture].filter(Boolean).join(" ") || "unknown adapter";
   const ctx: GpuContext = {
     device,
     description,

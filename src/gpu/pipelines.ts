@@ -6,6 +6,7 @@
  */
 
 import type { KernelSpec } from "../../kernels/mod.ts";
+import { ShaderStage } from "./flags.ts";
 
 export type { BindingKind, KernelSpec } from "../../kernels/mod.ts";
 
@@ -40,7 +41,7 @@ export function layoutOf(device: GPUDevice, spec: KernelSpec): GPUBindGroupLayou
       label: spec.name,
       entries: spec.bindings.map((kind, binding) => ({
         binding,
-        visibility: GPUShaderStage.COMPUTE,
+        visibility: ShaderStage.COMPUTE,
         buffer: {
           type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage",
         },
@@ -75,9 +76,7 @@ export async function pipelineOf(
   const errors = info.messages.filter((m) => m.type === "error");
   if (errors.length > 0) {
     await device.popErrorScope();
-    throw new Error(
-      `Cannot compile kernel '${spec.name}': ${errors.map((m) => m.message.trim()).join("; ")}`,
-    );
+    throw new Error(`Cannot compile kernel '${spec.name}': ${errors.map(describeMessage).join("; ")}`);
   }
   const pipeline = device.createComputePipeline({
     label: key,
@@ -88,4 +87,11 @@ export async function pipelineOf(
   if (err) throw new Error(`Cannot build pipeline '${key}': ${err.message}`);
   c.pipelines.set(key, pipeline);
   return pipeline;
+}
+
+/** A compiler message with where it points: `line 138:22: mixing '*' and '^' requires parenthesis`. */
+function describeMessage(m: GPUCompilationMessage): string {
+  // Dawn repeats the source and a caret under the message; its first line is what matters
+  const text = m.message.trim().split("\n")[0];
+  return m.lineNum > 0 ? `line ${m.lineNum}:${m.linePos}: ${text}` : text;
 }

@@ -12,6 +12,8 @@
  */
 
 import { Q8_BLOCK } from "../../kernels/matmul.ts";
+import { halfBits, halfValue, writeHalves } from "../platform/half.ts";
+import { BufferUsage } from "./flags.ts";
 
 /**
  * How weights are stored on the GPU: float32, 16-bit floats, or 8-bit integers with a 16-bit float
@@ -33,9 +35,6 @@ export function matrixBytes(dtype: WeightDType, K: number, N: number): number {
   return K * ldw * (dtype === "f16" ? 2 : 4);
 }
 
-const half = new Float16Array(1);
-const halfBits = new Uint16Array(half.buffer);
-
 /**
  * The smallest 16-bit float at or above `x` (x >= 0), so that no value divided by it rounds past 127.
  *
@@ -43,9 +42,9 @@ const halfBits = new Uint16Array(half.buffer);
  * @returns It as a half, rounded up.
  */
 export function halfAtLeast(x: number): number {
-  half[0] = x;
-  if (half[0] < x) halfBits[0]++;
-  return half[0];
+  let h = halfBits(x);
+  if (halfValue(h) < x) h++;
+  return halfValue(h);
 }
 
 /**
@@ -56,9 +55,9 @@ export function halfAtLeast(x: number): number {
  * @param src The block, `[K, 256]`.
  * @param K Input features.
  * @param q Receives the bytes, `[K, 256]`.
- * @param scales Receives the scales, `[ceil(K / Q8_BLOCK), 256]`.
+ * @param scales Receives the scales as half bit patterns, `[ceil(K / Q8_BLOCK), 256]`.
  */
-export function quantizeBlock(src: Float32Array, K: number, q: Int8Array, scales: Float16Array): void {
+export function quantizeBlock(src: Float32Array, K: number, q: Int8Array, scales: Uint16Array): void {
   for (let kb = 0; kb * Q8_BLOCK < K; kb++) {
     const k1 = Math.min(K, (kb + 1) * Q8_BLOCK);
     for (let j = 0; j < BLOCK; j++) {
@@ -68,7 +67,7 @@ export function quantizeBlock(src: Float32Array, K: number, q: Int8Array, scales
         if (a > amax || Number.isNaN(a)) amax = a;
       }
       const sc = Number.isNaN(amax) ? NaN : halfAtLeast(amax / 127);
-      scales[kb * BLOCK + j] = sc;
+      scales[kb * BLOCK + j] = halfBits(sc);
       for (let k = kb * Q8_BLOCK; k < k1; k++) {
         q[k * BLOCK + j] = sc > 0 ? Math.max(-127, Math.min(127, Math.round(src[k * BLOCK + j] / sc))) : 0;
       }
@@ -158,8 +157,8 @@ export class MatrixWriter {
   readonly matrix: GpuMatrix;
   #device: GPUDevice;
   #scratch: Float32Array;
-  #out: Float32Array | Float16Array | Int8Array;
-  #scales?: Float16Array;
+  #out: Float32Array | Uint16Array | Int8Array;
+  #scales?: Uint16Array;
   #block = -1;
   #filled = 0;
 
@@ -185,7 +184,7 @@ export class MatrixWriter {
     const buffer = device.createBuffer({
       label,
       size: matrixBytes(dtype, K, N),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.STORAGE | BufferUsage.COPY_DST,
     });
     track(buffer);
     this.#device = device;
@@ -193,9 +192,9 @@ export class MatrixWriter {
     this.#out = dtype === "f32"
       ? this.#scratch
       : dtype === "f16"
-      ? new Float16Array(K * BLOCK)
+      ? new Uint16Array(K * BLOCK)
       : new Int8Array(K * BLOCK);
-    if (dtype === "q8") this.#scales = new Float16Array(Math.ceil(K / Q8_BLOCK) * BLOCK);
+    if (dtype === "q8") this.#scales = new Uint16Array(Math.ceil(K / Q8_BLOCK) * BLOCK);
     this.matrix = { buffer, K, N, ldw };
   }
 
@@ -213,9 +212,9 @@ export class MatrixWriter {
       const K = this.matrix.K;
       quantizeBlock(this.#scratch, K, this.#out as Int8Array, this.#scales);
       const at = K * this.matrix.ldw + this.#block * this.#scales.byteLength;
-      this.#device.queue.writeBuffer(this.matrix.buffer, at, this.#scales as Float16Array<ArrayBuffer>);
+      this.#device.queue.writeBuffer(this.matrix.buffer, at, this.#scales as Uint16Array<ArrayBuffer>);
       countWrites(this.#device, this.#scales.byteLength);
-    } else if (this.#out !== this.#scratch) this.#out.set(this.#scratch);
+    } else if (this.#out instanceof Uint16Array) writeHalves(this.#scratch, this.#out);
     const bytes = this.#out.BYTES_PER_ELEMENT;
     const offset = this.#block * this.matrix.K * BLOCK * bytes;
     this.#device.queue.writeBuffer(this.matrix.buffer, offset, this.#out as Float32Array<ArrayBuffer>);
@@ -334,7 +333,7 @@ export function createVector(
   const buffer = device.createBuffer({
     label,
     size: roundUp(Math.max(data.byteLength, 16), 4),
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    usage: BufferUsage.STORAGE | BufferUsage.COPY_DST,
     mappedAtCreation: true,
   });
   track(buffer);

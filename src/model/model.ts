@@ -8,10 +8,10 @@
 import { type GPTConfig, validateConfig } from "../weights/config.ts";
 import { seededParametersAsync } from "../weights/init.ts";
 import { getGpu } from "../gpu/device.ts";
-import { drainWrites, matrixBytes, settleWrites, type WeightDType } from "../gpu/weights.ts";
+import { matrixBytes, type WeightDType } from "../gpu/weights.ts";
 import { vocabChunkRows } from "../gpu/vocab.ts";
-import { type InputTensor, type ModelWeights, WeightBuilder } from "../weights/model_weights.ts";
-import { openWeights } from "../weights/loader.ts";
+import type { InputTensor } from "../weights/model_weights.ts";
+import { openWeights, type WeightsInput } from "../weights/loader.ts";
 import { type DownloadProgress, hubModel, type HubOptions } from "../weights/hub.ts";
 import { type BackendOptions, type BackendProfile, chooseBackend } from "../engine/backend.ts";
 import { Kernels } from "../engine/_kernels.ts";
@@ -21,9 +21,10 @@ import { checkBatch } from "../engine/_batch.ts";
 import { checkOptions } from "../engine/_options.ts";
 import { overContext } from "../engine/_context.ts";
 import { forwardLogits, tokenLosses } from "../engine/_scoring.ts";
+import { uploadWeights } from "./_upload.ts";
 
 /** The options of every way to make a model that say how it is stored and run. */
-const STORAGE_KEYS = ["dtype", "maxBindingBytes", "backend"] as const;
+const STORAGE_KEYS = ["dtype", "maxBindingBytes", "backend", "gpu"] as const;
 const PRETRAINED_KEYS = [
   ...STORAGE_KEYS,
   "revision",
@@ -53,6 +54,11 @@ export interface CreateOptions {
    * @experimental For tests and benchmarks; the choices may change between minor versions.
    */
   backend?: BackendOptions;
+  /**
+   * The WebGPU entry point to run on (default `navigator.gpu`): in Node, `create([])` from
+   * `npm:webgpu`. Models on one `GPU` share its device.
+   */
+  gpu?: GPU;
 }
 
 /** Options for {@linkcode GPTModel.load}. */
@@ -61,10 +67,13 @@ export interface LoadOptions extends Omit<CreateOptions, "seed"> {
   config?: GPTConfig;
   /** Called after each tensor is read, with bytes read so far and in all. */
   onProgress?: (done: number, total: number) => void;
+  /** Request options for a URL: headers (e.g. `Authorization`), a `signal`. */
+  request?: RequestInit;
 }
 
 /** Options for {@linkcode GPTModel.fromPretrained}: where the files come from, and how the model stores them. */
-export interface PretrainedOptions extends Omit<LoadOptions, "config" | "onProgress">, Omit<HubOptions, "onProgress"> {
+export interface PretrainedOptions
+  extends Omit<LoadOptions, "config" | "onProgress" | "request">, Omit<HubOptions, "onProgress"> {
   /** Called as the weights download (not called when they are cached). */
   onDownload?: (p: DownloadProgress) => void;
   /** Called after each tensor is read, with bytes read so far and in all. */
@@ -136,13 +145,16 @@ export class GPTModel {
   }
 
   /**
-   * Loads weights from a safetensors file or directory: the book's `state_dict` names (config from
-   * `__metadata__.config`) or Hugging Face GPT-2 (`model.safetensors` + `config.json`; the head is
-   * tied to `wte` unless `lm_head.weight` is present). F32, F16 and BF16 tensors are read one at a
-   * time and uploaded as they are read.
+   * Loads safetensors weights: the book's `state_dict` names (config from `__metadata__.config`)
+   * or Hugging Face GPT-2 (`model.safetensors` + `config.json`; without one, GPT-2's sizes for its
+   * width; the head is tied to `wte` unless `lm_head.weight` is present). F32, F16 and BF16 tensors
+   * are read one at a time, in file order, and uploaded as they are read.
    *
-   * @param path A `.safetensors` file, or a directory with `model.safetensors`.
-   * @param options Storage type, a configuration, and a progress callback.
+   * @param source A `.safetensors` file or a directory with `model.safetensors`; a `URL` (or an
+   * `http(s)` string; in a browser any string) read with HTTP Range requests, `config.json` looked
+   * for beside it; a `Blob` or `File`; an `ArrayBuffer` or `Uint8Array`; or a `Response` (read as it
+   * streams; it needs a Content-Length).
+   * @param options Storage type, a configuration, a progress callback, request options for a URL.
    * @returns The model.
    * @throws {Error} When the path does not exist (Deno's `NotFound`, naming the path).
    * @throws {SafetensorsError} When the file is not a valid safetensors file.
@@ -150,18 +162,19 @@ export class GPTModel {
    * @example
    * ```ts ignore
    * using model = await GPTModel.load("./gpt2"); // Hugging Face's gpt2 directory
+   * using small = await GPTModel.load(new URL("https://example.com/gpt2/model.safetensors"));
    * ```
    */
-  static async load(path: string, options: LoadOptions = {}): Promise<GPTModel> {
-    checkOptions(options, ["config", "onProgress", ...STORAGE_KEYS], "load the model");
-    return await GPTModel.#load(path, options);
+  static async load(source: WeightsInput, options: LoadOptions = {}): Promise<GPTModel> {
+    checkOptions(options, ["config", "onProgress", "request", ...STORAGE_KEYS], "load the model");
+    return await GPTModel.#load(source, options);
   }
 
   /** {@linkcode GPTModel.load} for options already checked. */
-  static async #load(path: string, options: LoadOptions): Promise<GPTModel> {
-    const src = await openWeights(path, options.config);
+  static async #load(source: WeightsInput, options: LoadOptions): Promise<GPTModel> {
+    const src = await openWeights(source, options.config, options.request);
     try {
-      const { config: _, onProgress, ...rest } = options;
+      const { config: _, onProgress, request: __, ...rest } = options;
       const cfg = validateConfig(src.config);
       return await GPTModel.#build(cfg, src.tensors(onProgress), { ...rest, tiedHead: src.tiedHead });
     } finally {
@@ -225,7 +238,7 @@ export class GPTModel {
     if (hd > 256) {
       throw new RangeError(`Cannot create the model: head size ${hd} is over 256, use more heads`);
     }
-    const gpu = await getGpu();
+    const gpu = await getGpu(options.gpu);
     const profile = chooseBackend(gpu, { headDim: hd, dtype }, options.backend);
     const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, gpu.device.limits.maxStorageBufferBindingSize);
     const chunkRows = vocabChunkRows(cfg.emb_dim, dtype, maxBinding);
@@ -355,50 +368,4 @@ export class GPTModel {
   [Symbol.dispose](): void {
     this.destroy();
   }
-}
-
-/**
- * Uploads named tensors as they arrive; frees what it made on failure.
- *
- * @param device The device.
- * @param model The configuration, storage type, vocabulary rows per chunk and whether the head is tied.
- * @param tensors The parameters.
- * @param owned Receives every buffer made.
- * @returns The weights on the GPU.
- */
-async function uploadWeights(
-  device: GPUDevice,
-  model: { cfg: Required<GPTConfig>; dtype: WeightDType; chunkRows: number; tiedHead: boolean },
-  tensors: Iterable<InputTensor> | AsyncIterable<InputTensor>,
-  owned: GPUBuffer[],
-): Promise<ModelWeights> {
-  const { cfg, dtype, chunkRows } = model;
-  device.pushErrorScope("out-of-memory");
-  device.pushErrorScope("validation");
-  let weights: ModelWeights;
-  try {
-    const builder = new WeightBuilder(device, cfg, dtype, chunkRows, (b) => owned.push(b));
-    for await (const t of tensors) {
-      builder.add(t);
-      await drainWrites(device);
-    }
-    await settleWrites(device);
-    weights = builder.finish(model.tiedHead);
-  } catch (e) {
-    await settleWrites(device).catch(() => {});
-    await device.popErrorScope();
-    await device.popErrorScope();
-    for (const b of owned) b.destroy();
-    throw e;
-  }
-  const validation = await device.popErrorScope();
-  const oom = await device.popErrorScope();
-  if (validation || oom) {
-    for (const b of owned) b.destroy();
-    const total = owned.reduce((s, b) => s + b.size, 0);
-    throw new RangeError(
-      `Cannot create the model: the GPU refused its ${total} bytes of weights (${(oom ?? validation)!.message})`,
-    );
-  }
-  return weights;
 }

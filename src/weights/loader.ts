@@ -1,5 +1,6 @@
 /**
- * Weights from safetensors files, in the book's `state_dict` names or Hugging Face GPT-2's.
+ * Weights from safetensors files, in the book's `state_dict` names or Hugging Face GPT-2's, read
+ * from a path, a URL, a `Blob`, bytes or a `Response`.
  *
  * @module
  */
@@ -8,6 +9,18 @@ import type { GPTConfig } from "./config.ts";
 import type { InputTensor } from "./model_weights.ts";
 import { WeightsError } from "./model_weights.ts";
 import { SafetensorsFile } from "./safetensors.ts";
+import {
+  blobSource,
+  type ByteSource,
+  bytesSource,
+  fileSource,
+  responseSource,
+  urlSource,
+  type WeightsInput,
+} from "./_sources.ts";
+import { hasFiles, readTextIfExists, statPath } from "../platform/files.ts";
+
+export type { WeightsInput };
 
 /** Where the weights came from and how to read them. */
 export interface WeightSource {
@@ -27,7 +40,15 @@ export interface WeightSource {
 
 const HF_SKIP = /(^|\.)attn\.(bias|masked_bias)$/;
 
-function hfName(key: string): { name: string; inputMajor: boolean } | null {
+/**
+ * The book's name for a Hugging Face GPT-2 tensor, and whether it is stored input-major (GPT-2's
+ * `Conv1D` weights are `[in, out]`, the book's `nn.Linear` ones `[out, in]`).
+ *
+ * @param key The Hugging Face name, e.g. `h.0.attn.c_attn.weight` (with or without `transformer.`).
+ * @returns The book's name, e.g. `trf_blocks.0.att.qkv.weight`; null for the attention masks GPT-2 stores.
+ * @throws {WeightsError} For a name that is not part of GPT-2.
+ */
+export function huggingFaceName(key: string): { name: string; inputMajor: boolean } | null {
   const k = key.replace(/^transformer\./, "");
   if (HF_SKIP.test(k)) return null;
   const simple: Record<string, string> = {
@@ -76,22 +97,37 @@ function hfConfig(raw: Record<string, unknown>, where: string): GPTConfig {
   };
 }
 
-async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
+function parseJsonObject(text: string, where: string): Record<string, unknown> {
   try {
     const v = JSON.parse(text);
     if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("not an object");
     return v;
   } catch (e) {
-    throw new WeightsError(`Cannot read '${path}': it is not a JSON object (${(e as Error).message})`);
+    throw new WeightsError(`Cannot read '${where}': it is not a JSON object (${(e as Error).message})`);
   }
 }
+
+/** `config.json` beside the weights: in the directory, or at the URL's sibling (undefined when absent). */
+async function siblingConfig(where: Where, init?: RequestInit): Promise<{ text: string; at: string } | undefined> {
+  if (where.dir !== undefined) {
+    const at = `${where.dir}/config.json`;
+    const text = await readTextIfExists(at);
+    return text === undefined ? undefined : { text, at };
+  }
+  if (where.url) {
+    const at = new URL("config.json", where.url);
+    const r = await fetch(at, init);
+    if (!r.ok) {
+      await r.body?.cancel();
+      return undefined;
+    }
+    return { text: await r.text(), at: at.href };
+  }
+  return undefined;
+}
+
+/** GPT-2's head count for its widths (64 per head), for Hugging Face weights given without `config.json`. */
+const GPT2_HEADS: Record<number, number> = { 768: 12, 1024: 16, 1280: 20, 1600: 25 };
 
 /**
  * Checks a configuration against the tensors a file holds, before anything is allocated: the
@@ -128,29 +164,24 @@ function checkAgainstTensors(cfg: GPTConfig, tensors: { name: string; shape: num
   expect("pos_emb.weight", [cfg.context_length, cfg.emb_dim], "n_positions or n_embd");
 }
 
+/** Where the weights are: a local directory and file, or a URL, or neither (a Blob, bytes, a Response). */
+interface Where {
+  dir?: string;
+  url?: URL;
+}
+
 /** The weights file of a path (a file, or a directory with `model.safetensors`) and its directory. */
 async function locate(path: string): Promise<{ dir: string; file: string }> {
-  let stat: Deno.FileInfo;
-  try {
-    stat = await Deno.stat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(
-        `Cannot load weights: '${path}' does not exist, pass a .safetensors file or a directory holding model.safetensors`,
-      );
-    }
-    throw e;
+  const stat = await statPath(path);
+  if (!stat) {
+    throw missing(
+      `Cannot load weights: '${path}' does not exist, pass a .safetensors file or a directory holding model.safetensors`,
+    );
   }
   const dir = stat.isDirectory ? path : path.replace(/[\\/][^\\/]*$/, "") || ".";
   const file = stat.isDirectory ? `${path}/model.safetensors` : path;
-  let fileStat = stat;
-  if (stat.isDirectory) {
-    try {
-      fileStat = await Deno.stat(file);
-    } catch {
-      throw new Deno.errors.NotFound(`Cannot load weights: directory '${path}' has no model.safetensors`);
-    }
-  }
+  const fileStat = stat.isDirectory ? await statPath(file) : stat;
+  if (!fileStat) throw missing(`Cannot load weights: directory '${path}' has no model.safetensors`);
   // a FIFO, socket or device would be read forever (or block): only regular files are weights
   if (!fileStat.isFile) {
     throw new WeightsError(`Cannot load weights: '${file}' is not a regular file, pass a .safetensors file`);
@@ -158,43 +189,104 @@ async function locate(path: string): Promise<{ dir: string; file: string }> {
   return { dir, file };
 }
 
-/** The configuration: the one given, else `config.json` beside Hugging Face weights, else the file's metadata. */
-async function configOf(
-  st: SafetensorsFile,
-  o: { dir: string; file: string; isHf: boolean; config?: GPTConfig },
-): Promise<GPTConfig> {
-  let cfg = o.config;
-  if (!cfg && o.isHf) {
-    const cj = await readJson(`${o.dir}/config.json`);
-    if (cj) cfg = hfConfig(cj, `${o.dir}/config.json`);
-  }
-  if (!cfg && st.metadata.config) {
-    try {
-      cfg = JSON.parse(st.metadata.config) as GPTConfig;
-    } catch {
-      throw new WeightsError(`Cannot load '${o.file}': __metadata__.config is not valid JSON`);
-    }
-  }
-  if (!cfg) {
-    throw new WeightsError(
-      `Cannot load '${o.file}': no configuration found (config.json or __metadata__.config), pass one as options.config`,
-    );
-  }
-  return cfg;
+/** Deno's `NotFound` in Deno, else an `Error` with code `ENOENT`. */
+function missing(message: string): Error {
+  const d = (globalThis as { Deno?: typeof Deno }).Deno;
+  return d ? new d.errors.NotFound(message) : Object.assign(new Error(message), { code: "ENOENT" });
 }
 
 /**
- * Opens a weights file or directory and works out its format and configuration.
+ * The bytes of a weights input, and where it is (for `config.json`).
  *
- * @param path A `.safetensors` file, or a directory with `model.safetensors` (and `config.json`).
+ * @param input A path, URL, `Blob`, bytes or `Response`. A string is a path where the runtime has
+ * files and a URL (relative to the page) where it does not; `http:`/`https:` strings are URLs everywhere.
+ * @param init Request options for URLs.
+ * @returns The source and where it is.
+ */
+async function openInput(input: WeightsInput, init?: RequestInit): Promise<{ bytes: ByteSource; where: Where }> {
+  if (typeof input === "string") {
+    if (/^https?:\/\//i.test(input) || !hasFiles()) {
+      const base = (globalThis as { location?: { href: string } }).location?.href;
+      return await openInput(new URL(input, base), init);
+    }
+    const { dir, file } = await locate(input);
+    return { bytes: await fileSource(file), where: { dir } };
+  }
+  if (input instanceof URL) {
+    if (input.protocol === "file:") return await openInput(decodeURIComponent(input.pathname), init);
+    return { bytes: await urlSource(input, init), where: { url: input } };
+  }
+  if (typeof Response !== "undefined" && input instanceof Response) return { bytes: responseSource(input), where: {} };
+  if (typeof Blob !== "undefined" && input instanceof Blob) return { bytes: blobSource(input), where: {} };
+  if (input instanceof ArrayBuffer) return { bytes: bytesSource(new Uint8Array(input)), where: {} };
+  if (input instanceof Uint8Array) return { bytes: bytesSource(input), where: {} };
+  throw new TypeError(
+    `Cannot load weights from ${
+      Object.prototype.toString.call(input)
+    }: pass a path, a URL, a Blob or File, an ArrayBuffer or Uint8Array, or a Response`,
+  );
+}
+
+/**
+ * The configuration: the one given, else `config.json` beside Hugging Face weights, else the file's
+ * metadata, else (Hugging Face weights of one of GPT-2's widths) GPT-2's.
+ */
+async function configOf(
+  st: SafetensorsFile,
+  o: { where: Where; isHf: boolean; config?: GPTConfig; init?: RequestInit },
+): Promise<GPTConfig> {
+  const file = st.path;
+  if (o.config) return o.config;
+  if (o.isHf) {
+    const cj = await siblingConfig(o.where, o.init);
+    if (cj) return hfConfig(parseJsonObject(cj.text, cj.at), cj.at);
+  }
+  if (st.metadata.config) {
+    try {
+      return JSON.parse(st.metadata.config) as GPTConfig;
+    } catch {
+      throw new WeightsError(`Cannot load '${file}': __metadata__.config is not valid JSON`);
+    }
+  }
+  const wte = st.tensors.get("wte.weight") ?? st.tensors.get("transformer.wte.weight");
+  const wpe = st.tensors.get("wpe.weight") ?? st.tensors.get("transformer.wpe.weight");
+  const layers = new Set([...st.tensors.keys()].map((k) => /(?:^|\.)h\.(\d+)\./.exec(k)?.[1]).filter(Boolean));
+  if (o.isHf && wte && wpe && GPT2_HEADS[wte.shape[1]]) {
+    return hfConfig({
+      vocab_size: wte.shape[0],
+      n_positions: wpe.shape[0],
+      n_embd: wte.shape[1],
+      n_head: GPT2_HEADS[wte.shape[1]],
+      n_layer: layers.size,
+    }, file);
+  }
+  throw new WeightsError(
+    `Cannot load '${file}': no configuration found (config.json or __metadata__.config), pass one as options.config`,
+  );
+}
+
+/**
+ * Opens weights and works out their format and configuration.
+ *
+ * @param input A `.safetensors` file or a directory with `model.safetensors` (and `config.json`);
+ * a URL (read with Range requests; `config.json` is looked for beside it); a `Blob` or `File`; an
+ * `ArrayBuffer` or `Uint8Array`; or a `Response`.
  * @param config A configuration to use instead of the file's.
+ * @param init Request options for a URL (headers, a signal).
  * @returns The source; close it when done.
- * @throws {Deno.errors.NotFound} When the path does not exist (with a message naming it).
+ * @throws {Deno.errors.NotFound} When a path does not exist (with a message naming it).
  * @throws {WeightsError} When the format or configuration cannot be worked out.
  */
-export async function openWeights(path: string, config?: GPTConfig): Promise<WeightSource> {
-  const { dir, file } = await locate(path);
-  const st = await SafetensorsFile.open(file);
+export async function openWeights(input: WeightsInput, config?: GPTConfig, init?: RequestInit): Promise<WeightSource> {
+  const { bytes, where } = await openInput(input, init);
+  let st: SafetensorsFile;
+  try {
+    st = await SafetensorsFile.from(bytes);
+  } catch (e) {
+    bytes.close();
+    throw e;
+  }
+  const file = st.path;
   try {
     const keys = [...st.tensors.keys()];
     const isHf = keys.some((k) => /^(transformer\.)?wte\.weight$/.test(k));
@@ -204,16 +296,18 @@ export async function openWeights(path: string, config?: GPTConfig): Promise<Wei
         `Cannot load '${file}': it has neither 'tok_emb.weight' (the book's names) nor 'wte.weight' (Hugging Face GPT-2)`,
       );
     }
-    const cfg = await configOf(st, { dir, file, isHf, config });
+    const cfg = await configOf(st, { where, isHf, config, init });
     const mapped: { key: string; name: string; inputMajor: boolean }[] = [];
     for (const key of keys) {
       if (isHf) {
-        const m = hfName(key);
+        const m = huggingFaceName(key);
         if (m) mapped.push({ key, ...m });
       } else {
         mapped.push({ key, name: key, inputMajor: false });
       }
     }
+    // in file order, so that a Response (read once, forward) can be the source
+    mapped.sort((a, b) => st.tensors.get(a.key)!.begin - st.tensors.get(b.key)!.begin);
     checkAgainstTensors(cfg, mapped.map((m) => ({ name: m.name, shape: st.tensors.get(m.key)!.shape })), file);
     const tiedHead = isHf && !mapped.some((m) => m.name === "out_head.weight");
     const totalBytes = mapped.reduce((s, m) => s + (st.tensors.get(m.key)!.end - st.tensors.get(m.key)!.begin), 0);

@@ -1,23 +1,16 @@
 /**
  * Reading `.safetensors` files: an 8-byte little-endian header length, a JSON header, then the
  * raw tensor bytes. The header is checked in full before any tensor is read, and tensors are
- * read one at a time.
+ * read one at a time, from a file, a URL, a `Blob`, bytes or a `Response`.
  *
  * @module
  */
 
-/** Thrown when a file is not a valid safetensors file, or holds what cannot be used. */
-export class SafetensorsError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What is wrong, naming the file and the tensor.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "SafetensorsError";
-  }
-}
+import { SafetensorsError } from "./_safetensors_error.ts";
+import { type ByteSource, fileSource } from "./_sources.ts";
+import { readHalves, writeHalves } from "../platform/half.ts";
+
+export { SafetensorsError };
 
 /** One tensor's entry in the header. */
 export interface TensorInfo {
@@ -59,18 +52,18 @@ const MAX_HEADER = 100_000_000;
 
 /** An open safetensors file: its checked header, and tensors read on demand. */
 export class SafetensorsFile implements Disposable {
-  /** The path. */
+  /** The path (or URL, or file name) for messages. */
   readonly path: string;
   /** Tensor entries by name, in header order. */
   readonly tensors: Map<string, TensorInfo>;
   /** `__metadata__`, string values. */
   readonly metadata: Record<string, string>;
-  #file: Deno.FsFile;
+  #file: ByteSource;
   #dataStart: number;
 
   private constructor(
     path: string,
-    file: Deno.FsFile,
+    file: ByteSource,
     tensors: Map<string, TensorInfo>,
     metadata: Record<string, string>,
     dataStart: number,
@@ -92,16 +85,26 @@ export class SafetensorsFile implements Disposable {
    * @throws {Deno.errors.NotFound} When the file does not exist.
    */
   static async open(path: string): Promise<SafetensorsFile> {
-    const file = await Deno.open(path, { read: true });
+    return await SafetensorsFile.from(await fileSource(path));
+  }
+
+  /**
+   * {@linkcode SafetensorsFile.open} for any byte source (a URL, a `Blob`, bytes, a `Response`).
+   *
+   * @param file The bytes; closed with the file.
+   * @returns The open file.
+   * @throws {SafetensorsError} On any problem with the header.
+   */
+  static async from(file: ByteSource): Promise<SafetensorsFile> {
+    const path = file.name;
     try {
-      const size = (await file.stat()).size;
+      const size = file.size;
       const bad = (why: string): never => {
         throw new SafetensorsError(`Cannot read '${path}': ${why}`);
       };
       if (size < 8) bad(`the file has ${size} bytes, too few for a safetensors header`);
-      const lenBytes = new Uint8Array(8);
-      await readExactly(file, lenBytes, 0);
-      const len = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
+      const lenBytes = await file.read(0, 8);
+      const len = Number(new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true));
       if (len > size - 8) {
         bad(
           `the header length ${len} is larger than the file (${size} bytes); it is not a safetensors file or it is truncated`,
@@ -109,8 +112,7 @@ export class SafetensorsFile implements Disposable {
       }
       if (len > MAX_HEADER) bad(`the header length ${len} is over the 100 MB limit`);
       if (len < 2) bad(`the header length ${len} is too small`);
-      const headerBytes = new Uint8Array(len);
-      await readExactly(file, headerBytes, 8);
+      const headerBytes = await file.read(8, len);
       let header: unknown;
       try {
         header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
@@ -186,35 +188,18 @@ export class SafetensorsFile implements Disposable {
         `Cannot read tensor '${name}' of '${this.path}': dtype ${info.dtype} is not supported, convert the file to F32, F16 or BF16`,
       );
     }
-    const bytes = new Uint8Array(info.end - info.begin);
-    await readExactly(this.#file, bytes, this.#dataStart + info.begin);
+    const bytes = await this.#file.read(this.#dataStart + info.begin, info.end - info.begin);
     return toFloat32(bytes, info.dtype);
   }
 
   /** Closes the file. */
   close(): void {
-    try {
-      this.#file.close();
-    } catch {
-      // already closed
-    }
+    this.#file.close();
   }
 
   /** Same as {@linkcode SafetensorsFile.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
-  }
-}
-
-async function readExactly(file: Deno.FsFile, buf: Uint8Array, offset: number): Promise<void> {
-  await file.seek(offset, Deno.SeekMode.Start);
-  let got = 0;
-  while (got < buf.length) {
-    const n = await file.read(buf.subarray(got));
-    if (n === null) {
-      throw new SafetensorsError(`Cannot read: the file ended after ${offset + got} bytes, it is truncated`);
-    }
-    got += n;
   }
 }
 
@@ -224,7 +209,7 @@ export function toFloat32(bytes: Uint8Array, dtype: string): Float32Array {
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
   if (dtype === "F32") return new Float32Array(aligned.buffer, aligned.byteOffset, n).slice();
   const u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
-  if (dtype === "F16") return Float32Array.from(new Float16Array(u16.buffer, u16.byteOffset, n));
+  if (dtype === "F16") return readHalves(u16);
   const u32 = new Uint32Array(n);
   for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
   return new Float32Array(u32.buffer);
@@ -244,23 +229,28 @@ export async function writeSafetensors(
   dtype: "F32" | "F16" | "BF16" = "F32",
   metadata?: Record<string, string>,
 ): Promise<void> {
+  await Deno.writeFile(path, encodeSafetensors(tensors, dtype, metadata));
+}
+
+/**
+ * A safetensors file's bytes (F32, F16 or BF16 from float32 values), for any runtime.
+ *
+ * @param tensors Name to `{ shape, data }`.
+ * @param dtype Stored dtype.
+ * @param metadata `__metadata__` strings.
+ * @returns The file.
+ */
+export function encodeSafetensors(
+  tensors: Record<string, { shape: number[]; data: Float32Array }>,
+  dtype: "F32" | "F16" | "BF16" = "F32",
+  metadata?: Record<string, string>,
+): Uint8Array<ArrayBuffer> {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   const parts: Uint8Array[] = [];
   let off = 0;
   for (const [name, t] of Object.entries(tensors)) {
-    let bytes: Uint8Array;
-    if (dtype === "F32") bytes = new Uint8Array(Float32Array.from(t.data).buffer);
-    else if (dtype === "F16") bytes = new Uint8Array(Float16Array.from(t.data).buffer);
-    else {
-      const u32 = new Uint32Array(Float32Array.from(t.data).buffer);
-      const u16 = new Uint16Array(u32.length);
-      for (let i = 0; i < u32.length; i++) {
-        const x = u32[i];
-        u16[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16; // round to nearest even
-      }
-      bytes = new Uint8Array(u16.buffer);
-    }
+    const bytes = encodeValues(t.data, dtype);
     header[name] = { dtype, shape: t.shape, data_offsets: [off, off + bytes.length] };
     parts.push(bytes);
     off += bytes.length;
@@ -276,5 +266,20 @@ export async function writeSafetensors(
     out.set(b, p);
     p += b.length;
   }
-  await Deno.writeFile(path, out);
+  return out;
+}
+
+function encodeValues(data: Float32Array, dtype: "F32" | "F16" | "BF16"): Uint8Array {
+  if (dtype === "F32") return new Uint8Array(Float32Array.from(data).buffer);
+  const u16 = new Uint16Array(data.length);
+  if (dtype === "F16") {
+    writeHalves(data, u16);
+    return new Uint8Array(u16.buffer);
+  }
+  const u32 = new Uint32Array(Float32Array.from(data).buffer);
+  for (let i = 0; i < u32.length; i++) {
+    const x = u32[i];
+    u16[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16; // round to nearest even
+  }
+  return new Uint8Array(u16.buffer);
 }

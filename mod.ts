@@ -9,8 +9,10 @@
  * console.log(decode(out[0])); // Hello, I am Featureiman Byeswickattribute argue
  * ```
  *
- * Run it: `deno run mod.ts "Hello, I am"` (no permissions needed). Utilities have subpath exports:
- * `./safetensors`, `./torch-random` and `./reference` (the model in plain TypeScript).
+ * Run it: `deno run mod.ts "Hello, I am"` (no permissions needed). Importing this module touches
+ * no `Deno` or `node:` API, so it runs in browsers and Node too (pass `{ gpu }` from `npm:webgpu`
+ * there). Utilities have subpath exports: `./safetensors`, `./torch-random` and `./reference` (the
+ * model in plain TypeScript); the command line is `./cli`.
  *
  * @module
  */
@@ -21,10 +23,9 @@ export * from "./src/engine/mod.ts";
 export * from "./src/gpu/mod.ts";
 export * from "./src/serve/mod.ts";
 export * from "./src/text/mod.ts";
-export * from "./src/cli/mod.ts";
 
-import { main } from "./src/cli/cli.ts";
-
-if (import.meta.main) {
+// the command line, loaded only when this module is the program (it needs Deno's APIs)
+if (import.meta.main && "Deno" in globalThis) {
+  const { main } = await import("./src/cli/cli.ts");
   Deno.exitCode = await main();
 }

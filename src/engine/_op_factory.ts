@@ -77,7 +77,8 @@ export class OpFactory {
     return this.#device.createBindGroup({
       label,
       layout: layoutOf(this.#device, spec),
-      entries: res.map((r, binding) => ({ binding, resource: r instanceof GPUBuffer ? { buffer: r } : r })),
+      // a binding has a `buffer`; a buffer has none (and no `GPUBuffer` global to test against in Node)
+      entries: res.map((r, binding) => ({ binding, resource: "buffer" in r ? r : { buffer: r } })),
     });
   }
 

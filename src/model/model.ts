@@ -11,7 +11,9 @@ import { getGpu } from "../gpu/device.ts";
 import { matrixBytes, type WeightDType } from "../gpu/weights.ts";
 import { vocabChunkRows } from "../gpu/vocab.ts";
 import type { InputTensor } from "../weights/model_weights.ts";
-import { openWeights, type WeightsInput } from "../weights/loader.ts";
+import { huggingFaceConfig, openWeights, type WeightsInput } from "../weights/loader.ts";
+import { browserHubModel, useBrowserCache } from "../weights/hub_browser.ts";
+import { hasFiles } from "../platform/files.ts";
 import { type DownloadProgress, hubModel, type HubOptions } from "../weights/hub.ts";
 import { type BackendOptions, type BackendProfile, chooseBackend } from "../engine/backend.ts";
 import { Kernels } from "../engine/_kernels.ts";
@@ -185,7 +187,8 @@ export class GPTModel {
   /**
    * Loads a GPT-2 model by name from the Hugging Face hub: `config.json` and `model.safetensors`
    * only, into the cache that Python's `huggingface_hub` shares (a cached revision loads with no
-   * download; with `offline` or `HF_HUB_OFFLINE=1`, with no request at all).
+   * download; with `offline` or `HF_HUB_OFFLINE=1`, with no request at all). In a browser the files
+   * go into the page's Cache Storage instead.
    *
    * @param name `"gpt2"`, `"gpt2-medium"`, `"gpt2-large"`, `"gpt2-xl"`, or any `"owner/name"` of a GPT-2 model.
    * @param options Revision, cache, offline mode, token, storage type, progress callbacks.
@@ -200,8 +203,12 @@ export class GPTModel {
   static async fromPretrained(name: string, options: PretrainedOptions = {}): Promise<GPTModel> {
     checkOptions(options, PRETRAINED_KEYS, "load the model");
     const { onDownload, onProgress, revision, cacheDir, offline, token, endpoint, signal, ...rest } = options;
-    const dir = await hubModel(name, { revision, cacheDir, offline, token, endpoint, signal, onProgress: onDownload });
-    return await GPTModel.#load(dir, { ...rest, onProgress });
+    const hub = { revision, cacheDir, offline, token, endpoint, signal, onProgress: onDownload };
+    if (useBrowserCache(hasFiles())) {
+      const { config, weights } = await browserHubModel(name, hub);
+      return await GPTModel.#load(weights, { ...rest, onProgress, config: huggingFaceConfig(config, name) });
+    }
+    return await GPTModel.#load(await hubModel(name, hub), { ...rest, onProgress });
   }
 
   /**

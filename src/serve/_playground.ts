@@ -1,10 +1,30 @@
 /**
- * The playground page the server shows at `/`: a prompt, the sampling settings, the text as it
- * streams from `/v1/completions`, and for each new token its five most likely candidates with
- * their probabilities as bars (from `logprobs`). One static page, no build step.
+ * The playground page the server shows at `/` (and the web build's `index.html`): a prompt, the
+ * sampling settings, the text as it streams, and for each new token its five most likely
+ * candidates with their probabilities as bars. It runs the model on the server (`/v1/completions`)
+ * or in the page itself with the browser's WebGPU (the web build's `mod.js`): the untrained
+ * seed-123 model, GPT-2 from the hub, or a local `.safetensors` file.
  *
  * @module
  */
+
+/**
+ * A file of the web build (`deno task build` writes `dist/`) for the page's in-page mode.
+ *
+ * @param name `mod.js` or `init_worker.js`.
+ * @returns It, or a 404 that says how to build it.
+ */
+export async function webBuildFile(name: string): Promise<Response> {
+  const url = new URL(`../../dist/${name}`, import.meta.url);
+  const r = await fetch(url).catch(() => undefined);
+  if (!r?.ok) {
+    await r?.body?.cancel();
+    return Response.json({
+      error: { message: `The web build is missing (${url.href}); run 'deno task build'`, code: "not_built" },
+    }, { status: 404 });
+  }
+  return new Response(r.body, { headers: { "content-type": "text/javascript; charset=utf-8" } });
+}
 
 /** The page. */
 export const PLAYGROUND_HTML: string = /* html */ `<!doctype html>
@@ -47,12 +67,34 @@ export const PLAYGROUND_HTML: string = /* html */ `<!doctype html>
   .bar { background: #2563eb; height: 10px; border-radius: 3px; }
   .cand.chosen .bar { background: #16a34a; }
   .p { text-align: right; color: #4a5562; }
+  select { width: 100%; font: inherit; padding: 5px; border: 1px solid #c5ccd4; border-radius: 6px; }
+  #local { border-top: 1px solid #dde1e6; margin-top: 12px; }
+  #local[hidden], .server-only[hidden] { display: none; }
+  #local button { background: #475569; }
+  progress { width: 100%; margin-top: 8px; }
+  #adapter { font-size: 12px; color: #6b7480; margin: 6px 0 0; }
 </style>
 </head>
 <body>
 <header><b>gpt-webgpu</b><span id="model">playground</span></header>
 <main>
 <form id="form">
+  <label for="mode">Run the model</label>
+  <select id="mode"><option value="server">on the server</option><option value="page">in this page (WebGPU)</option></select>
+  <div id="local" hidden>
+    <label for="source">Model</label>
+    <select id="source">
+      <option value="seed">untrained, torch.manual_seed(123), 124M</option>
+      <option value="hub">GPT-2 from the Hugging Face hub</option>
+      <option value="file">a local .safetensors file</option>
+    </select>
+    <div id="hub-row" hidden><label for="hub">Name</label><input id="hub" value="gpt2"></div>
+    <div id="file-row" hidden><label for="file">model.safetensors (and config.json)</label>
+      <input id="file" type="file" multiple accept=".safetensors,.json"></div>
+    <button id="load" type="button">Load the model</button>
+    <progress id="bar" max="1" value="0" hidden></progress>
+    <p id="adapter"></p>
+  </div>
   <label for="prompt">Prompt</label>
   <textarea id="prompt">Every effort moves you</textarea>
   <div class="row">
@@ -61,7 +103,7 @@ export const PLAYGROUND_HTML: string = /* html */ `<!doctype html>
     <div><label for="top_k">Top-k (0: off)</label><input id="top_k" type="number" min="0" value="40"></div>
     <div><label for="top_p">Top-p</label><input id="top_p" type="number" min="0" max="1" step="0.05" value="1"></div>
     <div><label for="seed">Seed (blank: random)</label><input id="seed" type="number" min="0"></div>
-    <div><label for="key">API key</label><input id="key" type="password" autocomplete="off"></div>
+    <div class="server-only"><label for="key">API key</label><input id="key" type="password" autocomplete="off"></div>
   </div>
   <button id="go" type="submit">Generate</button>
   <p id="status"></p>
@@ -81,9 +123,10 @@ const headers = () => {
   return h;
 };
 const status = (text, error = false) => { $("status").textContent = text; $("status").className = error ? "error" : ""; };
-async function loadModel() {
-  const r = await fetch("/v1/models", { headers: headers() });
-  if (r.ok) { model = (await r.json()).data[0].id; $("model").textContent = model; }
+async function serverModel() {
+  const r = await fetch("/v1/models", { headers: headers() }).catch(() => undefined);
+  if (r?.ok) { model = (await r.json()).data[0].id; $("model").textContent = model; }
+  return Boolean(r?.ok);
 }
 const pct = (p) => (p >= 0.001 ? (p * 100).toFixed(1) : (p * 100).toPrecision(2)) + "%";
 function select(i) {
@@ -101,7 +144,7 @@ function addToken(i, token, chosenLp, top) {
   const h = document.createElement("h3"); h.textContent = JSON.stringify(token); card.append(h);
   const sub = document.createElement("div"); sub.className = "sub"; sub.textContent = "p = " + pct(Math.exp(chosenLp));
   card.append(sub);
-  const sorted = Object.entries(top).sort((a, b) => b[1] - a[1]);
+  const sorted = top.slice().sort((a, b) => b[1] - a[1]);
   const pmax = Math.exp(sorted[0][1]);
   for (const [t, lp] of sorted) {
     const p = Math.exp(lp);
@@ -118,52 +161,125 @@ function addToken(i, token, chosenLp, top) {
   }
   $("cands").append(card);
 }
+// the server: tokens as /v1/completions streams them
+async function* fromServer(s) {
+  const body = { model, prompt: s.prompt, max_tokens: s.max_tokens, temperature: s.temperature, stream: true, logprobs: 5 };
+  if (s.temperature > 0) { if (s.top_k > 0) body.top_k = s.top_k; if (s.top_p < 1) body.top_p = s.top_p; }
+  if (s.seed !== undefined) body.seed = s.seed;
+  const r = await fetch("/v1/completions", { method: "POST", headers: headers(), body: JSON.stringify(body) });
+  if (!r.ok) throw new Error((await r.json()).error.message);
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let at;
+    while ((at = buf.indexOf("\\n\\n")) >= 0) {
+      const line = buf.slice(0, at); buf = buf.slice(at + 2);
+      if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
+      const ev = JSON.parse(line.slice(6));
+      if (ev.error) throw new Error(ev.error.message);
+      const lp = ev.choices[0].logprobs;
+      if (lp) for (let k = 0; k < lp.tokens.length; k++) {
+        yield { token: lp.tokens[k], logprob: lp.token_logprobs[k], top: Object.entries(lp.top_logprobs[k]) };
+      }
+    }
+  }
+}
+// the page: the web build's library on the browser's WebGPU
+let lib, local, batcher;
+const library = async () => lib ??= await import(new URL("mod.js", location.href).href);
+const bar = (v) => { $("bar").hidden = v === undefined; if (v !== undefined) $("bar").value = v; };
+async function loadLocal() {
+  const L = await library();
+  await batcher?.close(); local?.destroy(); local = batcher = undefined;
+  const onProgress = (done, total) => bar(total ? done / total : 0);
+  const source = $("source").value;
+  status("loading the model...");
+  bar(0);
+  const t0 = performance.now();
+  if (source === "seed") {
+    bar();
+    local = await L.GPTModel.create(L.GPT_CONFIG_124M, { seed: 123 });
+  } else if (source === "hub") {
+    local = await L.GPTModel.fromPretrained($("hub").value.trim(), { onDownload: (p) => onProgress(p.done, p.total), onProgress });
+  } else {
+    const files = [...$("file").files];
+    const weights = files.find((f) => f.name.endsWith(".safetensors"));
+    if (!weights) throw new Error("Choose a .safetensors file first");
+    const json = files.find((f) => f.name.endsWith(".json"));
+    const config = json ? L.huggingFaceConfig(JSON.parse(await json.text()), json.name) : undefined;
+    local = await L.GPTModel.load(weights, { config, onProgress });
+  }
+  bar();
+  batcher = new L.Batcher(local, { maxBatch: 1 });
+  $("model").textContent = source === "hub" ? $("hub").value : source === "file" ? "local file" : "untrained 124M";
+  $("adapter").textContent = "on " + local.adapter + " (" + local.dtype + ")";
+  status("loaded in " + ((performance.now() - t0) / 1000).toFixed(1) + " s");
+  document.body.dataset.loaded = "1";
+}
+async function* fromPage(s) {
+  if (!local) await loadLocal();
+  const L = await library();
+  const options = { maxNewTokens: s.max_tokens, temperature: s.temperature, logprobs: true };
+  if (s.temperature > 0) { if (s.top_k > 0) options.topK = s.top_k; if (s.top_p < 1) options.topP = s.top_p; }
+  if (s.seed !== undefined) options.seed = s.seed;
+  for await (const chunk of batcher.add(L.encode(s.prompt), options)) {
+    for (let k = 0; k < chunk.ids.length; k++) {
+      const lp = chunk.logprobs[k];
+      yield { token: L.decode([chunk.ids[k]]), logprob: lp.logprob, top: lp.top.map((c) => [L.decode([c.id]), c.logprob]) };
+    }
+  }
+}
+function showMode() {
+  const page = $("mode").value === "page";
+  $("local").hidden = !page;
+  for (const el of document.querySelectorAll(".server-only")) el.hidden = page;
+  $("hub-row").hidden = $("source").value !== "hub";
+  $("file-row").hidden = $("source").value !== "file";
+}
+$("mode").onchange = showMode;
+$("source").onchange = () => { showMode(); local?.destroy(); local = undefined; };
+$("load").onclick = async () => {
+  $("load").disabled = true;
+  try { await loadLocal(); } catch (e) { bar(); status(e.message, true); } finally { $("load").disabled = false; }
+};
 $("form").onsubmit = async (ev) => {
   ev.preventDefault();
   $("go").disabled = true; $("out").textContent = ""; $("cands").textContent = "";
+  delete document.body.dataset.done;
   const prompt = document.createElement("span"); prompt.className = "prompt"; prompt.textContent = $("prompt").value;
   $("out").append(prompt);
   const num = (id) => Number($(id).value);
-  const body = { model, prompt: $("prompt").value, max_tokens: num("max_tokens"), temperature: num("temperature"),
-    stream: true, logprobs: 5 };
-  if (body.temperature > 0) { if (num("top_k") > 0) body.top_k = num("top_k"); if (num("top_p") < 1) body.top_p = num("top_p"); }
-  if ($("seed").value !== "") body.seed = num("seed");
-  status("generating...");
-  const t0 = performance.now();
-  let n = 0;
+  const s = { prompt: $("prompt").value, max_tokens: num("max_tokens"), temperature: num("temperature"),
+    top_k: num("top_k"), top_p: num("top_p"), seed: $("seed").value === "" ? undefined : num("seed") };
+  let n = 0, t0;
   try {
-    const r = await fetch("/v1/completions", { method: "POST", headers: headers(), body: JSON.stringify(body) });
-    if (!r.ok) throw new Error((await r.json()).error.message);
-    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "", finish = null;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value;
-      let at;
-      while ((at = buf.indexOf("\\n\\n")) >= 0) {
-        const line = buf.slice(0, at); buf = buf.slice(at + 2);
-        if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
-        const ev = JSON.parse(line.slice(6));
-        if (ev.error) throw new Error(ev.error.message);
-        const c = ev.choices[0];
-        const lp = c.logprobs;
-        if (lp) lp.tokens.forEach((t, k) => addToken(n++, t, lp.token_logprobs[k], lp.top_logprobs[k]));
-        if (c.finish_reason) finish = c.finish_reason;
-        status(n + " tokens, " + ((performance.now() - t0) / 1000).toFixed(1) + " s");
-      }
+    const tokens = $("mode").value === "page" ? fromPage(s) : fromServer(s);
+    status("generating...");
+    t0 = performance.now();
+    for await (const t of tokens) {
+      if (n === 0) t0 = performance.now(); // from the first token: the rate of decoding
+      addToken(n++, t.token, t.logprob, t.top);
+      status(n + " tokens, " + ((performance.now() - t0) / 1000).toFixed(1) + " s");
     }
-    status(n + " tokens in " + ((performance.now() - t0) / 1000).toFixed(1) + " s (" + finish + ")");
+    const s2 = (performance.now() - t0) / 1000;
+    status(n + " tokens in " + s2.toFixed(1) + " s" + (n > 1 ? " (" + ((n - 1) / s2).toFixed(1) + " tokens/s)" : ""));
     document.body.dataset.done = "1";
   } catch (e) {
+    bar();
     status(e.message, true);
     document.body.dataset.done = "error";
   } finally {
     $("go").disabled = false;
   }
 };
-$("key").onchange = loadModel;
-loadModel();
+$("key").onchange = serverModel;
+// a page from a static server (no API) runs the model itself; so does ?mode=page
+const wanted = new URLSearchParams(location.search).get("mode");
+if (wanted === "page" || !(await serverModel())) $("mode").value = "page";
+showMode();
 </script>
 </body>
 </html>

@@ -12,7 +12,7 @@ import { type ModelSpec, WorkerBackend } from "./_worker_backend.ts";
 import { ApiError, parseCompletion } from "./_openai_request.ts";
 import { Completion, errorBody } from "./_completions.ts";
 import { HTTP1_LIMITS, type Http1Server, listenHttp1 } from "./_http1.ts";
-import { PLAYGROUND_HTML } from "./_playground.ts";
+import { PLAYGROUND_HTML, webBuildFile } from "./_playground.ts";
 
 /** Time limits of a server's connections, in milliseconds; past one, the connection is closed. */
 export interface ServeLimits {
@@ -99,6 +99,7 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/v1\/models$/, ["GET", "HEAD"]],
   [/^\/v1\/models\/.+$/, ["GET", "HEAD"]],
   [/^\/v1\/completions$/, ["POST"]],
+  [/^\/(mod|init_worker)\.js$/, ["GET", "HEAD"]],
 ];
 
 const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
@@ -239,6 +240,7 @@ class Api {
       });
     }
     if (path === "/") return new Response(PLAYGROUND_HTML, { headers: { "content-type": "text/html; charset=utf-8" } });
+    if (path.endsWith(".js")) return await webBuildFile(path.slice(1));
     const b = this.#backend;
     if (path === "/health") {
       return Response.json({ status: this.closing ? "stopping" : "ok", active: b.active, queued: b.queued });

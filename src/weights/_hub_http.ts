@@ -6,13 +6,24 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
-
 /** Bytes of a file so far (hub.ts's `DownloadProgress`). */
 interface Progress {
   file: string;
   done: number;
   total: number;
+}
+
+/** The part of `node:crypto`'s incremental hash used here. */
+interface Hash {
+  update(data: Uint8Array): unknown;
+  digest(encoding: "hex"): string;
+}
+
+/** A SHA-256 hash from `node:crypto` (Deno and Node), loaded when a download needs one. */
+async function sha256(): Promise<Hash> {
+  const name = "node:crypto"; // a variable, so that bundlers for the web leave it alone
+  const { createHash } = await import(name) as { createHash(algorithm: string): Hash };
+  return createHash("sha256");
 }
 
 export const COMMIT = /^[0-9a-f]{40}$/;
@@ -184,8 +195,9 @@ export async function keepOnlyFile(path: string): Promise<number> {
 /** Feeds the bytes of a file's first `n` bytes to a hash (the part a resumed download keeps). */
 async function hashFile(path: string, n: number, hash: Hash): Promise<void> {
   if (n === 0) return;
-  using f = await Deno.open(path, { read: true });
-  for await (const chunk of f.readable) hash.update(chunk);
+  // (no `using`: the web build also runs in Node 20, whose parser lacks it)
+  const f = await Deno.open(path, { read: true });
+  for await (const chunk of f.readable) hash.update(chunk); // the stream closes the file
 }
 
 /** Opens a blob's partial file: a resumable prefix (LFS files, whose SHA-256 checks it at the end) or nothing. */
@@ -219,7 +231,7 @@ export async function downloadBlob(
   },
 ): Promise<void> {
   const part = `${blob}.incomplete`;
-  const sha = SHA256.test(info.etag) ? createHash("sha256") : undefined;
+  const sha = SHA256.test(info.etag) ? await sha256() : undefined;
   let have = await openPart(part, info, sha);
   const headers: Record<string, string> = { "Accept-Encoding": "identity" };
   // the token goes only to the hub itself, not to the storage it redirects to
@@ -238,7 +250,7 @@ export async function downloadBlob(
   if (r.status !== 206 && have > 0) {
     // the server sent it all: start over
     have = 0;
-    hash = sha ? createHash("sha256") : undefined;
+    hash = sha ? await sha256() : undefined;
   }
   const done = await receive(r.body, part, { file, info, have, hash, abort, ...o });
   try {

@@ -189,17 +189,22 @@ export async function* seededParametersAsync(
   seed: number,
   workers = 2,
 ): AsyncGenerator<NamedTensor> {
-  const url = new URL("./init_worker.ts", import.meta.url);
+  // beside this module; in the web build (dist/mod.js) it is dist/init_worker.js
+  const source = new URL("./init_worker.ts", import.meta.url);
+  const url = import.meta.url.endsWith(".js") ? new URL("./init_worker.js", import.meta.url) : source;
   const parts = workers > 1 && embeddingDraws(cfg) !== undefined ? ["embeddings", "rest"] : ["all"];
   let wake: (() => void) | undefined;
   const all: DrawingWorker[] = [];
   try {
-    // a worker's module needs read (or import) permission, unlike the main module: without it,
-    // draw on this thread
-    const perm = url.protocol === "file:"
-      ? Deno.permissions.querySync({ name: "read", path: url })
-      : Deno.permissions.querySync({ name: "import", host: url.host });
-    if (perm.state !== "granted") throw new Error("no permission");
+    // in Deno a worker's module needs read (or import) permission, unlike the main module: without
+    // it, draw on this thread (as in a runtime with no Worker, such as Node)
+    const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+    const perm = !deno
+      ? undefined
+      : url.protocol === "file:"
+      ? deno.permissions.querySync({ name: "read", path: url })
+      : deno.permissions.querySync({ name: "import", host: url.host });
+    if ((perm && perm.state !== "granted") || typeof Worker !== "function") throw new Error("no worker");
     for (const part of parts) all.push(new DrawingWorker(url, { config: cfg, seed, part }, () => wake?.()));
   } catch {
     for (const w of all) w.terminate();

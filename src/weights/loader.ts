@@ -80,7 +80,15 @@ export function huggingFaceName(key: string): { name: string; inputMajor: boolea
   return { name: `trf_blocks.${m[1]}.${p[0]}`, inputMajor: p[1] };
 }
 
-function hfConfig(raw: Record<string, unknown>, where: string): GPTConfig {
+/**
+ * The book's configuration for a Hugging Face GPT-2 `config.json`.
+ *
+ * @param raw The parsed `config.json`.
+ * @param where Where it came from, for messages.
+ * @returns The configuration (`qkv_bias` on, `drop_rate` 0).
+ * @throws {WeightsError} When a size is missing.
+ */
+export function huggingFaceConfig(raw: Record<string, unknown>, where: string): GPTConfig {
   const num = (k: string, ...alts: string[]): number => {
     for (const key of [k, ...alts]) if (typeof raw[key] === "number") return raw[key] as number;
     throw new WeightsError(`Config '${where}' has no number '${k}'`);
@@ -239,7 +247,7 @@ async function configOf(
   if (o.config) return o.config;
   if (o.isHf) {
     const cj = await siblingConfig(o.where, o.init);
-    if (cj) return hfConfig(parseJsonObject(cj.text, cj.at), cj.at);
+    if (cj) return huggingFaceConfig(parseJsonObject(cj.text, cj.at), cj.at);
   }
   if (st.metadata.config) {
     try {
@@ -252,7 +260,7 @@ async function configOf(
   const wpe = st.tensors.get("wpe.weight") ?? st.tensors.get("transformer.wpe.weight");
   const layers = new Set([...st.tensors.keys()].map((k) => /(?:^|\.)h\.(\d+)\./.exec(k)?.[1]).filter(Boolean));
   if (o.isHf && wte && wpe && GPT2_HEADS[wte.shape[1]]) {
-    return hfConfig({
+    return huggingFaceConfig({
       vocab_size: wte.shape[0],
       n_positions: wpe.shape[0],
       n_embd: wte.shape[1],

@@ -17,3 +17,5 @@ export type { NamedTensor } from "./init.ts";
 export { WeightsError } from "./model_weights.ts";
 export { type DownloadProgress, HubError, type HubOptions } from "./hub.ts";
 export { SafetensorsError } from "./safetensors.ts";
+export { huggingFaceConfig, huggingFaceName, type WeightsInput } from "./loader.ts";
+export { BROWSER_CACHE } from "./hub_browser.ts";

@@ -39,7 +39,15 @@ export function startHub(): Hub {
   const hub: Partial<Hub> = { requests };
   // stalled answers, ended when the stand-in closes
   const stalls: (() => void)[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+  // like the real hub, it lets pages of any origin read its files
+  const cors = async (r: Response | Promise<Response>) => {
+    const res = await r;
+    res.headers.set("access-control-allow-origin", "*");
+    res.headers.set("access-control-expose-headers", "content-length, content-range, etag, x-repo-commit");
+    return res;
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => cors(handle(req)));
+  const handle = (req: Request): Response | Promise<Response> => {
     const u = new URL(req.url);
     requests.push(`${req.method} ${u.pathname}${req.headers.get("range") ? ` ${req.headers.get("range")}` : ""}`);
     if (u.pathname === `/lfs/${SHA}`) {
@@ -130,7 +138,7 @@ export function startHub(): Hub {
       });
     }
     return new Response(null, { status: 404, headers: { "x-error-code": "EntryNotFound" } });
-  });
+  };
   hub.url = `http://127.0.0.1:${server.addr.port}`;
   // a port nothing listens on
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });

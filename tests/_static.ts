@@ -30,13 +30,14 @@ export function serveStatic(root: string, o: { ranges?: boolean } = {}): StaticS
     const range = req.headers.get("range");
     log.push(`${req.method} ${path}${range ? ` ${range}` : ""}`);
     if (path.includes("..")) return new Response(null, { status: 400 });
+    const file = path.endsWith("/") ? `${path}index.html` : path;
     let bytes: Uint8Array<ArrayBuffer>;
     try {
-      bytes = await Deno.readFile(`${root}${path.endsWith("/") ? `${path}index.html` : path}`);
+      bytes = await Deno.readFile(`${root}${file}`);
     } catch {
       return new Response("not found", { status: 404 });
     }
-    const type = TYPES[path.split(".").pop() ?? ""] ?? "application/octet-stream";
+    const type = TYPES[file.split(".").pop() ?? ""] ?? "application/octet-stream";
     const m = /^bytes=(\d+)-(\d*)$/.exec(range ?? "");
     if (m && o.ranges !== false) {
       const from = Number(m[1]);

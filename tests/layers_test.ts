@@ -93,3 +93,22 @@ Deno.test("layers: the kernels, text, GPU, engine and model code name no Deno AP
     .filter((f) => /\bDeno\./.test(code(f)));
   assert.deepEqual(named, [], `files that name Deno.*:\n${named.join("\n")}`);
 });
+
+Deno.test("importing mod.ts loads no node: module and no command line (the web build's rule)", async () => {
+  const out = await new Deno.Command(Deno.execPath(), { args: ["info", "--json", `${ROOT}mod.ts`] }).output();
+  const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: { specifier: string; dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[] }[];
+  };
+  const bySpec = new Map(graph.modules.map((m) => [m.specifier, m]));
+  // what an import runs: static code imports only (type imports are erased, dynamic ones wait for a call)
+  const seen = new Set<string>();
+  const visit = (spec: string) => {
+    if (seen.has(spec)) return;
+    seen.add(spec);
+    for (const d of bySpec.get(spec)?.dependencies ?? []) if (d.code && !d.isDynamic) visit(d.code.specifier);
+  };
+  visit(new URL("mod.ts", `file://${ROOT}`).href);
+  const bad = [...seen].filter((s) => s.startsWith("node:") || s.includes("/src/cli/"));
+  assert.deepEqual(bad, []);
+  assert.ok(seen.size > 40, `only ${seen.size} modules`);
+});

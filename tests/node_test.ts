@@ -19,7 +19,8 @@ async function webgpuEntry(): Promise<string> {
 }
 
 Deno.test({
-  name: "Node 20 runs the web build on npm:webgpu: the seed example, and f32, f16 and q8 logits and ids equal to Deno's",
+  name:
+    "Node 20 runs the web build on npm:webgpu: the seed example, and f32, f16 and q8 logits and ids equal to Deno's",
   ignore: !(await Deno.stat("/usr/bin/node").then(() => true, () => false)),
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "gpt-webgpu-dist-" });
@@ -42,7 +43,10 @@ Deno.test({
         stderr: "piped",
       }).output();
       const text = await Deno.readTextFile(`${dir}/out.json`).catch(() => "");
-      assert.ok(text.startsWith("{"), `node exited with ${node.code}: ${new TextDecoder().decode(node.stderr).slice(-2000)}`);
+      assert.ok(
+        text.startsWith("{"),
+        `node exited with ${node.code}: ${new TextDecoder().decode(node.stderr).slice(-2000)}`,
+      );
       const r = JSON.parse(text);
       assert.equal(r.error, undefined, r.error);
       assert.deepEqual(r.added, [], "importing the build added globals");

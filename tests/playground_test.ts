@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { GPT_CONFIG_124M } from "../src/weights/config.ts";
 import { GPTModel } from "../src/model/model.ts";
 import { serve } from "../src/serve/server.ts";
+import { build } from "../scripts/build.ts";
 import { Browser } from "./_browser.ts";
 
 /** Opens the playground and waits until it has asked the server for the model's name. */
@@ -73,6 +74,14 @@ Deno.test("playground: headless Chromium generates the seed example and shows ea
     await generateIn(browser, { prompt: "Hello", max_tokens: 5000 });
     assert.equal(await browser.eval("document.body.dataset.done"), "error");
     assert.match(await browser.eval<string>("document.getElementById('status').textContent"), /max_tokens/);
+    // the web build beside the source, for the in-page mode
+    await build(new URL("../dist", import.meta.url).pathname);
+    for (const f of ["mod.js", "init_worker.js"]) {
+      const r = await fetch(`${server.url}/${f}`);
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get("content-type") ?? "", /^text\/javascript/);
+      assert.ok((await r.text()).length > 1000);
+    }
   } finally {
     await browser.close();
     await server.shutdown();

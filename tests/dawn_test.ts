@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import * as kernels from "../kernels/mod.ts";
 import type { KernelSpec } from "../kernels/mod.ts";
-import { getGpu } from "../src/gpu/device.ts";
+import { getGpu, releaseGpu } from "../src/gpu/device.ts";
 import { pipelineOf } from "../src/gpu/pipelines.ts";
 import { GPTModel } from "../src/model/model.ts";
 import { generate } from "../src/model/generate.ts";
@@ -69,4 +69,12 @@ Deno.test("Dawn and wgpu sample the same ids (seeded, top-k, top-p) and store f1
     assert.deepEqual(ids[0], ids[2], `${dtype} sampled ids`);
     assert.deepEqual(ids[1], ids[3], `${dtype} greedy ids`);
   }
+});
+
+Deno.test("releaseGpu() destroys Dawn's shared device (a live one crashes the test process at exit)", async () => {
+  const { device } = await getGpu(dawn());
+  await releaseGpu(dawn());
+  assert.equal((await device.lost).reason, "destroyed");
+  assert.notEqual((await getGpu(dawn())).device, device, "a later call gets a new device");
+  await releaseGpu(dawn());
 });

@@ -194,3 +194,17 @@ export async function requestGpu(gpu: GPU = defaultGpu()): Promise<GpuContext> {
   });
   return ctx;
 }
+
+/**
+ * Destroys the shared device of a `GPU`, if one was made: models on it stop working. For a program
+ * that ends on a runtime which does not free devices itself (`npm:webgpu` in Node or under
+ * `deno test` needs it, or the process crashes or stays alive at exit).
+ *
+ * @param gpu The WebGPU entry point (default `navigator.gpu`).
+ */
+export async function releaseGpu(gpu: GPU = defaultGpu()): Promise<void> {
+  const have = shared.get(gpu);
+  shared.delete(gpu);
+  const ctx = await have?.catch(() => undefined);
+  ctx?.device.destroy();
+}

@@ -5,4 +5,4 @@
  */
 
 export type { WeightDType } from "./weights.ts";
-export { DeviceLostError, WebGPUUnavailableError } from "./device.ts";
+export { DeviceLostError, releaseGpu, WebGPUUnavailableError } from "./device.ts";

@@ -24,7 +24,11 @@ interface Round {
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { rounds: { type: "string", default: "5" }, skip: { type: "string", multiple: true }, json: { type: "string" } },
+  options: {
+    rounds: { type: "string", default: "5" },
+    skip: { type: "string", multiple: true },
+    json: { type: "string" },
+  },
 });
 const HERE = new URL("./runtimes/", import.meta.url).pathname;
 
@@ -72,7 +76,9 @@ await Deno.copyFile(`${HERE}decode_round.js`, `${dir}/decode_round.js`);
 const skip = new Set(values.skip ?? []);
 const runtimes: Record<string, { run(): Promise<Round>; close(): Promise<void> }> = {};
 runtimes.deno = await runner(Deno.execPath(), ["run", "-A", `${HERE}deno_runner.ts`]);
-if (!skip.has("node")) runtimes.node = await runner("node", [`${HERE}node_runner.mjs`, `${dir}/mod.js`, await webgpuEntry()]);
+if (!skip.has("node")) {
+  runtimes.node = await runner("node", [`${HERE}node_runner.mjs`, `${dir}/mod.js`, await webgpuEntry()]);
+}
 const server = serveStatic(dir);
 let browser: Browser | undefined;
 if (!skip.has("chromium")) {
@@ -94,7 +100,9 @@ for (let r = 0; r < Number(values.rounds); r++) {
     const name = names[(i + r) % names.length];
     const x = await runtimes[name].run();
     results[name].push(x);
-    console.error(`round ${r + 1} ${name}: ${(x.tokens / x.ms * 1000).toFixed(2)} tokens/s, readback ${x.readbackMs.toFixed(2)} ms`);
+    console.error(
+      `round ${r + 1} ${name}: ${(x.tokens / x.ms * 1000).toFixed(2)} tokens/s, readback ${x.readbackMs.toFixed(2)} ms`,
+    );
   }
 }
 for (const rt of Object.values(runtimes)) await rt.close();

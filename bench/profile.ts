@@ -2,8 +2,9 @@
  * Per-kernel profile of one decode step (`timestamp-query`, or timed replays where the adapter
  * has none): GPT-2 124M, batch 1, one token at cache position POS.
  *
- *   deno run -A bench/profile.ts [f32|f16] [POS] [BACKEND_JSON]
+ *   deno run -A bench/profile.ts [f32|f16] [POS] [BACKEND_JSON] [--dawn]
  *
+ * `--dawn` runs it on Dawn (`npm:webgpu`, Tint's compiled kernels) instead of Deno's wgpu.
  * For the matrix kernels it prints the weight bytes they read and the rate: a decode step reads
  * every weight once, so GB/s against the machine's memory bandwidth says how far from its limit
  * each kernel is. On CPU adapters the greedy choice is screened ("head screen" reads the head's
@@ -12,11 +13,14 @@
  */
 import { type BackendOptions, GPT_CONFIG_124M, GPTModel } from "../mod.ts";
 import { profileStep } from "../src/model/_profile.ts";
+import { create } from "webgpu";
 
-const dtype = (Deno.args[0] ?? "f32") as "f32" | "f16" | "q8";
-const pos = Number(Deno.args[1] ?? 64);
-const backend = JSON.parse(Deno.args[2] ?? "{}") as BackendOptions;
-using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype, backend });
+const args = Deno.args.filter((a) => a !== "--dawn");
+const gpu = Deno.args.includes("--dawn") ? create([]) as GPU : undefined;
+const dtype = (args[0] ?? "f32") as "f32" | "f16" | "q8";
+const pos = Number(args[1] ?? 64);
+const backend = JSON.parse(args[2] ?? "{}") as BackendOptions;
+using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123, dtype, backend, gpu });
 const { emb_dim: C, vocab_size: V, n_layers: L } = model.config;
 // bytes per weight: 8-bit weights carry a float32 scale per 32
 const bpe = { f32: 4, f16: 2, q8: 1.125 }[dtype as string] ?? 4;

@@ -2,10 +2,11 @@
  * The same decode in Deno, Node (the web build on `npm:webgpu`) and headless Chromium (the web
  * build on its WebGPU): the seed-123 124M model in f32, warm, 64 new tokens greedily, in rounds
  * that alternate the runtimes; with each round a 16-byte readback (copy, submit, `mapAsync`) timed
- * on the same adapter, the wait every decoding step pays once. Prints medians and ranges, and the
- * ratios to Deno.
+ * on the same adapter, the wait every decoding step pays once, and a prefill (the loss of 256
+ * tokens, bound by the kernels' speed). Prints medians and ranges, and the ratios to Deno.
+ * `--dawn FLAG` adds a Node runner with that Dawn toggle (e.g. `enable-dawn-features=disable_robustness`).
  *
- *   deno run -A bench/runtimes.ts [--rounds 5] [--skip chromium] [--json FILE]
+ *   deno run -A bench/runtimes.ts [--rounds 5] [--skip chromium] [--skip node] [--dawn FLAG] [--json FILE]
  *
  * @module
  */
@@ -19,6 +20,7 @@ import "webgpu";
 interface Round {
   ms: number;
   tokens: number;
+  prefillMs: number;
   readbackMs: number;
 }
 
@@ -27,6 +29,7 @@ const { values } = parseArgs({
   options: {
     rounds: { type: "string", default: "5" },
     skip: { type: "string", multiple: true },
+    dawn: { type: "string", multiple: true },
     json: { type: "string" },
   },
 });
@@ -76,9 +79,9 @@ await Deno.copyFile(`${HERE}decode_round.js`, `${dir}/decode_round.js`);
 const skip = new Set(values.skip ?? []);
 const runtimes: Record<string, { run(): Promise<Round>; close(): Promise<void> }> = {};
 runtimes.deno = await runner(Deno.execPath(), ["run", "-A", `${HERE}deno_runner.ts`]);
-if (!skip.has("node")) {
-  runtimes.node = await runner("node", [`${HERE}node_runner.mjs`, `${dir}/mod.js`, await webgpuEntry()]);
-}
+const nodeArgs = [`${HERE}node_runner.mjs`, `${dir}/mod.js`, await webgpuEntry()];
+if (!skip.has("node")) runtimes.node = await runner("node", nodeArgs);
+for (const flag of values.dawn ?? []) runtimes[`node ${flag}`] = await runner("node", [...nodeArgs, flag]);
 const server = serveStatic(dir);
 let browser: Browser | undefined;
 if (!skip.has("chromium")) {
@@ -101,7 +104,10 @@ for (let r = 0; r < Number(values.rounds); r++) {
     const x = await runtimes[name].run();
     results[name].push(x);
     console.error(
-      `round ${r + 1} ${name}: ${(x.tokens / x.ms * 1000).toFixed(2)} tokens/s, readback ${x.readbackMs.toFixed(2)} ms`,
+      `round ${r + 1} ${name}: ${(x.tokens / x.ms * 1000).toFixed(2)} tokens/s, prefill ${
+        x.prefillMs.toFixed(0)
+      } ms, ` +
+        `readback ${x.readbackMs.toFixed(2)} ms`,
     );
   }
 }
@@ -115,14 +121,17 @@ const median = (a: number[]) => {
 };
 const rate = (x: Round) => x.tokens / x.ms * 1000;
 const denoRate = median(results.deno.map(rate));
-console.log("| runtime | tokens/s median | range | vs Deno | readback median (ms) |");
-console.log("|---|---|---|---|---|");
+const denoPrefill = median(results.deno.map((x) => x.prefillMs));
+console.log("| runtime | decode tokens/s, median | range | vs Deno | prefill 256 (ms) | vs Deno | readback (ms) |");
+console.log("|---|---|---|---|---|---|---|");
 for (const [name, rs] of Object.entries(results)) {
   const rates = rs.map(rate);
   const m = median(rates);
   console.log(
     `| ${name} | ${m.toFixed(2)} | ${Math.min(...rates).toFixed(2)}–${Math.max(...rates).toFixed(2)} | ${
       (m / denoRate).toFixed(2)
+    }x | ${median(rs.map((x) => x.prefillMs)).toFixed(0)} | ${
+      (median(rs.map((x) => x.prefillMs)) / denoPrefill).toFixed(2)
     }x | ${median(rs.map((x) => x.readbackMs)).toFixed(2)} |`,
   );
 }

@@ -2,6 +2,7 @@
 export interface Round {
   ms: number;
   tokens: number;
+  prefillMs: number;
   readbackMs: number;
 }
 /** The model, warm, and a device for the readback probe. */

@@ -7,6 +7,7 @@ import { generate } from "../src/model/generate.ts";
 import { build } from "../scripts/build.ts";
 import { assertClose, fixture, TESTDATA } from "./_helpers.ts";
 import { serveStatic } from "./_static.ts";
+import { COMMIT, startHub } from "./_hub.ts";
 import "webgpu"; // so that Deno has the package in its cache for Node to import
 
 const SEED_IDS = [15496, 11, 314, 716, 27018, 24086, 47843, 30961, 42348, 7267];
@@ -25,6 +26,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "gpt-webgpu-dist-" });
     const server = serveStatic(TESTDATA);
+    const hub = startHub();
     try {
       await build(dir);
       const ids = fixture<{ input_ids: number[][] }>("tiny_book.json").input_ids;
@@ -38,6 +40,8 @@ Deno.test({
           JSON.stringify(ids),
           JSON.stringify(sampling),
           `${dir}/out.json`,
+          hub.url,
+          `${dir}/hf-cache`,
         ],
         stdout: "piped",
         stderr: "piped",
@@ -60,7 +64,15 @@ Deno.test({
         assert.deepEqual(r[dtype].sampled, await generate(model, ids, sampling), `${dtype} sampled`);
       }
       assert.ok(server.log.some((l) => /bytes=/.test(l)), "Node read the weights with Range requests");
+      // Node's download is in the Python-compatible layout: Deno loads it offline, with the same logits
+      assert.ok(r.hub.events > 0);
+      const pointer = `${dir}/hf-cache/models--owner--tiny/snapshots/${COMMIT}/model.safetensors`;
+      assert.ok((await Deno.lstat(pointer)).isSymlink);
+      assert.match(await Deno.readLink(pointer), /^\.\.\/\.\.\/blobs\/[0-9a-f]{64}$/);
+      using cached = await GPTModel.fromPretrained("owner/tiny", { cacheDir: `${dir}/hf-cache`, offline: true });
+      assertClose(r.hub.logits, await cached.forward(ids), 1e-5, 1e-5, "hub logits");
     } finally {
+      await hub.close();
       await server.close();
       await Deno.remove(dir, { recursive: true });
     }

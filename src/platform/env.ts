@@ -1,13 +1,15 @@
 /**
- * The process's environment, for the layers that must not name a runtime's API: variables are
- * read and written only where Deno's permission is already granted, so that nothing prompts; where
- * there is no `Deno` (browsers, Node), every variable reads as unset.
+ * The process's environment, for the layers that must not name a runtime's API: in Deno variables
+ * are read and written only where permission is already granted, so that nothing prompts; Node's
+ * are read from `process.env`; in a browser every variable reads as unset.
  *
  * @module
  */
 
 /** Deno's namespace, when this runs in Deno. */
 const deno: typeof Deno | undefined = (globalThis as { Deno?: typeof Deno }).Deno;
+/** Node's process, when this runs in Node. */
+const proc = deno ? undefined : (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
 
 function granted(name: string): boolean {
   try {
@@ -24,8 +26,7 @@ function granted(name: string): boolean {
  * @returns Its value.
  */
 export function readEnv(name: string): string | undefined {
-  if (!granted(name)) return undefined;
-  const v = deno!.env.get(name);
+  const v = proc?.env ? proc.env[name] : granted(name) ? deno!.env.get(name) : undefined;
   return v === "" ? undefined : v;
 }
 

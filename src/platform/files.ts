@@ -1,6 +1,7 @@
 /**
- * Reading local files in Deno (its own API, under its permissions) and in Node (`node:fs`, loaded
- * only when a file is opened there); a browser has no file system, and {@linkcode hasFiles} says so.
+ * Local files in Deno (its own API, under its permissions) and in Node (`node:fs`, loaded only
+ * when a file is first used there): reading weights, and what the Hugging Face cache needs. A
+ * browser has no file system, and {@linkcode hasFiles} says so.
  *
  * @module
  */
@@ -29,8 +30,14 @@ export interface PathKind {
   isDirectory: boolean;
 }
 
-function isMissing(e: unknown): boolean {
-  return (deno && e instanceof deno.errors.NotFound) || (e as { code?: string })?.code === "ENOENT";
+/**
+ * Whether an error says that a path does not exist.
+ *
+ * @param e The error.
+ * @returns True for Deno's `NotFound` and Node's `ENOENT`.
+ */
+export function isNotFound(e: unknown): boolean {
+  return Boolean(deno && e instanceof deno.errors.NotFound) || (e as { code?: string })?.code === "ENOENT";
 }
 
 type NodeFs = typeof import("node:fs/promises");
@@ -56,7 +63,7 @@ export async function statPath(path: string): Promise<PathKind | undefined> {
     const s = await (await fs()).stat(path);
     return { isFile: s.isFile(), isDirectory: s.isDirectory() };
   } catch (e) {
-    if (isMissing(e)) return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
 }
@@ -71,7 +78,7 @@ export async function readTextIfExists(path: string): Promise<string | undefined
   try {
     return deno ? await deno.readTextFile(path) : await (await fs()).readFile(path, "utf8");
   } catch (e) {
-    if (isMissing(e)) return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
 }
@@ -101,7 +108,7 @@ export async function openFile(path: string): Promise<ReadableFile> {
   try {
     return deno ? await openDeno(deno, path) : await openNode(path);
   } catch (e) {
-    if (isMissing(e)) throw notFound(`Cannot open '${path}': it does not exist`);
+    if (isNotFound(e)) throw notFound(`Cannot open '${path}': it does not exist`);
     throw e;
   }
 }
@@ -149,4 +156,189 @@ async function openNode(path: string): Promise<ReadableFile> {
       closed = true;
     },
   };
+}
+
+/** What `lstat` says of a path (a link is not followed). */
+export interface Entry {
+  /** A regular file. */
+  isFile: boolean;
+  /** A directory. */
+  isDirectory: boolean;
+  /** Bytes. */
+  size: number;
+}
+
+/**
+ * A path's entry, not following a link.
+ *
+ * @param path The path.
+ * @returns Its entry.
+ * @throws {Error} When it does not exist ({@linkcode isNotFound}).
+ */
+export async function lstat(path: string): Promise<Entry> {
+  if (deno) return await deno.lstat(path);
+  const s = await (await fs()).lstat(path);
+  return { isFile: s.isFile(), isDirectory: s.isDirectory(), size: s.size };
+}
+
+/**
+ * Whether a path exists (following links).
+ *
+ * @param path The path.
+ * @returns True when it does.
+ */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    if (deno) await deno.stat(path);
+    else await (await fs()).stat(path);
+    return true;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
+  }
+}
+
+/**
+ * A text file's contents.
+ *
+ * @param path The file.
+ * @returns Its text.
+ */
+export async function readText(path: string): Promise<string> {
+  return deno ? await deno.readTextFile(path) : await (await fs()).readFile(path, "utf8");
+}
+
+/**
+ * Writes a text file.
+ *
+ * @param path The file.
+ * @param text Its text.
+ */
+export async function writeText(path: string, text: string): Promise<void> {
+  if (deno) await deno.writeTextFile(path, text);
+  else await (await fs()).writeFile(path, text);
+}
+
+/**
+ * Makes a directory and its parents.
+ *
+ * @param path The directory.
+ */
+export async function mkdirp(path: string): Promise<void> {
+  if (deno) await deno.mkdir(path, { recursive: true });
+  else await (await fs()).mkdir(path, { recursive: true });
+}
+
+/**
+ * Removes a path.
+ *
+ * @param path The path.
+ * @param recursive Remove a directory's contents too.
+ */
+export async function remove(path: string, recursive = false): Promise<void> {
+  if (deno) await deno.remove(path, { recursive });
+  else await (await fs()).rm(path, { recursive });
+}
+
+/**
+ * Renames a path (over an existing one).
+ *
+ * @param from The path.
+ * @param to Its new name.
+ */
+export async function rename(from: string, to: string): Promise<void> {
+  if (deno) await deno.rename(from, to);
+  else await (await fs()).rename(from, to);
+}
+
+/**
+ * Makes a symbolic link.
+ *
+ * @param target What it points to.
+ * @param path The link.
+ */
+export async function symlink(target: string, path: string): Promise<void> {
+  if (deno) await deno.symlink(target, path);
+  else await (await fs()).symlink(target, path);
+}
+
+/**
+ * A file's bytes, as they are read.
+ *
+ * @param path The file.
+ * @returns Its chunks.
+ */
+export async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
+  if (deno) {
+    const f = await deno.open(path, { read: true });
+    yield* f.readable; // closes the file at the end
+    return;
+  }
+  const h = await (await fs()).open(path, "r");
+  try {
+    const buf = new Uint8Array(1 << 20);
+    for (;;) {
+      const { bytesRead } = await h.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield buf.slice(0, bytesRead);
+    }
+  } finally {
+    await h.close();
+  }
+}
+
+/** A file open for writing. */
+export interface Writer {
+  /** Writes all of `chunk`. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Closes it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a file for writing, made if missing.
+ *
+ * @param path The file.
+ * @param append Write after what it holds (else empty it first).
+ * @returns The writer.
+ */
+export async function openWriter(path: string, append: boolean): Promise<Writer> {
+  if (deno) {
+    const f = await deno.open(path, { write: true, create: true, truncate: !append, append });
+    return {
+      async write(chunk) {
+        for (let n = 0; n < chunk.length;) n += await f.write(chunk.subarray(n));
+      },
+      close: () => Promise.resolve(f.close()),
+    };
+  }
+  const h = await (await fs()).open(path, append ? "a" : "w");
+  return {
+    async write(chunk) {
+      for (let n = 0; n < chunk.length;) n += (await h.write(chunk, n)).bytesWritten;
+    },
+    close: () => h.close(),
+  };
+}
+
+/**
+ * Holds an exclusive lock on a file (made if missing) until `release`: across processes in Deno
+ * (`flock`, as Python's `filelock` takes it); Node has no file lock, so there it is only a handle.
+ *
+ * @param path The lock file.
+ * @returns Its release.
+ */
+export async function lockFile(path: string): Promise<{ release(): void }> {
+  if (deno) {
+    const f = await deno.open(path, { write: true, create: true });
+    try {
+      await f.lock(true);
+    } catch (e) {
+      f.close();
+      throw e;
+    }
+    return { release: () => f.close() };
+  }
+  const h = await (await fs()).open(path, "a");
+  return { release: () => void h.close().catch(() => {}) };
 }

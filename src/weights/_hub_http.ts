@@ -6,6 +6,8 @@
  * @module
  */
 
+import { isNotFound, lstat, openWriter, readChunks, remove, rename } from "../platform/files.ts";
+
 /** Bytes of a file so far (hub.ts's `DownloadProgress`). */
 interface Progress {
   file: string;
@@ -183,11 +185,11 @@ export async function fileInfo(
 /** Removes `path` when it is anything but a regular file (a planted symlink is not written through). */
 export async function keepOnlyFile(path: string): Promise<number> {
   try {
-    const st = await Deno.lstat(path);
+    const st = await lstat(path);
     if (st.isFile) return st.size;
-    await Deno.remove(path, { recursive: st.isDirectory });
+    await remove(path, st.isDirectory);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (!isNotFound(e)) throw e;
   }
   return 0;
 }
@@ -195,9 +197,7 @@ export async function keepOnlyFile(path: string): Promise<number> {
 /** Feeds the bytes of a file's first `n` bytes to a hash (the part a resumed download keeps). */
 async function hashFile(path: string, n: number, hash: Hash): Promise<void> {
   if (n === 0) return;
-  // (no `using`: the web build also runs in Node 20, whose parser lacks it)
-  const f = await Deno.open(path, { read: true });
-  for await (const chunk of f.readable) hash.update(chunk); // the stream closes the file
+  for await (const chunk of readChunks(path)) hash.update(chunk);
 }
 
 /** Opens a blob's partial file: a resumable prefix (LFS files, whose SHA-256 checks it at the end) or nothing. */
@@ -206,7 +206,7 @@ async function openPart(part: string, info: FileInfo, hash?: Hash): Promise<numb
   if (have === 0) return 0;
   // no digest to check a resumed file against, or more bytes than the file has: start over
   if (!hash || (info.size > 0 && have >= info.size)) {
-    await Deno.remove(part);
+    await remove(part);
     return 0;
   }
   await hashFile(part, have, hash);
@@ -241,7 +241,7 @@ export async function downloadBlob(
   if (!r.ok || !r.body) {
     await r.body?.cancel();
     // a range the server cannot give: the partial file is no prefix of it
-    if (r.status === 416) await Deno.remove(part).catch(() => {});
+    if (r.status === 416) await remove(part).catch(() => {});
     throw new HubError(
       `Cannot download '${file}' from ${info.url}: the server answered ${r.status} ${r.statusText}; run again later`,
     );
@@ -260,7 +260,7 @@ export async function downloadBlob(
     if (have > 0 && !o.signal?.aborted) return await downloadBlob(info, blob, file, o);
     throw e;
   }
-  await Deno.rename(part, blob);
+  await rename(part, blob);
 }
 
 /** Writes a body after the `have` bytes already in `part`; the bytes in the file at the end. */
@@ -279,7 +279,7 @@ async function receive(
   },
 ): Promise<number> {
   const { file, info } = o;
-  const out = await Deno.open(part, { write: true, create: true, truncate: o.have === 0, append: o.have > 0 });
+  const out = await openWriter(part, o.have > 0);
   let done = o.have;
   const reader = body.getReader();
   try {
@@ -297,7 +297,7 @@ async function receive(
           `Cannot download '${file}' from ${info.url}: the server sent more than the ${info.size} bytes the hub announced; the partial file was deleted, run again`,
         );
       }
-      for (let n = 0; n < chunk.length;) n += await out.write(chunk.subarray(n));
+      await out.write(chunk);
       o.hash?.update(chunk);
       done += chunk.length;
       o.onProgress?.({ file, done, total: info.size });
@@ -308,7 +308,7 @@ async function receive(
     await reader.cancel().catch(() => {});
     if (o.signal?.aborted) throw e;
     if (e instanceof HubError) {
-      await Deno.remove(part).catch(() => {});
+      await remove(part).catch(() => {});
       throw e;
     }
     const why = e instanceof HubTimeout
@@ -320,7 +320,7 @@ async function receive(
       } bytes; run again to resume`,
     );
   } finally {
-    out.close();
+    await out.close();
   }
 }
 
@@ -333,7 +333,7 @@ async function verify(part: string, file: string, info: FileInfo, size: number, 
     if (got !== info.etag) problem = `its SHA-256 should be ${info.etag} and is ${got}`;
   }
   if (problem) {
-    await Deno.remove(part).catch(() => {});
+    await remove(part).catch(() => {});
     throw new HubError(
       `Cannot download '${file}' from ${info.url}: ${problem}; the file was deleted, run again (if it keeps failing, the hub or a proxy is corrupting it)`,
     );

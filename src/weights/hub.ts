@@ -19,6 +19,7 @@ import {
   keepOnlyFile,
 } from "./_hub_http.ts";
 import { readEnv as env } from "../platform/env.ts";
+import { exists, lockFile, mkdirp, readText, rename, symlink, writeText } from "../platform/files.ts";
 
 export { HubError };
 
@@ -86,7 +87,7 @@ async function defaultToken(): Promise<string | undefined> {
   const path = env("HF_TOKEN_PATH") ?? (hfHome() ? `${hfHome()}/token` : undefined);
   if (!path) return undefined;
   try {
-    return (await Deno.readTextFile(path)).trim() || undefined;
+    return (await readText(path)).trim() || undefined;
   } catch {
     return undefined;
   }
@@ -104,20 +105,10 @@ export function repoFolder(repo: string): string {
   return `models--${repo.replace("/", "--")}`;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 async function readRef(storage: string, revision: string): Promise<string | undefined> {
   if (COMMIT.test(revision)) return revision;
   try {
-    const c = (await Deno.readTextFile(`${storage}/refs/${revision}`)).trim();
+    const c = (await readText(`${storage}/refs/${revision}`)).trim();
     return COMMIT.test(c) ? c : undefined;
   } catch {
     return undefined;
@@ -175,15 +166,14 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
   const pointer = `${storage}/snapshots/${info.commit}/${file}`;
   const blob = `${storage}/blobs/${info.etag}`;
   if (!await exists(pointer)) {
-    await Deno.mkdir(`${storage}/blobs`, { recursive: true });
+    await mkdirp(`${storage}/blobs`);
     // one download of a blob at a time, across processes: the others wait, then find it complete (the
     // lock file is where huggingface_hub keeps its own: .locks/{repo folder}/{etag}.lock)
     const locks = `${hubCacheDir(options.cacheDir)}/.locks/${repoFolder(repo)}`;
-    await Deno.mkdir(locks, { recursive: true });
+    await mkdirp(locks);
     await keepOnlyFile(`${locks}/${info.etag}.lock`);
-    const lock = await Deno.open(`${locks}/${info.etag}.lock`, { write: true, create: true });
+    const lock = await lockFile(`${locks}/${info.etag}.lock`);
     try {
-      await lock.lock(true);
       if (!await exists(blob)) {
         await downloadBlob(info, blob, file, {
           token,
@@ -194,22 +184,22 @@ export async function hubFile(repo: string, file: string, options: HubOptions = 
         });
       }
     } finally {
-      lock.close();
+      lock.release();
     }
     const dir = pointer.slice(0, pointer.lastIndexOf("/"));
-    await Deno.mkdir(dir, { recursive: true });
+    await mkdirp(dir);
     const up = "../".repeat(2 + file.split("/").length - 1);
     // made under another name and renamed over the pointer: atomic, whoever else links it too
     const tmp = `${pointer}.${crypto.randomUUID()}.tmp`;
-    await Deno.symlink(`${up}blobs/${info.etag}`, tmp);
-    await Deno.rename(tmp, pointer);
+    await symlink(`${up}blobs/${info.etag}`, tmp);
+    await rename(tmp, pointer);
   }
   if (revision !== info.commit) {
     const ref = `${storage}/refs/${revision}`;
-    await Deno.mkdir(ref.slice(0, ref.lastIndexOf("/")), { recursive: true });
+    await mkdirp(ref.slice(0, ref.lastIndexOf("/")));
     const tmp = `${ref}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeTextFile(tmp, info.commit);
-    await Deno.rename(tmp, ref);
+    await writeText(tmp, info.commit);
+    await rename(tmp, ref);
   }
   return pointer;
 }
@@ -227,7 +217,7 @@ export async function hubModel(repo: string, options: HubOptions = {}): Promise<
   const config = await hubFile(repo, "config.json", options);
   let type: unknown;
   try {
-    type = JSON.parse(await Deno.readTextFile(config)).model_type;
+    type = JSON.parse(await readText(config)).model_type;
   } catch (e) {
     throw new HubError(`Cannot load '${repo}': its config.json is not JSON (${(e as Error).message})`);
   }

@@ -1,8 +1,8 @@
 // Run by tests/node_test.ts under Node: the web build (dist/mod.js) on npm:webgpu (Dawn), without
 // touching globals. Writes its results as JSON for the test to compare with Deno's.
-//   node node_check.mjs DIST_MOD_JS WEBGPU_INDEX_JS WEIGHTS_URL IDS_JSON SAMPLING_JSON OUT_FILE
+//   node node_check.mjs DIST_MOD_JS WEBGPU_INDEX_JS WEIGHTS_URL IDS_JSON SAMPLING_JSON OUT_FILE HUB_URL CACHE_DIR
 import { writeFileSync } from "node:fs";
-const [, , dist, webgpu, weightsUrl, idsJson, samplingJson, outFile] = process.argv;
+const [, , dist, webgpu, weightsUrl, idsJson, samplingJson, outFile, hubUrl, cacheDir] = process.argv;
 const imported = Object.keys(globalThis);
 const L = await import(dist);
 const { create } = await import(webgpu);
@@ -25,6 +25,17 @@ try {
     };
     model.destroy();
   }
+  // GPT-2 by name from a hub into a Hugging Face cache folder
+  let events = 0;
+  const hub = await L.GPTModel.fromPretrained("owner/tiny", {
+    endpoint: hubUrl,
+    cacheDir,
+    gpu,
+    onDownload: () => events++,
+  });
+  out.hub = { events, logits: Array.from(await hub.forward(ids)) };
+  hub.destroy();
+  await L.releaseGpu(gpu);
 } catch (e) {
   out.error = String(e?.stack ?? e);
 }

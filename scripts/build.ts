@@ -33,7 +33,8 @@ async function bundle(entry: string, out: string, extra: string[] = []): Promise
 export async function build(out: string): Promise<string[]> {
   await Deno.mkdir(out, { recursive: true });
   const files = [`${out}/mod.js`, `${out}/init_worker.js`, `${out}/index.html`];
-  await bundle("mod.ts", files[0], ["--external", "./src/cli/cli.ts"]);
+  // the command line and the server's metrics library need Deno's or Node's APIs: loaded only there
+  await bundle("mod.ts", files[0], ["--external", "./src/cli/cli.ts", "--external", "prom-client"]);
   await bundle("src/weights/init_worker.ts", files[1]);
   await Deno.writeTextFile(files[2], PLAYGROUND_HTML);
   // Node reads .js files here as ES modules

@@ -177,8 +177,8 @@ Deno.test("serve: bad input gets OpenAI errors with the right status, never a st
     assert.equal(get.status, 404);
     assert.equal((await get.json()).error.code, "unknown_url");
     const chat = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: auth, body: "{}" });
-    assert.equal(chat.status, 404);
-    await chat.body?.cancel();
+    assert.equal(chat.status, 400);
+    assert.equal((await chat.json()).error.param, "model");
     const big = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: auth, body: "x".repeat(5000) });
     assert.equal(big.status, 413);
     assert.equal((await big.json()).error.code, "request_too_large");

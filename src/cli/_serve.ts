@@ -36,6 +36,8 @@ Options:
   --allow-host NAME      also answer requests for this host name (e.g. behind a proxy; repeatable)
   --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ (default: the GPT_WEBGPU_API_KEY
                          environment variable when set, else no key)
+  --chat-template FILE   Jinja chat template for /v1/chat/completions, or a tokenizer_config.json
+                         holding one (default: plain "User:" and "Assistant:" lines)
   --seed N               seed of the untrained model (default 123)
   --quiet                no progress on stderr
   -h, --help`;
@@ -50,6 +52,7 @@ type ServeArgs = ModelSource & {
   apiKey?: string;
   allowOrigin?: string;
   allowHosts: string[];
+  chatTemplate?: string;
 };
 
 /**
@@ -77,6 +80,7 @@ function parseServeArgs(args: string[]): ServeArgs | "help" {
       "api-key": { type: "string" },
       "allow-origin": { type: "string" },
       "allow-host": { type: "string", multiple: true },
+      "chat-template": { type: "string" },
       seed: { type: "string" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -109,6 +113,7 @@ function parseServeArgs(args: string[]): ServeArgs | "help" {
     allowHosts: values["allow-host"] ?? [],
     apiKey: values["api-key"] ?? readEnv("GPT_WEBGPU_API_KEY"),
     allowOrigin: values["allow-origin"],
+    chatTemplate: values["chat-template"],
     seed: intOption("seed", values.seed, 123, 0),
     quiet: Boolean(values.quiet),
   };
@@ -156,6 +161,7 @@ async function runServer(o: ServeArgs, out: (s: string) => void, err: (s: string
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   try {
+    const chatTemplate = o.chatTemplate === undefined ? undefined : await readTemplate(o.chatTemplate);
     // the model runs in a worker, so that requests are answered while it works
     server = await serve({
       hub: o.model,
@@ -172,6 +178,7 @@ async function runServer(o: ServeArgs, out: (s: string) => void, err: (s: string
       apiKey: o.apiKey,
       allowOrigin: o.allowOrigin,
       allowHosts: o.allowHosts,
+      chatTemplate,
       onError: (e) => err(`error: ${(e as Error)?.stack ?? e}`),
       maxBatch: o.maxBatch,
       maxQueue: o.maxQueue,
@@ -192,4 +199,25 @@ async function runServer(o: ServeArgs, out: (s: string) => void, err: (s: string
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
   }
+}
+
+/** A chat template file: Jinja source, or a `tokenizer_config.json` with a `chat_template` string. */
+async function readTemplate(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`cannot read --chat-template '${path}' (${(e as Error).message})`);
+  }
+  if (!path.endsWith(".json")) return text;
+  let t: unknown;
+  try {
+    t = JSON.parse(text).chat_template;
+  } catch (e) {
+    throw new Error(`--chat-template '${path}' is not JSON (${(e as Error).message})`);
+  }
+  if (typeof t !== "string") {
+    throw new Error(`--chat-template '${path}' has no 'chat_template' string; pass the template itself`);
+  }
+  return t;
 }

@@ -1,7 +1,8 @@
 /**
  * OpenAI's completions API, the response side: each choice of a request runs as one batcher
  * request; its ids become text (whole UTF-8 characters only), stop strings cut it, and the
- * choices come back as one JSON object or as server-sent events ending with `data: [DONE]`.
+ * choices come back as one JSON object or as server-sent events ending with `data: [DONE]`, in
+ * the completions shape or the chat shape.
  *
  * @module
  */
@@ -10,16 +11,10 @@ import type { BatchRequest, TokenLogprobs } from "../model/batcher.ts";
 import type { ServingBackend } from "./serving_backend.ts";
 import { BatchQueueFullError } from "../model/batcher.ts";
 import { decode, END_OF_TEXT, TextStreamer } from "../text/tokenizer.ts";
-import { ApiError, type CompletionRequest } from "./_openai_request.ts";
+import { ApiError, type CompletionRequest, type Logprobs } from "./_openai_request.ts";
+import { chatChoice, chatChunk } from "./_chat.ts";
+import type { FinishedRequest } from "./_metrics.ts";
 import type { PromptLogprobs } from "./_prompt_logprobs.ts";
-
-/** OpenAI's per-choice log-probabilities. */
-interface Logprobs {
-  tokens: string[];
-  token_logprobs: (number | null)[];
-  top_logprobs: (Record<string, number> | null)[];
-  text_offset: number[];
-}
 
 /** What one choice has made so far, and what it has sent. */
 class Choice {
@@ -28,6 +23,8 @@ class Choice {
   text = "";
   sent = 0;
   tokens: { id: number; at: number; lp?: TokenLogprobs; text?: string }[] = [];
+  /** When each token arrived (`performance.now()`), for the metrics. */
+  times: number[] = [];
   sentTokens = 0;
   finish: "stop" | "length" | null = null;
   /** Ended by a cancel (shutdown, or the client leaving) before its natural end. */
@@ -47,7 +44,9 @@ class Choice {
   push(ids: number[], lps?: TokenLogprobs[]): void {
     if (this.finish) return;
     const from = Math.max(0, this.text.length - Math.max(0, ...this.#stop.map((s) => s.length)) + 1);
+    const now = performance.now();
     ids.forEach((id, i) => {
+      this.times.push(now);
       this.tokens.push({ id, at: this.text.length, lp: lps?.[i] });
       this.text += this.#streamer.push([id]);
     });
@@ -134,8 +133,13 @@ export type CancelReason = "client" | "shutdown";
 
 /** A request in flight: its choices on the batcher. */
 export class Completion {
-  readonly id = `cmpl-${crypto.randomUUID().replaceAll("-", "")}`;
+  readonly id: string;
   readonly created = Math.floor(Date.now() / 1000);
+  /** When it was accepted (`performance.now()`). */
+  readonly startedAt = performance.now();
+  /** Settles when every choice has ended and its tokens are counted (however the answer went). */
+  readonly done: Promise<void>;
+  #ended!: () => void;
   readonly choices: Choice[] = [];
   readonly r: CompletionRequest;
   #backend: ServingBackend;
@@ -148,7 +152,9 @@ export class Completion {
    * @throws {ApiError} 400 when the choices can never fit the server; 429 when its queue is full now.
    */
   constructor(backend: ServingBackend, r: CompletionRequest) {
+    this.done = new Promise<void>((res) => this.#ended = res);
     this.r = r;
+    this.id = `${r.chat ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`;
     this.#backend = backend;
     const eosId = backend.config.vocab_size === 50257 ? END_OF_TEXT : undefined;
     const count = r.prompts.length * r.n;
@@ -206,6 +212,24 @@ export class Completion {
     onChunk();
   }
 
+  /** What the metrics count of it, once it has ended. */
+  finished(): FinishedRequest {
+    return {
+      startedAt: this.startedAt,
+      promptTokens: this.r.prompts.reduce((a, p) => a + p.length, 0),
+      choices: this.choices.map((c) => ({ times: c.times, finish: c.finish ?? "cancelled" })),
+    };
+  }
+
+  /** Runs every choice to its end; then {@linkcode Completion.done} settles. */
+  async #driveAll(onChunk?: (c: Choice) => void, onEnd?: (c: Choice) => void): Promise<void> {
+    try {
+      await Promise.all(this.choices.map((c) => this.#drive(c, () => onChunk?.(c)).then(() => onEnd?.(c))));
+    } finally {
+      this.#ended();
+    }
+  }
+
   #usage() {
     const prompt = this.r.prompts.reduce((a, p) => a + p.length, 0);
     const completion = this.choices.reduce((a, c) => a + c.req.generated, 0);
@@ -241,7 +265,7 @@ export class Completion {
    * @throws {ApiError} 503 when the server stopped before every choice ended.
    */
   async json(): Promise<Record<string, unknown>> {
-    await Promise.all(this.choices.map((c) => this.#drive(c, () => {})));
+    await this.#driveAll();
     if (this.choices.some((c) => c.cut)) throw this.#cutShort();
     const choices = [];
     for (const c of this.choices) {
@@ -259,14 +283,25 @@ export class Completion {
           }
           : own;
       }
-      choices.push({ text: c.prefix + c.text, index: c.index, logprobs, finish_reason: c.finish });
+      choices.push(
+        this.r.chat
+          ? chatChoice(c.index, c.text, logprobs, c.finish)
+          : { text: c.prefix + c.text, index: c.index, logprobs, finish_reason: c.finish },
+      );
     }
     if (this.cancelled) throw this.#cutShort();
-    return { ...this.#head(), choices, usage: this.#usage() };
+    return { ...this.#head(false), choices, usage: this.#usage() };
   }
 
-  #head() {
-    return { id: this.id, object: "text_completion", created: this.created, model: this.r.model };
+  #head(stream: boolean) {
+    const object = this.r.chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+    return { id: this.id, object, created: this.created, model: this.r.model };
+  }
+
+  /** One event's choice: completion text, or a chat delta (the first of each choice names the role). */
+  #piece(c: Choice, text: string, lp: Logprobs | null, finish: string | null) {
+    if (!this.r.chat) return { text, index: c.index, logprobs: lp, finish_reason: finish };
+    return chatChunk(c.index, text, lp, finish);
   }
 
   /** The events of the response, in order; the promise rejects when the answer cannot be whole. */
@@ -276,24 +311,29 @@ export class Completion {
       const text = c.ready();
       const lp = this.r.logprobs === null ? null : c.logprobs(c.prefix.length, this.r.logprobs);
       if (text || (lp && lp.tokens.length > 0) || last) {
-        send({
-          ...this.#head(),
-          choices: [{ text, index: c.index, logprobs: lp, finish_reason: last ? c.finish : null }],
-        });
+        send({ ...this.#head(true), choices: [this.#piece(c, text, lp, last ? c.finish : null)] });
       }
     };
+    if (this.r.chat) {
+      for (const c of this.choices) {
+        send({
+          ...this.#head(true),
+          choices: [{ index: c.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+        });
+      }
+    }
     for (const c of this.choices) {
       if (!c.prefix) continue;
       const lp = await this.#echoLogprobs(c);
       send({
-        ...this.#head(),
+        ...this.#head(true),
         choices: [{ text: c.prefix, index: c.index, logprobs: lp ?? null, finish_reason: null }],
       });
     }
-    await Promise.all(this.choices.map((c) => this.#drive(c, () => flush(c, false)).then(() => flush(c, true))));
+    await this.#driveAll((c) => flush(c, false), (c) => flush(c, true));
     const cut = this.choices.some((c) => c.cut);
     // usage counts what was made, even of an answer cut short
-    if (this.r.includeUsage) send({ ...this.#head(), choices: [], usage: this.#usage() });
+    if (this.r.includeUsage) send({ ...this.#head(true), choices: [], usage: this.#usage() });
     if (cut) throw this.#cutShort();
     send("[DONE]");
   }
@@ -319,6 +359,7 @@ export class Completion {
       send(errorBody(e));
     }).finally(() => {
       finished = true;
+      this.#ended(); // also when it failed before the choices ran
       wake?.();
     });
     return new ReadableStream<Uint8Array>({

@@ -58,6 +58,14 @@ export class ApiError extends Error {
   }
 }
 
+/** OpenAI's per-choice log-probabilities. */
+export interface Logprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
 /** A completion request, checked. */
 export interface CompletionRequest {
   /** The model asked for. */
@@ -88,6 +96,8 @@ export interface CompletionRequest {
   logprobs: number | null;
   /** Choices per prompt. */
   n: number;
+  /** Answer in the chat shape (`/v1/chat/completions`). */
+  chat?: boolean;
 }
 
 const KNOWN = new Set([
@@ -183,6 +193,25 @@ function prompts(p: unknown, vocab: number): { ids: number[][]; texts: (string |
   return { ids, texts };
 }
 
+/**
+ * Checks a request's `model`: given, and this server's.
+ *
+ * @param model The field as sent.
+ * @param name The server's model.
+ * @param required Whether it must be given (the tokenizer endpoints take it as optional).
+ * @throws {ApiError} 400 when missing; 404 for another model.
+ */
+export function checkModel(model: unknown, name: string, required = true): void {
+  if (!required && (model === undefined || model === null)) return;
+  if (typeof model !== "string" || model === "") throw bad("'model' is required; see GET /v1/models", "model");
+  if (model !== name) {
+    throw new ApiError(404, `The model '${model}' does not exist; this server serves '${name}'`, {
+      param: "model",
+      code: "model_not_found",
+    });
+  }
+}
+
 /** The body as an object, its model this server's, and no parameter it does not support. */
 function checkRequest(body: unknown, name: string): Record<string, unknown> {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
@@ -192,13 +221,7 @@ function checkRequest(body: unknown, name: string): Record<string, unknown> {
   for (const key of Object.keys(b)) {
     if (!KNOWN.has(key)) throw bad(`unknown parameter '${key}'`, key, "unknown_parameter");
   }
-  if (typeof b.model !== "string" || b.model === "") throw bad("'model' is required; see GET /v1/models", "model");
-  if (b.model !== name) {
-    throw new ApiError(404, `The model '${b.model}' does not exist; this server serves '${name}'`, {
-      param: "model",
-      code: "model_not_found",
-    });
-  }
+  checkModel(b.model, name);
   if (b.suffix !== undefined && b.suffix !== null) throw bad("'suffix' is not supported", "suffix");
   const bias = b.logit_bias;
   if (bias !== undefined && bias !== null) {

@@ -153,6 +153,10 @@ export class WorkerBackend implements ServingBackend {
     return this.#opts.maxBatch + this.#opts.maxQueue;
   }
 
+  get slots(): number {
+    return this.#opts.maxBatch;
+  }
+
   /** Counted on this side: a request holds its place until the worker says it ended. */
   get room(): number {
     return queueRoom(this.#opts, this.#reqs.size);

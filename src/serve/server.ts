@@ -1,7 +1,8 @@
 /**
- * An OpenAI-compatible completions server with continuous batching: `POST /v1/completions`,
- * `GET /v1/models`, `GET /health`, and a playground page at `/`. Concurrent requests share the
- * model's decoding steps through a {@linkcode Batcher}.
+ * An OpenAI-compatible server with continuous batching: `POST /v1/completions`,
+ * `POST /v1/chat/completions`, `GET /v1/models`, the tokenizer endpoints (`/tokenize`,
+ * `/detokenize`, `/tokenizer_info`), `GET /metrics`, `GET /health`, and a playground page at `/`.
+ * Concurrent requests share the model's decoding steps through a {@linkcode Batcher}.
  *
  * @module
  */
@@ -9,7 +10,11 @@
 import { GPTModel } from "../model/model.ts";
 import { type BatchStats, LocalBackend, type ServingBackend } from "./serving_backend.ts";
 import { type ModelSpec, WorkerBackend } from "./_worker_backend.ts";
-import { ApiError, parseCompletion } from "./_openai_request.ts";
+import { ApiError, type CompletionRequest, parseCompletion } from "./_openai_request.ts";
+import { ChatTemplate, parseChat } from "./_chat.ts";
+import { detokenize, tokenize, tokenizerInfo } from "./_tokenizer_api.ts";
+import { Metrics } from "./_metrics.ts";
+import { encode } from "../text/tokenizer.ts";
 import { Completion, errorBody } from "./_completions.ts";
 import { HTTP1_LIMITS, type Http1Server, listenHttp1 } from "./_http1.ts";
 import { PLAYGROUND_HTML, webBuildFile } from "./_playground.ts";
@@ -60,6 +65,11 @@ export interface ServeOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Where a worker's loading progress goes (default: nowhere). */
   onLog?: (text: string) => void;
+  /**
+   * The chat template for `/v1/chat/completions`: Jinja source as Hugging Face ships it in
+   * `tokenizer_config.json` (default: plain `User:`/`Assistant:` lines, see docs/SERVING.md).
+   */
+  chatTemplate?: string;
 }
 
 export type { ModelSpec };
@@ -99,6 +109,10 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/v1\/models$/, ["GET", "HEAD"]],
   [/^\/v1\/models\/.+$/, ["GET", "HEAD"]],
   [/^\/v1\/completions$/, ["POST"]],
+  [/^\/v1\/chat\/completions$/, ["POST"]],
+  [/^(\/v1)?\/(tokenize|detokenize)$/, ["POST"]],
+  [/^(\/v1)?\/tokenizer_info$/, ["GET", "HEAD"]],
+  [/^\/metrics$/, ["GET", "HEAD"]],
   [/^\/(mod|init_worker)\.js$/, ["GET", "HEAD"]],
 ];
 
@@ -164,6 +178,8 @@ interface ApiOptions {
   allowOrigin?: string;
   allowHosts: string[];
   onError: (e: unknown) => void;
+  template: ChatTemplate;
+  metrics: Metrics;
 }
 
 /** The API's routes over a backend, and the completions in flight. */
@@ -223,16 +239,7 @@ class Api {
     if (req.method === "OPTIONS" && this.#o.allowOrigin !== undefined && methods) {
       return new Response(null, { status: 204 });
     }
-    if (!methods) {
-      const chat = path === "/v1/chat/completions";
-      throw new ApiError(
-        404,
-        chat
-          ? "GPT-2 is a completion model: this server has no chat endpoint; use /v1/completions"
-          : `Unknown route ${req.method} ${path}`,
-        { code: "unknown_url" },
-      );
-    }
+    if (!methods) throw new ApiError(404, `Unknown route ${req.method} ${path}`, { code: "unknown_url" });
     if (!methods.includes(req.method)) {
       throw new ApiError(405, `${path} takes ${methods.join(" or ")}, not ${req.method}`, {
         code: "method_not_allowed",
@@ -252,7 +259,21 @@ class Api {
     }
     if (path === "/v1/models") return Response.json({ object: "list", data: [this.#model] });
     if (path.startsWith("/v1/models/")) return this.#modelInfo(path.slice("/v1/models/".length));
-    return await this.#completions(req);
+    if (path === "/metrics") {
+      return new Response(await this.#o.metrics.text(), { headers: { "content-type": this.#o.metrics.contentType } });
+    }
+    const o = { ...this.#info, template: this.#o.template };
+    if (path.endsWith("/tokenizer_info")) return Response.json(tokenizerInfo(o));
+    if (path.endsWith("/tokenize")) return Response.json(tokenize(await readJson(req), o));
+    if (path.endsWith("/detokenize")) return Response.json(detokenize(await readJson(req), o));
+    const body = await readJson(req);
+    if (this.closing) {
+      throw new ApiError(503, "The server is shutting down; retry on another one", { code: "shutting_down" });
+    }
+    const r = path === "/v1/chat/completions"
+      ? parseChat(body, this.#info, this.#o.template, encode)
+      : parseCompletion(body, this.#info);
+    return this.#completions(req, r);
   }
 
   #modelInfo(raw: string): Response {
@@ -266,17 +287,16 @@ class Api {
     return Response.json(this.#model);
   }
 
-  async #completions(req: Request): Promise<Response> {
-    if (this.closing) {
-      throw new ApiError(503, "The server is shutting down; retry on another one", { code: "shutting_down" });
-    }
-    const r = parseCompletion(await readJson(req), this.#info);
+  async #completions(req: Request, r: CompletionRequest): Promise<Response> {
     const c = new Completion(this.#backend, r);
     this.inflight.add(c);
     // the client hung up: its choices stop
     req.signal.addEventListener("abort", () => c.cancel("client"), { once: true });
+    const done = c.done.then(() => {
+      this.inflight.delete(c);
+      this.#o.metrics.finished(c.finished());
+    });
     if (r.stream) {
-      Promise.allSettled(c.choices.map((x) => x.req.result)).then(() => this.inflight.delete(c));
       return new Response(c.stream(this.#o.onError), {
         headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
       });
@@ -284,7 +304,7 @@ class Api {
     try {
       return Response.json(await c.json());
     } finally {
-      this.inflight.delete(c);
+      await done;
     }
   }
 }
@@ -317,6 +337,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * ```
  */
 export async function serve(source: GPTModel | ModelSpec, options: ServeOptions = {}): Promise<CompletionServer> {
+  // a template that does not parse is refused before anything loads
+  const template = new ChatTemplate(options.chatTemplate);
   const sizes = { maxBatch: options.maxBatch, maxQueue: options.maxQueue };
   const backend: ServingBackend = source instanceof GPTModel
     ? new LocalBackend(source, sizes)
@@ -330,6 +352,8 @@ export async function serve(source: GPTModel | ModelSpec, options: ServeOptions 
     allowOrigin: options.allowOrigin,
     allowHosts: options.allowHosts ?? [],
     onError: options.onError ?? ((e) => console.error("gpt-webgpu server:", e)),
+    template,
+    metrics: await Metrics.create(backend),
   });
   let http: Http1Server;
   try {

@@ -28,6 +28,8 @@ export interface ServingBackend extends BatchStats {
   readonly config: Required<GPTConfig>;
   /** Requests it can ever hold: decoding plus waiting. */
   readonly capacity: number;
+  /** Requests decoding at once: the key/value cache's slots. */
+  readonly slots: number;
   /** Requests it takes now before the queue is full. */
   readonly room: number;
   /** Queues a request (throws as {@linkcode Batcher.add} does). */
@@ -68,6 +70,10 @@ export class LocalBackend implements ServingBackend {
 
   get capacity(): number {
     return this.#batcher.maxBatch + this.#batcher.maxQueue;
+  }
+
+  get slots(): number {
+    return this.#batcher.maxBatch;
   }
 
   get room(): number {

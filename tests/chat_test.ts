@@ -87,13 +87,22 @@ Deno.test("chat: what a text model cannot do is a 400 naming the field", async (
     };
     const tool = { type: "function", function: { name: "f", parameters: {} } };
     assert.deepEqual(await post({ tools: [tool] }), { status: 400, param: "tools" });
-    assert.deepEqual(await post({ response_format: { type: "json_object" } }), { status: 400, param: "response_format" });
-    assert.deepEqual(await post({ top_logprobs: 2 }), { status: 400, param: "top_logprobs" });
-    assert.deepEqual(await post({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] }), {
+    assert.deepEqual(await post({ response_format: { type: "json_object" } }), {
       status: 400,
-      param: "messages[0].content",
+      param: "response_format",
     });
-    assert.deepEqual(await post({ messages: [{ role: "tool", content: "x" }] }), { status: 400, param: "messages[0].role" });
+    assert.deepEqual(await post({ top_logprobs: 2 }), { status: 400, param: "top_logprobs" });
+    assert.deepEqual(
+      await post({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] }),
+      {
+        status: 400,
+        param: "messages[0].content",
+      },
+    );
+    assert.deepEqual(await post({ messages: [{ role: "tool", content: "x" }] }), {
+      status: 400,
+      param: "messages[0].role",
+    });
     assert.deepEqual(await post({ messages: [] }), { status: 400, param: "messages" });
   } finally {
     await server.shutdown();
@@ -118,7 +127,8 @@ Deno.test("tokenizer endpoints answer as vLLM's do, with the server's chat templ
     const t = await post("/tokenize", { model: "gpt2", prompt: text, add_special_tokens: true });
     assert.deepEqual(t.body, { count: 4, max_model_len: 64, tokens: encode(text), token_strs: null });
     const m = await post("/tokenize", { messages: MESSAGES });
-    const chatml = "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nEvery effort moves you<|im_end|>\n" +
+    const chatml =
+      "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nEvery effort moves you<|im_end|>\n" +
       "<|im_start|>assistant\n";
     assert.deepEqual(m.body.tokens, encode(chatml));
     assert.deepEqual((await post("/detokenize", { tokens: encode(chatml) })).body, { prompt: chatml });
@@ -130,7 +140,11 @@ Deno.test("tokenizer endpoints answer as vLLM's do, with the server's chat templ
     await api.completions.create({ model: "gpt2", prompt: "Hello", max_tokens: 5, temperature: 0 });
     const res = await fetch(`${server.url}/metrics`);
     assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
-    const families = parsePrometheus(await res.text()) as { name: string; type: string; metrics: Record<string, unknown>[] }[];
+    const families = parsePrometheus(await res.text()) as {
+      name: string;
+      type: string;
+      metrics: Record<string, unknown>[];
+    }[];
     const family = (name: string) => families.find((f) => f.name === name)!;
     const value = (name: string) => family(name).metrics.reduce((a, x) => a + Number(x.value), 0);
     assert.equal(value("gpt_webgpu_requests_total"), 2);

@@ -12,6 +12,16 @@ interface Fx {
 }
 
 const fx = fixture<Fx>("tiny_book.json");
+/** GPT-2's vocabulary, a context of 64, two small blocks. */
+const PROMPT_CACHE_CONFIG = {
+  vocab_size: 50257,
+  context_length: 64,
+  emb_dim: 64,
+  n_heads: 4,
+  n_layers: 2,
+  drop_rate: 0,
+  qkv_bias: true,
+};
 const [, T, V] = fx.logits_shape;
 
 function loadTiny(): Promise<GPTModel> {
@@ -148,4 +158,36 @@ Deno.test("generate() with rows of different lengths: each row equals generate()
     generate(model, rows, { maxNewTokens: 8 }),
     /prompt's 9 tokens plus maxNewTokens 8 are over the context of 16 tokens; that is the longest row/,
   );
+});
+
+Deno.test("prompt cache: a ragged batch reusing earlier prompts' keys and values gives a cold batcher's ids, samples and logprobs bit for bit", async () => {
+  using model = await GPTModel.create(PROMPT_CACHE_CONFIG, { seed: 9 });
+  const seq = (n: number, k: number) => Array.from({ length: n }, (_, i) => (i * 7919 + k * 104729) % 50257);
+  const primes = [seq(20, 1), seq(9, 2), seq(30, 3)];
+  const warm = new Batcher(model, { maxBatch: 4 });
+  const primed = await Promise.all(primes.map((p) => warm.add(p, { maxNewTokens: 5 }).result));
+  // a chat's next turn (the prime, its answer, more), a longer start, the same prompt, a shorter one, a stranger
+  const prompts = [
+    [...primes[0], ...primed[0].ids, 11, 12, 13],
+    [...primes[1], ...seq(6, 4)],
+    primes[2],
+    primes[2].slice(0, 12),
+    seq(15, 5),
+  ];
+  const options = (i: number) =>
+    i % 2 === 0
+      ? { maxNewTokens: 7, logprobs: true }
+      : { maxNewTokens: 7, temperature: 0.9, topK: 50, seed: 100 + i, logprobs: true };
+  const warmReqs = prompts.map((p, i) => warm.add(p, options(i)));
+  const got = await Promise.all(warmReqs.map((r) => r.result));
+  await warm.close();
+  const cold = new Batcher(model, { maxBatch: 4, promptCache: false });
+  const coldReqs = prompts.map((p, i) => cold.add(p, options(i)));
+  const want = await Promise.all(coldReqs.map((r) => r.result));
+  await cold.close();
+  assert.deepEqual(got, want);
+  assert.ok(warmReqs[0].cachedTokens >= primes[0].length, `${warmReqs[0].cachedTokens} cached of the chat turn`);
+  assert.equal(warmReqs[2].cachedTokens, primes[2].length - 1, "a repeated prompt computes only its last token");
+  assert.ok(warmReqs.reduce((a, r) => a + r.cachedTokens, 0) > 40);
+  assert.deepEqual(coldReqs.map((r) => r.cachedTokens), [0, 0, 0, 0, 0]);
 });

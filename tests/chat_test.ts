@@ -165,3 +165,39 @@ Deno.test("the default chat template is plain text, and a template that does not
   using model = await GPTModel.create(SMALL, { seed: 5 });
   await assert.rejects(serve(model, { port: 0, chatTemplate: "{% for %}" }), /chat template does not parse/);
 });
+
+Deno.test("prompt cache: a chat's next turn reuses the history's keys and values, answers as a server without the cache does, and says so in usage and /metrics", async () => {
+  using model = await GPTModel.create(SMALL, { seed: 5 });
+  const turns = async (promptCache: boolean) => {
+    const server = await serve(model, { port: 0, promptCache });
+    try {
+      const api = client(server.url);
+      const messages: { role: "user" | "assistant"; content: string }[] = [];
+      const out: { text: string; cached: number }[] = [];
+      for (const ask of ["Hello", "Every effort moves you", "and then?"]) {
+        messages.push({ role: "user", content: ask });
+        const r = await api.chat.completions.create({
+          model: "gpt2",
+          messages,
+          max_tokens: 4,
+          temperature: 0.7,
+          seed: 1,
+        });
+        const text = r.choices[0].message.content ?? "";
+        messages.push({ role: "assistant", content: text });
+        out.push({ text, cached: r.usage?.prompt_tokens_details?.cached_tokens ?? -1 });
+      }
+      const metrics = await fetch(`${server.url}/metrics`).then((r) => r.text());
+      return { out, hits: Number(/^gpt_webgpu_prompt_cache_hits_total (\d+)/m.exec(metrics)?.[1]) };
+    } finally {
+      await server.shutdown();
+    }
+  };
+  const warm = await turns(true);
+  const cold = await turns(false);
+  assert.deepEqual(warm.out.map((t) => t.text), cold.out.map((t) => t.text));
+  assert.deepEqual(cold.out.map((t) => t.cached), [0, 0, 0]);
+  assert.equal(warm.out[0].cached, 0);
+  assert.ok(warm.out[1].cached > 3 && warm.out[2].cached > warm.out[1].cached, JSON.stringify(warm.out));
+  assert.deepEqual([warm.hits, cold.hits], [2, 0]);
+});

@@ -38,6 +38,8 @@ Options:
                          environment variable when set, else no key)
   --chat-template FILE   Jinja chat template for /v1/chat/completions, or a tokenizer_config.json
                          holding one (default: plain "User:" and "Assistant:" lines)
+  --no-prompt-cache      compute every prompt in full (default: reuse the keys and values of a
+                         prompt's start that an earlier request left in a free slot)
   --seed N               seed of the untrained model (default 123)
   --quiet                no progress on stderr
   -h, --help`;
@@ -53,6 +55,7 @@ type ServeArgs = ModelSource & {
   allowOrigin?: string;
   allowHosts: string[];
   chatTemplate?: string;
+  promptCache: boolean;
 };
 
 /**
@@ -81,6 +84,7 @@ function parseServeArgs(args: string[]): ServeArgs | "help" {
       "allow-origin": { type: "string" },
       "allow-host": { type: "string", multiple: true },
       "chat-template": { type: "string" },
+      "no-prompt-cache": { type: "boolean" },
       seed: { type: "string" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -114,6 +118,7 @@ function parseServeArgs(args: string[]): ServeArgs | "help" {
     apiKey: values["api-key"] ?? readEnv("GPT_WEBGPU_API_KEY"),
     allowOrigin: values["allow-origin"],
     chatTemplate: values["chat-template"],
+    promptCache: !values["no-prompt-cache"],
     seed: intOption("seed", values.seed, 123, 0),
     quiet: Boolean(values.quiet),
   };
@@ -179,6 +184,7 @@ async function runServer(o: ServeArgs, out: (s: string) => void, err: (s: string
       allowOrigin: o.allowOrigin,
       allowHosts: o.allowHosts,
       chatTemplate,
+      promptCache: o.promptCache,
       onError: (e) => err(`error: ${(e as Error)?.stack ?? e}`),
       maxBatch: o.maxBatch,
       maxQueue: o.maxQueue,

@@ -90,6 +90,8 @@ export class BatchRequest implements AsyncIterable<BatchChunk> {
   /** @internal */ readonly row: number;
   /** @internal */ slot = -1;
   /** @internal */ cancelled = false;
+  /** Prompt tokens whose keys and values came from the prompt cache (set when it starts). */
+  cachedTokens = 0;
   #ids: number[] = [];
   #logprobs: TokenLogprobs[] = [];
   #chunks: BatchChunk[] = [];
@@ -121,6 +123,11 @@ export class BatchRequest implements AsyncIterable<BatchChunk> {
   /** New tokens so far. */
   get generated(): number {
     return this.#ids.length;
+  }
+
+  /** @internal The new tokens so far. */
+  get ids(): readonly number[] {
+    return this.#ids;
   }
 
   /** Whether it has ended. */

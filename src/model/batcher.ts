@@ -38,6 +38,12 @@ export interface BatcherOptions {
   maxQueue?: number;
   /** Decoding steps between readbacks (default 1 on CPU adapters, 8 on GPUs); requests join between them. */
   chunkSize?: number;
+  /**
+   * Reuse the keys and values a free slot still holds (default true): a request whose prompt
+   * starts like the tokens of an earlier request in that slot computes only the rest. Results are
+   * the same bit for bit; slots are reused least recently used first.
+   */
+  promptCache?: boolean;
 }
 
 const REQUEST_KEYS = [
@@ -72,7 +78,10 @@ export class Batcher {
   readonly maxQueue: number;
   /** Decoding steps between readbacks. */
   readonly chunkSize: number;
+  /** Whether free slots' keys and values are reused. */
+  readonly promptCache: boolean;
   #model: GPTModel;
+  #cache: SlotCache;
   #engine?: RaggedEngine;
   #queue: BatchRequest[] = [];
   #active: BatchRequest[] = [];
@@ -89,7 +98,11 @@ export class Batcher {
    * @param options Sizes.
    */
   constructor(model: GPTModel, options: BatcherOptions = {}) {
-    checkOptions(options, ["maxBatch", "maxQueue", "chunkSize"], "create a batcher");
+    checkOptions(options, ["maxBatch", "maxQueue", "chunkSize", "promptCache"], "create a batcher");
+    if (options.promptCache !== undefined && typeof options.promptCache !== "boolean") {
+      throw new TypeError(`Cannot create a batcher: promptCache '${options.promptCache}' must be true or false`);
+    }
+    this.promptCache = options.promptCache ?? true;
     const runner = runnerOf(model);
     const int = (v: unknown, name: string, min: number, max: number, def: number) => {
       if (v === undefined) return def;
@@ -104,6 +117,7 @@ export class Batcher {
     this.chunkSize = int(options.chunkSize, "chunkSize", 1, 256, cpu ? 1 : 8);
     this.#model = model;
     this.#free = Array.from({ length: this.maxBatch }, (_, i) => this.maxBatch - 1 - i);
+    this.#cache = new SlotCache(this.maxBatch);
   }
 
   /** Requests decoding now. */
@@ -244,6 +258,8 @@ export class Batcher {
   #release(req: BatchRequest): void {
     this.#active.splice(this.#active.indexOf(req), 1);
     this.#free.push(req.slot);
+    // what ran through the model: the prompt and every new token but the last
+    if (this.promptCache) this.#cache.keep(req.slot, req.prompt, req.ids.slice(0, -1));
   }
 
   /** Token rows a step runs at most: one prompt of the whole context, or a slot each. */
@@ -273,7 +289,9 @@ export class Batcher {
         const fresh: BatchRequest[] = [];
         while (this.#queue.length > 0 && this.#free.length > 0) {
           const r = this.#queue.shift()!;
-          r.slot = this.#free.pop()!;
+          const { slot, cached } = this.#cache.take(this.#free, this.promptCache ? r.prompt : undefined);
+          r.slot = slot;
+          r.cachedTokens = cached;
           engine.writePrompt(r.slot, r.prompt);
           fresh.push(r);
           this.#active.push(r);
@@ -282,6 +300,7 @@ export class Batcher {
         await this.#chunk(engine, fresh);
       }
     } catch (e) {
+      this.#cache.clear();
       for (const r of [...this.#queue, ...this.#active]) r.finish("cancelled", e);
       this.#queue = [];
       for (const r of [...this.#active]) this.#release(r);
@@ -304,15 +323,18 @@ export class Batcher {
       seed: r.sampling?.seed ?? 0,
       draw: r.row,
     });
-    // prompts of one length share a step
+    // prompts with as many tokens left to compute (past what the cache holds) share a step
     const byLength = new Map<number, BatchRequest[]>();
-    for (const r of fresh) byLength.set(r.prompt.length, [...(byLength.get(r.prompt.length) ?? []), r]);
+    for (const r of fresh) {
+      const T = r.prompt.length - r.cachedTokens;
+      byLength.set(T, [...(byLength.get(T) ?? []), r]);
+    }
     const prefill: [number, BatchRequest[]][] = [];
     for (const [T, group] of byLength) {
       const per = Math.max(1, Math.floor(this.#rowsPerStep / T));
       for (let i = 0; i < group.length; i += per) prefill.push([T, group.slice(i, i + per)]);
     }
-    for (const [T, group] of prefill) steps.push({ T, rows: group.map((r) => rowOf(r, 0, 0)) });
+    for (const [T, group] of prefill) steps.push({ T, rows: group.map((r) => rowOf(r, r.cachedTokens, 0)) });
     // then every request with a token to run, as far as the one nearest its budget
     const length = (r: BatchRequest) => r.prompt.length + r.generated + (fresh.includes(r) ? 1 : 0);
     const made = (r: BatchRequest) => r.generated + (fresh.includes(r) ? 1 : 0);
@@ -332,7 +354,7 @@ export class Batcher {
       const ids = out.tokens.subarray(r.slot * L + from, r.slot * L + from + n);
       if (r.push(ids, lp as TokenLogprobs[] | undefined)) ended.add(r);
     };
-    prefill.forEach(([T, group], i) => group.forEach((r, b) => take(r, T, 1, [out.logprobs?.[i][b]])));
+    prefill.forEach(([_, group], i) => group.forEach((r, b) => take(r, r.prompt.length, 1, [out.logprobs?.[i][b]])));
     decoding.forEach((r, b) => {
       const lp = out.logprobs?.slice(prefill.length).map((s) => s[b]);
       take(r, before.get(r)!, K, lp);
@@ -340,5 +362,62 @@ export class Batcher {
     for (const r of [...this.#active]) {
       if (r.ended) this.#release(r);
     }
+  }
+}
+
+/**
+ * What each slot's key/value cache holds once its request has left: the tokens that ran through
+ * the model there. A new request takes the free slot that shares the longest prefix with its
+ * prompt, else the one left longest ago.
+ */
+class SlotCache {
+  #tokens: (Uint32Array | undefined)[];
+  #used: number[];
+  #clock = 0;
+
+  constructor(slots: number) {
+    this.#tokens = new Array(slots);
+    this.#used = new Array(slots).fill(0);
+  }
+
+  /** Remembers what a slot holds as its request leaves. */
+  keep(slot: number, prompt: Uint32Array, generated: readonly number[]): void {
+    const t = new Uint32Array(prompt.length + generated.length);
+    t.set(prompt);
+    t.set(generated, prompt.length);
+    this.#tokens[slot] = t;
+    this.#used[slot] = ++this.#clock;
+  }
+
+  /** Forgets every slot (after a failed run, what they hold is unknown). */
+  clear(): void {
+    this.#tokens.fill(undefined);
+  }
+
+  /**
+   * Takes a free slot for a prompt (none: no reuse) and says how many of its tokens are cached:
+   * at most all but the last, whose logits the request needs.
+   */
+  take(free: number[], prompt?: Uint32Array): { slot: number; cached: number } {
+    let best = -1;
+    let cached = 0;
+    if (prompt) {
+      for (let i = 0; i < free.length; i++) {
+        const t = this.#tokens[free[i]];
+        if (!t) continue;
+        const n = Math.min(t.length, prompt.length - 1);
+        let k = 0;
+        while (k < n && t[k] === prompt[k]) k++;
+        if (k > cached) [best, cached] = [i, k];
+      }
+    }
+    if (best < 0) {
+      // the slot left longest ago (never used: first), so that recent prefixes stay longest
+      best = 0;
+      for (let i = 1; i < free.length; i++) if (this.#used[free[i]] < this.#used[free[best]]) best = i;
+    }
+    const [slot] = free.splice(best, 1);
+    this.#tokens[slot] = undefined;
+    return { slot, cached };
   }
 }

@@ -217,6 +217,7 @@ export class Completion {
     return {
       startedAt: this.startedAt,
       promptTokens: this.r.prompts.reduce((a, p) => a + p.length, 0),
+      cachedTokens: this.#cachedTokens(),
       choices: this.choices.map((c) => ({ times: c.times, finish: c.finish ?? "cancelled" })),
     };
   }
@@ -233,7 +234,21 @@ export class Completion {
   #usage() {
     const prompt = this.r.prompts.reduce((a, p) => a + p.length, 0);
     const completion = this.choices.reduce((a, c) => a + c.req.generated, 0);
-    return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+    return {
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      total_tokens: prompt + completion,
+      prompt_tokens_details: { cached_tokens: this.#cachedTokens() },
+    };
+  }
+
+  /** Prompt tokens the prompt cache gave (each prompt counted once, by its choice that got most). */
+  #cachedTokens(): number {
+    let sum = 0;
+    for (let p = 0; p < this.r.prompts.length; p++) {
+      sum += Math.max(0, ...this.choices.slice(p * this.r.n, (p + 1) * this.r.n).map((c) => c.req.cachedTokens));
+    }
+    return sum;
   }
 
   /** The prompt's log-probabilities for `echo`, computed once per prompt however many choices share it. */

@@ -3,7 +3,7 @@
  * it needs Node's modules, which the library's import graph must not, so that it loads in pages).
  * Names follow Prometheus' conventions (`_total` counters, `_seconds` histograms), with vLLM's
  * meanings: requests by finish reason, running and waiting, prompt and generated tokens, time to
- * first token, time between tokens, end-to-end latency, cache slots in use.
+ * first token, time between tokens, end-to-end latency, cache slots in use, prompt cache hits.
  *
  * @module
  */
@@ -18,6 +18,8 @@ export interface FinishedRequest {
   startedAt: number;
   /** Prompt tokens (each prompt once). */
   promptTokens: number;
+  /** Of those, the ones the prompt cache gave. */
+  cachedTokens: number;
   /** Each choice: when each of its tokens arrived, and why it ended. */
   choices: { times: number[]; finish: string }[];
 }
@@ -32,6 +34,8 @@ export class Metrics {
   #registry: InstanceType<PromClient["Registry"]>;
   #requests;
   #promptTokens;
+  #cacheHits;
+  #cachedTokens;
   #generationTokens;
   #ttft;
   #gap;
@@ -80,6 +84,16 @@ export class Metrics {
       },
     });
     this.#promptTokens = new prom.Counter({ name: `${p}prompt_tokens_total`, help: "Prompt tokens.", registers });
+    this.#cacheHits = new prom.Counter({
+      name: `${p}prompt_cache_hits_total`,
+      help: "Requests whose prompt began with tokens the prompt cache held.",
+      registers,
+    });
+    this.#cachedTokens = new prom.Counter({
+      name: `${p}prompt_cache_tokens_total`,
+      help: "Prompt tokens taken from the prompt cache instead of computed.",
+      registers,
+    });
     this.#generationTokens = new prom.Counter({
       name: `${p}generation_tokens_total`,
       help: "Generated tokens.",
@@ -124,6 +138,8 @@ export class Metrics {
   finished(r: FinishedRequest): void {
     const now = performance.now();
     this.#promptTokens.inc(r.promptTokens);
+    if (r.cachedTokens > 0) this.#cacheHits.inc();
+    this.#cachedTokens.inc(r.cachedTokens);
     this.#e2e.observe((now - r.startedAt) / 1000);
     for (const c of r.choices) {
       this.#requests.inc({ finish_reason: c.finish });

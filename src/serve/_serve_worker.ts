@@ -47,9 +47,11 @@ async function load(spec: ModelSpec): Promise<GPTModel> {
 
 async function relay(id: number, r: BatchRequest): Promise<void> {
   try {
-    for await (const c of r) post({ type: "chunk", id, ids: c.ids, logprobs: c.logprobs, stats: stats() });
+    for await (const c of r) {
+      post({ type: "chunk", id, ids: c.ids, logprobs: c.logprobs, cached: r.cachedTokens, stats: stats() });
+    }
     const res = await r.result;
-    post({ type: "done", id, reason: res.finishReason, stats: stats() });
+    post({ type: "done", id, reason: res.finishReason, cached: r.cachedTokens, stats: stats() });
   } catch (e) {
     post({ type: "failed", id, error: wire(e), stats: stats() });
   } finally {

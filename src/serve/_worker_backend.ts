@@ -64,8 +64,8 @@ export interface WireError {
 export type WorkerReply =
   | { type: "ready"; config: Required<GPTConfig> }
   | { type: "log"; text: string }
-  | { type: "chunk"; id: number; ids: number[]; logprobs?: TokenLogprobs[]; stats: Stats }
-  | { type: "done"; id: number; reason: FinishReason; stats: Stats }
+  | { type: "chunk"; id: number; ids: number[]; logprobs?: TokenLogprobs[]; cached: number; stats: Stats }
+  | { type: "done"; id: number; reason: FinishReason; cached: number; stats: Stats }
   | { type: "failed"; id: number; error: WireError; stats?: Stats }
   | { type: "prompt"; id: number; result?: PromptLogprobs; error?: WireError }
   | { type: "fatal"; error: WireError }
@@ -227,10 +227,14 @@ export class WorkerBackend implements ServingBackend {
 
   #receive(m: WorkerReply): void {
     if ("stats" in m && m.stats) this.#stats = m.stats;
-    if (m.type === "chunk") this.#reqs.get(m.id)?.push(m.ids, m.logprobs);
-    else if (m.type === "done" || m.type === "failed") {
+    if (m.type === "chunk") {
+      const req = this.#reqs.get(m.id);
+      if (req) req.cachedTokens = m.cached;
+      req?.push(m.ids, m.logprobs);
+    } else if (m.type === "done" || m.type === "failed") {
       const req = this.#reqs.get(m.id);
       this.#reqs.delete(m.id);
+      if (req && m.type === "done") req.cachedTokens = m.cached;
       if (m.type === "done") req?.finish(m.reason);
       else req?.finish("cancelled", revive(m.error));
     } else if (m.type === "prompt") {

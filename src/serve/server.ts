@@ -45,6 +45,8 @@ export interface ServeOptions {
   maxBatch?: number;
   /** Requests waiting for a slot before new ones get 429 (default 64). */
   maxQueue?: number;
+  /** Reuse the keys and values of earlier requests' prompts (default true; see `BatcherOptions`). */
+  promptCache?: boolean;
   /**
    * Lets web pages from this origin (`"*"`: any) call the API from a browser. By default only the
    * server's own pages (the playground) can: a request with another `Origin` gets 403.
@@ -339,7 +341,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function serve(source: GPTModel | ModelSpec, options: ServeOptions = {}): Promise<CompletionServer> {
   // a template that does not parse is refused before anything loads
   const template = new ChatTemplate(options.chatTemplate);
-  const sizes = { maxBatch: options.maxBatch, maxQueue: options.maxQueue };
+  const sizes = { maxBatch: options.maxBatch, maxQueue: options.maxQueue, promptCache: options.promptCache };
   const backend: ServingBackend = source instanceof GPTModel
     ? new LocalBackend(source, sizes)
     : await WorkerBackend.start(source, { ...sizes, onLog: options.onLog });

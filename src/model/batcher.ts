@@ -36,7 +36,11 @@ export interface BatcherOptions {
   maxBatch?: number;
   /** Requests waiting for a slot (default 64); past it `add` throws {@linkcode BatchQueueFullError}. */
   maxQueue?: number;
-  /** Decoding steps between readbacks (default 1 on CPU adapters, 8 on GPUs); requests join between them. */
+  /**
+   * Most decoding steps between readbacks (default 8); requests join between them. On CPU adapters,
+   * where a step takes long, runs are one step while a request waits or has just joined (so that it
+   * starts, and its first token comes back, at once) and up to `chunkSize` otherwise.
+   */
   chunkSize?: number;
   /**
    * Reuse the keys and values a free slot still holds (default true): a request whose prompt
@@ -82,6 +86,8 @@ export class Batcher {
   readonly promptCache: boolean;
   #model: GPTModel;
   #cache: SlotCache;
+  /** Steps per run while requests wait or join. */
+  #busyChunk: number;
   #engine?: RaggedEngine;
   #queue: BatchRequest[] = [];
   #active: BatchRequest[] = [];
@@ -114,7 +120,8 @@ export class Batcher {
     this.maxBatch = int(options.maxBatch, "maxBatch", 1, MAX_RAGGED_ROWS, 8);
     this.maxQueue = int(options.maxQueue, "maxQueue", 0, 1e6, 64);
     const cpu = runner.parts.profile.adapter === "cpu";
-    this.chunkSize = int(options.chunkSize, "chunkSize", 1, 256, cpu ? 1 : 8);
+    this.chunkSize = int(options.chunkSize, "chunkSize", 1, 256, 8);
+    this.#busyChunk = cpu ? 1 : this.chunkSize;
     this.#model = model;
     this.#free = Array.from({ length: this.maxBatch }, (_, i) => this.maxBatch - 1 - i);
     this.#cache = new SlotCache(this.maxBatch);
@@ -339,7 +346,9 @@ export class Batcher {
     const length = (r: BatchRequest) => r.prompt.length + r.generated + (fresh.includes(r) ? 1 : 0);
     const made = (r: BatchRequest) => r.generated + (fresh.includes(r) ? 1 : 0);
     const decoding = this.#active.filter((r) => made(r) < r.maxNewTokens);
-    const K = decoding.length === 0 ? 0 : Math.min(this.chunkSize, ...decoding.map((r) => r.maxNewTokens - made(r)));
+    const busy = fresh.length > 0 || this.#queue.length > 0;
+    const chunk = busy ? this.#busyChunk : this.chunkSize;
+    const K = decoding.length === 0 ? 0 : Math.min(chunk, ...decoding.map((r) => r.maxNewTokens - made(r)));
     for (let k = 0; k < K; k++) {
       steps.push({ T: 1, rows: decoding.map((r) => rowOf(r, length(r) - 1 + k, made(r) + k)) });
     }

@@ -47,7 +47,12 @@ Deno.test("serve: the official client gets the book's seed example, greedy, with
     assert.match(c.id, /^cmpl-/);
     assert.equal(c.choices[0].text, " Featureiman Byeswickattribute argue");
     assert.equal(c.choices[0].finish_reason, "length");
-    assert.deepEqual(c.usage, { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10 });
+    assert.deepEqual(c.usage, {
+      prompt_tokens: 4,
+      completion_tokens: 6,
+      total_tokens: 10,
+      prompt_tokens_details: { cached_tokens: 0 },
+    });
     const lp = c.choices[0].logprobs!;
     assert.deepEqual(lp.tokens, [" Feature", "iman", " Bye", "swick", "attribute", " argue"]);
     assert.deepEqual(lp.text_offset, [0, 8, 12, 16, 21, 30]);

@@ -191,3 +191,21 @@ Deno.test("prompt cache: a ragged batch reusing earlier prompts' keys and values
   assert.ok(warmReqs.reduce((a, r) => a + r.cachedTokens, 0) > 40);
   assert.deepEqual(coldReqs.map((r) => r.cachedTokens), [0, 0, 0, 0, 0]);
 });
+
+Deno.test("greedy decoding in the batcher screens the head (long requests) and gives generate()'s ids, f32, f16 and q8", async () => {
+  const seq = (n: number, k: number) => Array.from({ length: n }, (_, i) => (i * 7919 + k * 104729) % 50257);
+  for (const dtype of ["f32", "f16", "q8"] as const) {
+    using model = await GPTModel.create(PROMPT_CACHE_CONFIG, { seed: 4, dtype });
+    const prompts = [seq(5, 1), seq(11, 2), seq(3, 3)];
+    const b = new Batcher(model, { promptCache: false });
+    const got = await Promise.all(prompts.map((p) => b.add(p, { maxNewTokens: 40 }).result));
+    await b.close();
+    for (const [i, p] of prompts.entries()) {
+      assert.deepEqual(
+        got[i].ids,
+        (await generate(model, [p], { maxNewTokens: 40 }))[0].slice(p.length),
+        `${dtype} ${i}`,
+      );
+    }
+  }
+});

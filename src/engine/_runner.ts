@@ -203,6 +203,23 @@ export class Runner {
   }
 
   /**
+   * Gets the head screen ready for greedy steps of `B` rows on a workspace, if the profile wants it
+   * for a call of `steps` steps.
+   *
+   * @param ws The workspace.
+   * @param ops Its ops.
+   * @param B Rows of the screened steps.
+   * @param steps How long the call (or request) runs.
+   * @returns Whether greedy steps of `B` rows are screened.
+   */
+  async prepareScreen(ws: Workspace, ops: ForwardOps, B: number, steps: number): Promise<boolean> {
+    if (!this.#screen.wants(steps, false)) return false;
+    await this.#screen.build();
+    this.#screen.start(ws, B, ops.head);
+    return true;
+  }
+
+  /**
    * Records one step: the blocks, then the next token's choice (screened or not).
    *
    * @param rec Where dispatches go.

@@ -120,10 +120,11 @@ export class RaggedEngine {
    * Runs steps in one submission (in parts on CPU adapters) and reads the token rows back.
    *
    * @param steps The steps, at most the engine's `steps`.
-   * @param options Whether to compute log-probabilities.
+   * @param options Whether to compute log-probabilities; how many steps the requests may still run
+   * (greedy decoding steps screen the head, as `generate` does, when that is long enough).
    * @returns The token rows and log-probabilities.
    */
-  run(steps: RaggedStep[], options: { logprobs: boolean }): Promise<RaggedResult> {
+  run(steps: RaggedStep[], options: { logprobs: boolean; steps?: number }): Promise<RaggedResult> {
     const runner = this.#runner;
     if (steps.length > this.#maxSteps) throw new RangeError(`A ragged run holds at most ${this.#maxSteps} steps`);
     return runner.serial("generate", async () => {
@@ -135,6 +136,10 @@ export class RaggedEngine {
       const d = runner.parts.gpu.device;
       const ws = this.#ws;
       const ops = this.#ops;
+      // greedy decoding steps (one token a row) screen the head, all with the same rows
+      const decodeB = steps.find((s) => s.T === 1)?.rows.length ?? 0;
+      const screened = !sample && !options.logprobs && decodeB > 0 &&
+        await runner.prepareScreen(ws, ops, decodeB, options.steps ?? 0);
       const table = d.createBuffer({
         label: "ragged_steps",
         size: steps.length * STEP_UNIFORM_BYTES,
@@ -150,10 +155,14 @@ export class RaggedEngine {
           enc.copyBufferToBuffer(table, i * STEP_UNIFORM_BYTES, ws.step, 0, STEP_UNIFORM_BYTES);
           // greedy rows take the argmax; the sampler overwrites the rows that sample
           const next = { argmax: true, sample, logprobs: options.logprobs ? this.#logprobs : undefined };
+          const screen = screened && s.T === 1 && s.B === decodeB;
           enc = await runner.encodeStep(
             enc,
             ops.blocks.length,
-            (rec, range) => recordStep(rec, ops, s, next, range),
+            (rec, range) =>
+              screen
+                ? runner.recordStep(rec, ws, ops, s, { sample: false, screen: true }, range)
+                : recordStep(rec, ops, s, next, range),
             per,
           );
         }

@@ -354,7 +354,9 @@ export class Batcher {
     }
     const logprobs = this.#active.some((r) => r.wantsLogprobs);
     const before = new Map(this.#active.map((r) => [r, length(r)]));
-    const out = await engine.run(steps, { logprobs });
+    // the longest any request may still run: whether greedy steps repay screening the head
+    const left = Math.max(0, ...this.#active.map((r) => r.maxNewTokens - r.generated));
+    const out = await engine.run(steps, { logprobs, steps: left });
     this.#steps += steps.length;
     const L = engine.L;
     const ended = new Set<BatchRequest>();

@@ -9,10 +9,12 @@
  * - a chat of 8 turns against a second server started with `--no-prompt-cache`: time to first
  *   token per turn;
  * - lm-eval's multiple-choice pattern (one context, 4 continuations, `echo` + `logprobs`), with and
- *   without the prompt cache.
+ *   without the prompt cache;
+ * - 8 prompts arriving together, of 8 different lengths (8 prefill steps) against 8 of one length
+ *   with as many tokens in all (one step): what one ragged prefill step could save.
  *
  *   deno run -A bench/serve_batching.ts [--dtype f32] [--rounds 2] [--tokens 24] [--mod PATH]
- *     [--only batching|cli|chat|lm-eval]
+ *     [--only batching|cli|chat|lm-eval|prefill]
  *
  * `--mod` serves another checkout's `mod.ts` (to compare commits in separate runs).
  *
@@ -151,6 +153,7 @@ await request("warm up the kernels"); // compiles the pipelines
 console.log(`server: ${first.trim()}; dtype ${values.dtype}; ${TOKENS} new tokens per request, greedy\n`);
 if (only("batching")) await batching();
 if (only("cli")) await againstCli();
+if (only("prefill")) await prefillShapes();
 if (only("chat") || only("lm-eval")) {
   const cold = await startServer(["--no-prompt-cache"]);
   await request("warm up the kernels", TOKENS, cold.url);
@@ -308,5 +311,40 @@ async function multipleChoice(coldUrl: string) {
     `lm-eval multiple choice (4 continuations of one context): ${f(median(a), 0)} ms with the prompt cache, ${
       f(median(b), 0)
     } ms without\n`,
+  );
+}
+
+/** Time to first token of 8 prompts sent together: 8 lengths against one (as many tokens in all), alternating. */
+async function prefillShapes() {
+  const lengths = [3, 5, 7, 9, 11, 13, 15, 17]; // 80 tokens, as 8 x 10
+  const ttft = async (sizes: number[], round: number) => {
+    // fresh ids each time, so that the prompt cache has nothing to give
+    const prompts = sizes.map((n, i) =>
+      Array.from({ length: n }, (_, k) => (round * 7919 + i * 104729 + k * 31) % 50000)
+    );
+    const t0 = performance.now();
+    const firsts = await Promise.all(prompts.map(async (prompt) => {
+      const r = await fetch(`${url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt2", prompt, max_tokens: 1, temperature: 0 }),
+      });
+      await r.json();
+      return performance.now() - t0;
+    }));
+    return median(firsts);
+  };
+  const ragged: number[] = [];
+  const even: number[] = [];
+  for (let r = 0; r < ROUNDS + 1; r++) {
+    ragged.push(await ttft(lengths, 2 * r));
+    even.push(await ttft(lengths.map(() => 10), 2 * r + 1));
+  }
+  console.log(
+    `8 prompts together, first token (median of each round's medians): 8 lengths ${f(median(ragged), 0)} ms (${
+      f(Math.min(...ragged), 0)
+    }-${f(Math.max(...ragged), 0)}), one length ${f(median(even), 0)} ms (${f(Math.min(...even), 0)}-${
+      f(Math.max(...even), 0)
+    })\n`,
   );
 }

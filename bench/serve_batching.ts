@@ -11,7 +11,8 @@
  * - lm-eval's multiple-choice pattern (one context, 4 continuations, `echo` + `logprobs`), with and
  *   without the prompt cache;
  * - 8 prompts arriving together, of 8 different lengths (8 prefill steps) against 8 of one length
- *   with as many tokens in all (one step): what one ragged prefill step could save.
+ *   with as many tokens in all (one step) and 8 of the longest length (one step padded to it):
+ *   what one ragged prefill step could save.
  *
  *   deno run -A bench/serve_batching.ts [--dtype f32] [--rounds 2] [--tokens 24] [--mod PATH]
  *     [--only batching|cli|chat|lm-eval|prefill]
@@ -336,15 +337,15 @@ async function prefillShapes() {
   };
   const ragged: number[] = [];
   const even: number[] = [];
+  const padded: number[] = [];
   for (let r = 0; r < ROUNDS + 1; r++) {
-    ragged.push(await ttft(lengths, 2 * r));
-    even.push(await ttft(lengths.map(() => 10), 2 * r + 1));
+    ragged.push(await ttft(lengths, 3 * r));
+    even.push(await ttft(lengths.map(() => 10), 3 * r + 1));
+    padded.push(await ttft(lengths.map(() => 17), 3 * r + 2));
   }
+  const show = (a: number[]) => `${f(median(a), 0)} ms (${f(Math.min(...a), 0)}-${f(Math.max(...a), 0)})`;
   console.log(
-    `8 prompts together, first token (median of each round's medians): 8 lengths ${f(median(ragged), 0)} ms (${
-      f(Math.min(...ragged), 0)
-    }-${f(Math.max(...ragged), 0)}), one length ${f(median(even), 0)} ms (${f(Math.min(...even), 0)}-${
-      f(Math.max(...even), 0)
-    })\n`,
+    `8 prompts together, first token (median of each round's medians): 8 lengths ${show(ragged)}, ` +
+      `one length of as many tokens ${show(even)}, all of the longest length ${show(padded)}\n`,
   );
 }

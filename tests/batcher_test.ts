@@ -4,6 +4,7 @@ import { GPTModel } from "../src/model/model.ts";
 import { generate } from "../src/model/generate.ts";
 import { Batcher, BatchQueueFullError, type BatchRequestOptions } from "../src/model/batcher.ts";
 import { f32File, fixture, TESTDATA } from "./_helpers.ts";
+import { SMALL } from "./_server.ts";
 
 interface Fx {
   input_ids: number[][];
@@ -12,16 +13,6 @@ interface Fx {
 }
 
 const fx = fixture<Fx>("tiny_book.json");
-/** GPT-2's vocabulary, a context of 64, two small blocks. */
-const PROMPT_CACHE_CONFIG = {
-  vocab_size: 50257,
-  context_length: 64,
-  emb_dim: 64,
-  n_heads: 4,
-  n_layers: 2,
-  drop_rate: 0,
-  qkv_bias: true,
-};
 const [, T, V] = fx.logits_shape;
 
 function loadTiny(): Promise<GPTModel> {
@@ -161,7 +152,7 @@ Deno.test("generate() with rows of different lengths: each row equals generate()
 });
 
 Deno.test("prompt cache: a ragged batch reusing earlier prompts' keys and values gives a cold batcher's ids, samples and logprobs bit for bit", async () => {
-  using model = await GPTModel.create(PROMPT_CACHE_CONFIG, { seed: 9 });
+  using model = await GPTModel.create(SMALL, { seed: 9 });
   const seq = (n: number, k: number) => Array.from({ length: n }, (_, i) => (i * 7919 + k * 104729) % 50257);
   const primes = [seq(20, 1), seq(9, 2), seq(30, 3)];
   const warm = new Batcher(model, { maxBatch: 4 });
@@ -195,7 +186,7 @@ Deno.test("prompt cache: a ragged batch reusing earlier prompts' keys and values
 Deno.test("greedy decoding in the batcher screens the head (long requests) and gives generate()'s ids, f32, f16 and q8", async () => {
   const seq = (n: number, k: number) => Array.from({ length: n }, (_, i) => (i * 7919 + k * 104729) % 50257);
   for (const dtype of ["f32", "f16", "q8"] as const) {
-    using model = await GPTModel.create(PROMPT_CACHE_CONFIG, { seed: 4, dtype });
+    using model = await GPTModel.create(SMALL, { seed: 4, dtype });
     const prompts = [seq(5, 1), seq(11, 2), seq(3, 3)];
     const b = new Batcher(model, { promptCache: false });
     const got = await Promise.all(prompts.map((p) => b.add(p, { maxNewTokens: 40 }).result));

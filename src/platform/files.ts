@@ -11,8 +11,14 @@ const isNode = !deno &&
   typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node ===
     "string";
 
-/** Thrown when a path does not exist: Deno's `NotFound` in Deno, an `Error` with code `ENOENT` elsewhere. */
-function notFound(message: string): Error {
+/**
+ * The error for a path that does not exist: Deno's `NotFound` in Deno, an `Error` with code
+ * `ENOENT` elsewhere.
+ *
+ * @param message What was looked for, and what to do.
+ * @returns The error.
+ */
+export function notFound(message: string): Error {
   if (deno) return new deno.errors.NotFound(message);
   return Object.assign(new Error(message), { code: "ENOENT" });
 }
@@ -188,14 +194,7 @@ export async function lstat(path: string): Promise<Entry> {
  * @returns True when it does.
  */
 export async function exists(path: string): Promise<boolean> {
-  try {
-    if (deno) await deno.stat(path);
-    else await (await fs()).stat(path);
-    return true;
-  } catch (e) {
-    if (isNotFound(e)) return false;
-    throw e;
-  }
+  return (await statPath(path)) !== undefined;
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   urlSource,
   type WeightsInput,
 } from "./_sources.ts";
-import { hasFiles, readTextIfExists, statPath } from "../platform/files.ts";
+import { hasFiles, notFound, readTextIfExists, statPath } from "../platform/files.ts";
 
 export type { WeightsInput };
 
@@ -182,25 +182,19 @@ interface Where {
 async function locate(path: string): Promise<{ dir: string; file: string }> {
   const stat = await statPath(path);
   if (!stat) {
-    throw missing(
+    throw notFound(
       `Cannot load weights: '${path}' does not exist, pass a .safetensors file or a directory holding model.safetensors`,
     );
   }
   const dir = stat.isDirectory ? path : path.replace(/[\\/][^\\/]*$/, "") || ".";
   const file = stat.isDirectory ? `${path}/model.safetensors` : path;
   const fileStat = stat.isDirectory ? await statPath(file) : stat;
-  if (!fileStat) throw missing(`Cannot load weights: directory '${path}' has no model.safetensors`);
+  if (!fileStat) throw notFound(`Cannot load weights: directory '${path}' has no model.safetensors`);
   // a FIFO, socket or device would be read forever (or block): only regular files are weights
   if (!fileStat.isFile) {
     throw new WeightsError(`Cannot load weights: '${file}' is not a regular file, pass a .safetensors file`);
   }
   return { dir, file };
-}
-
-/** Deno's `NotFound` in Deno, else an `Error` with code `ENOENT`. */
-function missing(message: string): Error {
-  const d = (globalThis as { Deno?: typeof Deno }).Deno;
-  return d ? new d.errors.NotFound(message) : Object.assign(new Error(message), { code: "ENOENT" });
 }
 
 /**

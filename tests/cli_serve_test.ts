@@ -2,6 +2,7 @@
 // graceful stop on SIGTERM with a stream in flight, and stops that no client can hold up.
 import assert from "node:assert/strict";
 import { main } from "../src/cli/cli.ts";
+import { startServe } from "./_server.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 
@@ -85,45 +86,6 @@ Deno.test("serve CLI: the seed model on a loopback port, its key, and SIGTERM fi
     await child.stderr.cancel().catch(() => {});
   }
 });
-
-/** A real `mod.ts serve` on a free loopback port; its stderr is collected. */
-async function startServe(...extra: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MOD, "serve", "--port", "0", ...extra],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  const errDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (s) => void (stderr += s) }),
-  );
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let first = "";
-  while (!first.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    first += value;
-  }
-  const url = /on (http:\/\/127\.0\.0\.1:(\d+))/.exec(first);
-  assert.ok(url, `the address line: ${first} ${stderr}`);
-  return {
-    child,
-    url: url[1],
-    port: Number(url[2]),
-    /** Waits for the exit; its code, stderr and how long it took from `since`. */
-    async exit(since: number) {
-      const status = await child.status;
-      await errDone.catch(() => {});
-      await lines.cancel().catch(() => {});
-      return { code: status.code, stderr, ms: Date.now() - since };
-    },
-    kill() {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-    },
-  };
-}
 
 Deno.test("serve CLI: SIGTERM exits at once when idle and within the grace period with a client trickling its body", async () => {
   const idle = await startServe("--quiet");

@@ -7,46 +7,28 @@ import { generateText, streamText } from "ai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { ChatOpenAI, OpenAI as LangChainOpenAI } from "@langchain/openai";
 import { writeSafetensors } from "../src/weights/safetensors.ts";
-import { client, SMALL } from "./_server.ts";
+import { client, SMALL, startServe } from "./_server.ts";
 import { randomParams, tensorsOf } from "./_helpers.ts";
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 const PROMPT = "Every effort moves you";
 
 /** `mod.ts serve --weights` of a small model with GPT-2's vocabulary, on a loopback port. */
-async function startServe(): Promise<{ url: string; stop: () => Promise<void> }> {
+async function serveSmall(): Promise<{ url: string; stop: () => Promise<void> }> {
   const dir = await Deno.makeTempDir();
   const tensors = Object.fromEntries([...tensorsOf(SMALL, randomParams(SMALL, 5, 1))].map((t) => [t.name, t]));
   await writeSafetensors(`${dir}/small.safetensors`, tensors, "F32", { config: JSON.stringify(SMALL) });
-  const mod = new URL("../mod.ts", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", mod, "serve", "--port", "0", "--quiet", "--weights", `${dir}/small.safetensors`],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let first = "";
-  while (!first.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    first += value;
-  }
-  const url = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(first)?.[1];
+  const server = await startServe("--quiet", "--weights", `${dir}/small.safetensors`);
   const stop = async () => {
-    child.kill("SIGTERM");
-    await child.status;
-    await lines.cancel().catch(() => {});
+    server.child.kill("SIGTERM");
+    await server.exit(Date.now());
     await Deno.remove(dir, { recursive: true });
   };
-  if (!url) {
-    await stop();
-    throw new Error(`mod.ts serve printed: ${first}`);
-  }
-  return { url, stop };
+  return { url: server.url, stop };
 }
 
 Deno.test("the Vercel AI SDK and LangChain get the official client's answers from mod.ts serve, plain and streamed", async () => {
-  const server = await startServe();
+  const server = await serveSmall();
   try {
     const official = client(server.url);
     const chat = (await official.chat.completions.create({

@@ -51,38 +51,23 @@ export class Metrics {
       labelNames: ["finish_reason"],
       registers,
     });
-    new prom.Gauge({
-      name: `${p}requests_running`,
-      help: "Requests decoding now.",
-      registers,
-      collect() {
-        this.set(backend.active);
-      },
-    });
-    new prom.Gauge({
-      name: `${p}requests_waiting`,
-      help: "Requests waiting for a slot.",
-      registers,
-      collect() {
-        this.set(backend.queued);
-      },
-    });
-    new prom.Gauge({
-      name: `${p}cache_slots_used`,
-      help: "Key/value cache slots (batch rows) in use.",
-      registers,
-      collect() {
-        this.set(backend.active);
-      },
-    });
-    new prom.Gauge({
-      name: `${p}cache_slots`,
-      help: "Key/value cache slots (batch rows) in all.",
-      registers,
-      collect() {
-        this.set(backend.slots);
-      },
-    });
+    // gauges read the backend when scraped
+    const gauges: [string, string, () => number][] = [
+      ["requests_running", "Requests decoding now.", () => backend.active],
+      ["requests_waiting", "Requests waiting for a slot.", () => backend.queued],
+      ["cache_slots_used", "Key/value cache slots (batch rows) in use.", () => backend.active],
+      ["cache_slots", "Key/value cache slots (batch rows) in all.", () => backend.slots],
+    ];
+    for (const [name, help, read] of gauges) {
+      new prom.Gauge({
+        name: `${p}${name}`,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    }
     this.#promptTokens = new prom.Counter({ name: `${p}prompt_tokens_total`, help: "Prompt tokens.", registers });
     this.#cacheHits = new prom.Counter({
       name: `${p}prompt_cache_hits_total`,

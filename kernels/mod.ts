@@ -30,6 +30,29 @@ import { SAMPLE_WGSL } from "./sample.ts";
 export { encodeSampleParams, type SampleParams } from "./sample.ts";
 import { CROSS_ENTROPY_WGSL, KL_DIVERGENCE_WGSL } from "./loss.ts";
 import { LOGPROBS_WGSL } from "./logprobs.ts";
+import { MM_NN_WGSL, MM_NT_WGSL, MM_TN_WGSL } from "./matmul_tiled.ts";
+import {
+  ADAMW_WGSL,
+  ATT_BWD_QKV_WGSL,
+  ATT_BWD_SCORES_WGSL,
+  ATT_FWD_WGSL,
+  CE_WGSL,
+  CLIP_COEF_WGSL,
+  COLSUM_WGSL,
+  COPY_WGSL,
+  EMBED_BWD_WGSL,
+  EMBED_FWD_WGSL,
+  GELU_BWD_WGSL,
+  GELU_FWD_WGSL,
+  LN_BWD_W_WGSL,
+  LN_BWD_X_WGSL,
+  LN_FWD_WGSL,
+  POS_BWD_WGSL,
+  RELAYOUT_WGSL,
+  SCALE_WGSL,
+  SUMSQ_WGSL,
+} from "./train.ts";
+export { MMT_ACC, MMT_BIAS, MMT_TILE } from "./matmul_tiled.ts";
 
 /** How a kernel uses one binding. */
 export type BindingKind = "uniform" | "read" | "write";
@@ -218,3 +241,67 @@ export { LOGPROBS_PARAMS } from "./logprobs.ts";
 export { LOSS_PARAMS } from "./loss.ts";
 export { SAMPLE_PARAMS } from "./sample.ts";
 export { HEAD_PARAMS } from "./head_screen.ts";
+
+/** Training kernels: the matrix products and the backward of every op (see `train.ts`). */
+function trainKernel(name: string, code: string, ...rest: BindingKind[]): KernelSpec {
+  return { name, code, bindings: ["uniform", ...rest] };
+}
+/** `C = A B^T (+ bias)`, register-tiled. */
+export const MM_NT: KernelSpec = trainKernel("mm_nt", MM_NT_WGSL, "read", "read", "read", "write");
+/** `C = A B`, register-tiled. */
+export const MM_NN: KernelSpec = trainKernel("mm_nn", MM_NN_WGSL, "read", "read", "read", "write");
+/** `C = A^T B`, register-tiled. */
+export const MM_TN: KernelSpec = trainKernel("mm_tn", MM_TN_WGSL, "read", "read", "read", "write");
+/** Token + position embedding for one vocabulary chunk (training). */
+export const EMBED_FWD: KernelSpec = trainKernel("embed_fwd", EMBED_FWD_WGSL, "read", "read", "read", "write");
+/** The token embedding's gradient for one chunk. */
+export const EMBED_BWD: KernelSpec = trainKernel("embed_bwd", EMBED_BWD_WGSL, "read", "read", "read", "read", "write");
+/** The position embedding's gradient. */
+export const POS_BWD: KernelSpec = trainKernel("pos_bwd", POS_BWD_WGSL, "read", "write");
+/** LayerNorm keeping its statistics (training). */
+export const LN_FWD: KernelSpec = trainKernel("ln_fwd", LN_FWD_WGSL, "read", "read", "write", "write");
+/** LayerNorm's input gradient. */
+export const LN_BWD_X: KernelSpec = trainKernel("ln_bwd_x", LN_BWD_X_WGSL, "read", "read", "read", "read", "write");
+/** LayerNorm's parameter gradients. */
+export const LN_BWD_W: KernelSpec = trainKernel("ln_bwd_w", LN_BWD_W_WGSL, "read", "read", "read", "write");
+/** GELU (training). */
+export const GELU_FWD: KernelSpec = trainKernel("gelu_fwd", GELU_FWD_WGSL, "read", "write");
+/** GELU's backward. */
+export const GELU_BWD: KernelSpec = trainKernel("gelu_bwd", GELU_BWD_WGSL, "read", "write");
+/** Causal attention keeping its weights (training). */
+export const ATT_FWD: KernelSpec = trainKernel("att_fwd", ATT_FWD_WGSL, "read", "write", "write");
+/** Attention backward: the scores' gradient. */
+export const ATT_BWD_SCORES: KernelSpec = trainKernel(
+  "att_bwd_scores",
+  ATT_BWD_SCORES_WGSL,
+  "read",
+  "read",
+  "read",
+  "write",
+);
+/** Attention backward: the queries', keys' and values' gradients. */
+export const ATT_BWD_QKV: KernelSpec = trainKernel(
+  "att_bwd_qkv",
+  ATT_BWD_QKV_WGSL,
+  "read",
+  "read",
+  "read",
+  "read",
+  "write",
+);
+/** Cross-entropy with the logits' gradient fused. */
+export const CE: KernelSpec = trainKernel("ce", CE_WGSL, "read", "write", "write");
+/** AdamW's update of one tensor. */
+export const ADAMW: KernelSpec = trainKernel("adamw", ADAMW_WGSL, "read", "write", "write", "write");
+/** Sums of squares in parts (gradient norms). */
+export const SUMSQ: KernelSpec = trainKernel("sumsq", SUMSQ_WGSL, "read", "write");
+/** The global norm and the clipping coefficient. */
+export const CLIP_COEF: KernelSpec = trainKernel("clip_coef", CLIP_COEF_WGSL, "read", "read", "write");
+/** Scales a tensor by the clipping coefficient. */
+export const SCALE: KernelSpec = trainKernel("scale", SCALE_WGSL, "read", "write");
+/** PyTorch's `[N, K]` layout into the inference layout. */
+export const RELAYOUT: KernelSpec = trainKernel("relayout", RELAYOUT_WGSL, "read", "write");
+/** Column sums into a bias gradient. */
+export const COLSUM: KernelSpec = trainKernel("colsum", COLSUM_WGSL, "read", "write");
+/** Copies or zeroes floats. */
+export const COPY: KernelSpec = trainKernel("copy", COPY_WGSL, "read", "write");

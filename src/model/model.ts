@@ -24,9 +24,12 @@ import { checkOptions } from "../engine/_options.ts";
 import { overContext } from "../engine/_context.ts";
 import { forwardLogits, tokenLosses } from "../engine/_scoring.ts";
 import { uploadWeights } from "./_upload.ts";
+import { attachTraining, saveCheckpoint, trainableParams, trainingOf, trainState } from "./_trainable.ts";
+import { parameterDraws } from "../weights/init.ts";
+import { TorchGenerator } from "../weights/torch_random.ts";
 
 /** The options of every way to make a model that say how it is stored and run. */
-const STORAGE_KEYS = ["dtype", "maxBindingBytes", "backend", "gpu"] as const;
+const STORAGE_KEYS = ["dtype", "maxBindingBytes", "backend", "gpu", "trainable"] as const;
 const PRETRAINED_KEYS = [
   ...STORAGE_KEYS,
   "revision",
@@ -61,6 +64,11 @@ export interface CreateOptions {
    * `npm:webgpu`. Models on one `GPU` share its device.
    */
   gpu?: GPU;
+  /**
+   * Keep the parameters trainable (f32 only): gradients, {@linkcode AdamW}, `save` (about 4 times
+   * the weights' memory once an optimizer steps).
+   */
+  trainable?: boolean;
 }
 
 /** Options for {@linkcode GPTModel.load}. */
@@ -110,6 +118,8 @@ export class GPTModel {
   #runner: Runner;
   #owned: GPUBuffer[];
   #adapter: string;
+  #seed?: number;
+  #generator?: TorchGenerator;
 
   private constructor(runner: Runner, owned: GPUBuffer[]) {
     const p = runner.parts;
@@ -143,7 +153,9 @@ export class GPTModel {
       throw new RangeError(`Cannot create the model: seed '${seed}' is not a non-negative integer`);
     }
     const { seed: _, ...rest } = options;
-    return await GPTModel.#build(cfg, seededParametersAsync(cfg, seed), rest);
+    const model = await GPTModel.#build(cfg, seededParametersAsync(cfg, seed), rest);
+    model.#seed = seed;
+    return model;
   }
 
   /**
@@ -266,22 +278,75 @@ export class GPTModel {
     const kernels = new Kernels(gpu.device, profile, dtype, hd);
     const compiling = kernels.prepare().catch((e) => e as Error);
     const owned: GPUBuffer[] = [];
+    const tied = options.tiedHead ?? false;
+    const train = options.trainable ? trainableParams(gpu.device, cfg, { chunkRows, tied, dtype }) : undefined;
     const weights = await uploadWeights(
       gpu.device,
-      { cfg, dtype, chunkRows, tiedHead: options.tiedHead ?? false },
-      tensors,
+      { cfg, dtype, chunkRows, tiedHead: tied },
+      train ? train.tee(tensors) : tensors,
       owned,
     )
       .catch(async (e) => {
         await compiling;
+        train?.params.destroy();
         throw e;
       });
     const compiled = await compiling;
     if (compiled instanceof Error) {
       for (const b of owned) b.destroy();
+      train?.params.destroy();
       throw compiled;
     }
-    return new GPTModel(new Runner({ gpu, cfg, dtype, profile, weights, kernels }), owned);
+    const model = new GPTModel(new Runner({ gpu, cfg, dtype, profile, weights, kernels }), owned);
+    if (train) {
+      const state = await trainState(gpu.device, train.params, (p) => model.#runner.wait(p));
+      attachTraining(model, { state, weights, steps: 0 });
+    }
+    return model;
+  }
+
+  /** True when the model was made with `trainable: true`. */
+  get trainable(): boolean {
+    try {
+      trainingOf(this);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * PyTorch's default generator as the book's `main()` leaves it after `torch.manual_seed(seed);
+   * GPTModel(cfg)`: for {@linkcode createDataloaderV1}'s shuffling, so that batches come in the
+   * book's order. For a loaded model, the state `torch.manual_seed(123)` leaves.
+   */
+  get generator(): TorchGenerator {
+    if (!this.#generator) {
+      const g = new TorchGenerator(this.#seed ?? 123);
+      if (this.#seed !== undefined) g.skip(parameterDraws(this.config));
+      this.#generator = g;
+    }
+    return this.#generator;
+  }
+
+  /**
+   * Writes the parameters as safetensors under the book's `state_dict` names (F32), which
+   * `GPTModel.load` and PyTorch's `load_state_dict` read. The file is written beside `path` and
+   * renamed over it when complete.
+   *
+   * @param path The file, e.g. `model.safetensors`.
+   * @throws {TypeError} When the model is not trainable.
+   * @example
+   * ```ts ignore
+   * await model.save("model.safetensors");
+   * ```
+   */
+  async save(path: string): Promise<void> {
+    const t = trainingOf(this, "save the model");
+    await this.#runner.serial(
+      "save the model",
+      () => saveCheckpoint(this.#runner.parts.gpu.device, t.state.params, path),
+    );
   }
 
   /** Bytes of GPU memory the weights take. */
@@ -366,6 +431,9 @@ export class GPTModel {
 
   /** Frees every GPU buffer of the model. Later calls throw. */
   destroy(): void {
+    const t = this.trainable ? trainingOf(this) : undefined;
+    t?.state.destroy();
+    t?.state.params.destroy();
     this.#runner.destroy();
     for (const b of this.#owned) b.destroy();
     this.#owned = [];

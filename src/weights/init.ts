@@ -122,6 +122,23 @@ export function embeddingDraws(cfg: Required<GPTConfig>): number | undefined {
   return tok === undefined || pos === undefined ? undefined : tok + pos;
 }
 
+/**
+ * How many 32-bit draws `GPTModel(cfg)` takes from PyTorch's generator: the embeddings' normals,
+ * then every linear layer's uniforms (weights, biases) and the head's.
+ *
+ * @param cfg The model configuration.
+ * @returns The number of draws.
+ * @throws {RangeError} When a table is under 16 values (its draws depend on the generator's state).
+ */
+export function parameterDraws(cfg: Required<GPTConfig>): number {
+  const emb = embeddingDraws(cfg);
+  if (emb === undefined) throw new RangeError("Cannot count the parameters' draws: an embedding has under 16 values");
+  const C = cfg.emb_dim;
+  const qkv = 3 * (C * C + (cfg.qkv_bias ? C : 0));
+  const block = qkv + (C * C + C) + (4 * C * C + 4 * C) + (4 * C * C + C);
+  return emb + cfg.n_layers * block + cfg.vocab_size * C;
+}
+
 /** Float32Arrays handed back for reuse, by length: what {@linkcode seededParameters} allocates from. */
 export class Float32Pool {
   #free = new Map<number, Float32Array[]>();

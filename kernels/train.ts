@@ -1,0 +1,518 @@
+/**
+ * Training's kernels besides the matrix products: the forward ops that keep what backward needs,
+ * and the backward of every op (llm.c's `*_backward`, in WGSL). Float gradients are never added
+ * atomically: every sum has one invocation that owns it, so a step's gradients are the same on
+ * every run. Parameters are in PyTorch's layout; activations are `[B*T, width]` rows.
+ *
+ * Each kernel takes a uniform `P` of unsigned integers and floats named below, then its buffers.
+ *
+ * @module
+ */
+
+const GELU = /* wgsl */ `
+const S2PI = 0.7978845608028654;
+fn tanh_safe(u: f32) -> f32 {
+  let e = exp(2.0 * clamp(u, -15.0, 15.0));
+  return (e - 1.0) / (e + 1.0);
+}`;
+
+/**
+ * Token + position embedding for the ids in one vocabulary chunk: `x[r] = wte[id - v0] + wpe[r % T]`
+ * for every row `r` whose id is in `[v0, v0 + rows)`. P: rows, T, C, v0, vrows. Bindings: P, ids (u32),
+ * wte chunk, wpe, x. Dispatch `(ceil(C / 64), rows)`.
+ */
+export const EMBED_FWD_WGSL = /* wgsl */ `
+struct P { rows: u32, T: u32, C: u32, v0: u32, vrows: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read> wte: array<f32>;
+@group(0) @binding(3) var<storage, read> wpe: array<f32>;
+@group(0) @binding(4) var<storage, read_write> x: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let c = g.x;
+  let r = g.y;
+  if (c >= p.C || r >= p.rows) { return; }
+  let id = ids[r];
+  if (id < p.v0 || id >= p.v0 + p.vrows) { return; }
+  x[r * p.C + c] = wte[(id - p.v0) * p.C + c] + wpe[(r % p.T) * p.C + c];
+}`;
+
+/**
+ * The token embedding's gradient for one chunk: for each distinct id `u` of the batch in the chunk,
+ * `dwte[id - v0] += sum of dx over the rows holding it` (rows listed in `pos[start[u] .. start[u+1]]`).
+ * P: C, count (distinct ids), v0. Bindings: P, uniq ids, start, pos, dx, dwte. Dispatch `(ceil(C / 64), count)`.
+ */
+export const EMBED_BWD_WGSL = /* wgsl */ `
+struct P { C: u32, count: u32, v0: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> uniq: array<u32>;
+@group(0) @binding(2) var<storage, read> start: array<u32>;
+@group(0) @binding(3) var<storage, read> pos: array<u32>;
+@group(0) @binding(4) var<storage, read> dx: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dwte: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let c = g.x;
+  let u = g.y;
+  if (c >= p.C || u >= p.count) { return; }
+  var s = 0.0;
+  for (var i = start[u]; i < start[u + 1u]; i++) { s = s + dx[pos[i] * p.C + c]; }
+  let o = (uniq[u] - p.v0) * p.C + c;
+  dwte[o] = dwte[o] + s;
+}`;
+
+/**
+ * The position embedding's gradient: `dwpe[t, c] += sum over b of dx[b * T + t, c]`.
+ * P: B, T, C. Bindings: P, dx, dwpe. Dispatch `(ceil(C / 64), T)`.
+ */
+export const POS_BWD_WGSL = /* wgsl */ `
+struct P { B: u32, T: u32, C: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> dx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dwpe: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let c = g.x;
+  let t = g.y;
+  if (c >= p.C || t >= p.T) { return; }
+  var s = 0.0;
+  for (var b = 0u; b < p.B; b++) { s = s + dx[(b * p.T + t) * p.C + c]; }
+  dwpe[t * p.C + c] = dwpe[t * p.C + c] + s;
+}`;
+
+/**
+ * The book's LayerNorm, keeping each row's mean and `sqrt(var + eps)` for backward:
+ * `y = scale * (x - mean) / sqrt(var + 1e-5) + shift` (biased variance). P: rows, C.
+ * Bindings: P, x, w (`scale` then `shift`), y, stats (`[rows, 2]`). Dispatch `(ceil(rows / 64))`.
+ */
+export const LN_FWD_WGSL = /* wgsl */ `
+struct P { rows: u32, C: u32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let r = g.x;
+  if (r >= p.rows) { return; }
+  let o = r * p.C;
+  var s = 0.0;
+  for (var i = 0u; i < p.C; i++) { s = s + x[o + i]; }
+  let mean = s / f32(p.C);
+  var v = 0.0;
+  for (var i = 0u; i < p.C; i++) { let d = x[o + i] - mean; v = v + d * d; }
+  let sd = sqrt(v / f32(p.C) + 1e-5);
+  for (var i = 0u; i < p.C; i++) { y[o + i] = w[i] * ((x[o + i] - mean) / sd) + w[p.C + i]; }
+  stats[2u * r] = mean;
+  stats[2u * r + 1u] = sd;
+}`;
+
+/**
+ * LayerNorm's input gradient, added to `dx`: with `n = (x - mean) / sd` and `g = dy * scale`,
+ * `dx += (g - mean(g) - n * mean(g * n)) / sd`. P: rows, C. Bindings: P, x, w (`scale` first), stats, dy, dx.
+ * Dispatch `(ceil(rows / 64))`.
+ */
+export const LN_BWD_X_WGSL = /* wgsl */ `
+struct P { rows: u32, C: u32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> stats: array<f32>;
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let r = g.x;
+  if (r >= p.rows) { return; }
+  let o = r * p.C;
+  let mean = stats[2u * r];
+  let sd = stats[2u * r + 1u];
+  var sg = 0.0;
+  var sgn = 0.0;
+  for (var i = 0u; i < p.C; i++) {
+    let gi = dy[o + i] * w[i];
+    sg = sg + gi;
+    sgn = sgn + gi * ((x[o + i] - mean) / sd);
+  }
+  let mg = sg / f32(p.C);
+  let mgn = sgn / f32(p.C);
+  for (var i = 0u; i < p.C; i++) {
+    let n = (x[o + i] - mean) / sd;
+    dx[o + i] = dx[o + i] + (dy[o + i] * w[i] - mg - n * mgn) / sd;
+  }
+}`;
+
+/**
+ * LayerNorm's parameter gradients: `dscale[i] += sum over rows of dy * n`, `dshift[i] += sum of dy`.
+ * P: rows, C. Bindings: P, x, stats, dy, dw (`dscale` then `dshift`). Dispatch `(ceil(C / 64))`.
+ */
+export const LN_BWD_W_WGSL = /* wgsl */ `
+struct P { rows: u32, C: u32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> stats: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dw: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x;
+  if (i >= p.C) { return; }
+  var sw = 0.0;
+  var sb = 0.0;
+  for (var r = 0u; r < p.rows; r++) {
+    let d = dy[r * p.C + i];
+    sw = sw + d * ((x[r * p.C + i] - stats[2u * r]) / stats[2u * r + 1u]);
+    sb = sb + d;
+  }
+  dw[i] = dw[i] + sw;
+  dw[p.C + i] = dw[p.C + i] + sb;
+}`;
+
+/**
+ * GELU (tanh approximation), `y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`. P: n.
+ * Bindings: P, x, y. Dispatch `(ceil(n / 256))` in rows of at most 65,535 groups (`y` of the grid).
+ */
+export const GELU_FWD_WGSL = /* wgsl */ `
+struct P { n: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${GELU}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = g.y * nw.x * 256u + g.x;
+  if (i >= p.n) { return; }
+  let v = x[i];
+  y[i] = 0.5 * v * (1.0 + tanh_safe(S2PI * (v + 0.044715 * v * v * v)));
+}`;
+
+/**
+ * GELU's backward in place: `d = d * gelu'(x)`. P: n. Bindings: P, x (the GELU's input), d.
+ * Dispatch as {@linkcode GELU_FWD_WGSL}.
+ */
+export const GELU_BWD_WGSL = /* wgsl */ `
+struct P { n: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> d: array<f32>;
+${GELU}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = g.y * nw.x * 256u + g.x;
+  if (i >= p.n) { return; }
+  let v = x[i];
+  let t = tanh_safe(S2PI * (v + 0.044715 * v * v * v));
+  let dt = (1.0 - t * t) * S2PI * (1.0 + 3.0 * 0.044715 * v * v);
+  d[i] = d[i] * (0.5 * (1.0 + t) + 0.5 * v * dt);
+}`;
+
+/** The attention kernels' params: batch, tokens, heads, head size, width, and sqrt(head size). */
+const ATT_HEAD = /* wgsl */ `
+struct P { B: u32, T: u32, H: u32, hd: u32, C: u32, p0: u32, p1: u32, sq: f32 }
+@group(0) @binding(0) var<uniform> p: P;`;
+
+/** Index of head `h`'s element `i` of row `(b, t)` of the `[B*T, 3C]` q|k|v buffer (`part` 0, 1, 2). */
+const QKV_AT = /* wgsl */ `
+fn at(part: u32, b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * 3u * p.C + part * p.C + h * p.hd; }`;
+
+/**
+ * Causal attention that keeps its weights: for query `(b, h, t)`, `att[t2] = softmax(q.k[t2] / sqrt(hd))`
+ * over `t2 <= t` (in `att`, `[B, H, T, T]`), `out[b, t, h] = sum att[t2] v[t2]`. Bindings: P, qkv, att, out.
+ * Dispatch `(ceil(T / 64), B * H)`.
+ */
+export const ATT_FWD_WGSL = /* wgsl */ `${ATT_HEAD}
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read_write> att: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${QKV_AT}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let t = g.x;
+  let b = g.y / p.H;
+  let h = g.y % p.H;
+  if (t >= p.T) { return; }
+  let row = ((b * p.H + h) * p.T + t) * p.T;
+  let q = at(0u, b, t, h);
+  var mx = -3.4e38;
+  for (var t2 = 0u; t2 <= t; t2++) {
+    let k = at(1u, b, t2, h);
+    var s = 0.0;
+    for (var i = 0u; i < p.hd; i++) { s = s + qkv[q + i] * qkv[k + i]; }
+    s = s / p.sq;
+    att[row + t2] = s;
+    mx = max(mx, s);
+  }
+  var sum = 0.0;
+  for (var t2 = 0u; t2 <= t; t2++) {
+    let e = exp(att[row + t2] - mx);
+    att[row + t2] = e;
+    sum = sum + e;
+  }
+  for (var t2 = 0u; t2 <= t; t2++) { att[row + t2] = att[row + t2] / sum; }
+  for (var t2 = t + 1u; t2 < p.T; t2++) { att[row + t2] = 0.0; }
+  let o = (b * p.T + t) * p.C + h * p.hd;
+  for (var i = 0u; i < p.hd; i++) {
+    var s = 0.0;
+    for (var t2 = 0u; t2 <= t; t2++) { s = s + att[row + t2] * qkv[at(2u, b, t2, h) + i]; }
+    out[o + i] = s;
+  }
+}`;
+
+/**
+ * Attention backward, first part: the scores' gradient for query `(b, h, t)`,
+ * `ds[t2] = att[t2] (datt[t2] - sum att datt) / sqrt(hd)` with `datt[t2] = dout . v[t2]`, into `ds`
+ * (`[B, H, T, T]`, zero above the diagonal). Bindings: P, qkv, att, dout, ds. Dispatch as the forward.
+ */
+export const ATT_BWD_SCORES_WGSL = /* wgsl */ `${ATT_HEAD}
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> att: array<f32>;
+@group(0) @binding(3) var<storage, read> dout: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ds: array<f32>;
+${QKV_AT}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let t = g.x;
+  let b = g.y / p.H;
+  let h = g.y % p.H;
+  if (t >= p.T) { return; }
+  let row = ((b * p.H + h) * p.T + t) * p.T;
+  let o = (b * p.T + t) * p.C + h * p.hd;
+  var dot_ad = 0.0;
+  for (var t2 = 0u; t2 <= t; t2++) {
+    let v = at(2u, b, t2, h);
+    var s = 0.0;
+    for (var i = 0u; i < p.hd; i++) { s = s + dout[o + i] * qkv[v + i]; }
+    ds[row + t2] = s;
+    dot_ad = dot_ad + att[row + t2] * s;
+  }
+  for (var t2 = 0u; t2 <= t; t2++) { ds[row + t2] = att[row + t2] * (ds[row + t2] - dot_ad) / p.sq; }
+  for (var t2 = t + 1u; t2 < p.T; t2++) { ds[row + t2] = 0.0; }
+}`;
+
+/**
+ * Attention backward, second part: for token `(b, h, t)` and element `i`,
+ * `dq[t] = sum over t2 <= t of ds[t, t2] k[t2]`, `dk[t] = sum over t3 >= t of ds[t3, t] q[t3]`,
+ * `dv[t] = sum over t3 >= t of att[t3, t] dout[t3]`, written into the `[B*T, 3C]` gradient `dqkv`.
+ * Bindings: P, qkv, att, dout, ds, dqkv. Dispatch `(ceil(hd / 16), T, B * H)` with workgroups of 16.
+ */
+export const ATT_BWD_QKV_WGSL = /* wgsl */ `${ATT_HEAD}
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> att: array<f32>;
+@group(0) @binding(3) var<storage, read> dout: array<f32>;
+@group(0) @binding(4) var<storage, read> ds: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dqkv: array<f32>;
+${QKV_AT}
+@compute @workgroup_size(16)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x;
+  let t = g.y;
+  let b = g.z / p.H;
+  let h = g.z % p.H;
+  if (i >= p.hd || t >= p.T) { return; }
+  let base = (b * p.H + h) * p.T * p.T;
+  var sdq = 0.0;
+  for (var t2 = 0u; t2 <= t; t2++) { sdq = sdq + ds[base + t * p.T + t2] * qkv[at(1u, b, t2, h) + i]; }
+  var sk = 0.0;
+  var sv = 0.0;
+  for (var t3 = t; t3 < p.T; t3++) {
+    sk = sk + ds[base + t3 * p.T + t] * qkv[at(0u, b, t3, h) + i];
+    sv = sv + att[base + t3 * p.T + t] * dout[(b * p.T + t3) * p.C + h * p.hd + i];
+  }
+  dqkv[at(0u, b, t, h) + i] = sdq;
+  dqkv[at(1u, b, t, h) + i] = sk;
+  dqkv[at(2u, b, t, h) + i] = sv;
+}`;
+
+/**
+ * Cross-entropy of rows of logits against targets, PyTorch's `cross_entropy`: each row's loss
+ * `log(sum exp(x - max)) + max - x[target]` into `loss[r0 + r]`; with `grad` 1, the logits are
+ * replaced by their gradient `(softmax(x) - onehot(target)) * scale` (columns `V .. ldl` zeroed).
+ * P: V, ldl, rows, r0, grad, scale. Bindings: P, targets (u32), logits, loss. Dispatch `(rows)`.
+ */
+export const CE_WGSL = /* wgsl */ `
+struct P { V: u32, ldl: u32, rows: u32, r0: u32, grad: u32, p0: u32, p1: u32, scale: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> targets: array<u32>;
+@group(0) @binding(2) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+var<workgroup> red: array<f32, 64>;
+fn reduce(v: f32, lid: u32, isMax: bool) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      if (isMax) { red[lid] = max(red[lid], red[lid + s]); } else { red[lid] = red[lid] + red[lid + s]; }
+    }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let r = wg.x;
+  let o = r * p.ldl;
+  var m = -3.4e38;
+  for (var v = lid; v < p.V; v += 64u) { m = max(m, logits[o + v]); }
+  m = reduce(m, lid, true);
+  var s = 0.0;
+  for (var v = lid; v < p.V; v += 64u) { s = s + exp(logits[o + v] - m); }
+  s = reduce(s, lid, false);
+  let tgt = targets[p.r0 + r];
+  if (lid == 0u) { loss[p.r0 + r] = log(s) + m - logits[o + tgt]; }
+  if (p.grad == 0u) { return; }
+  workgroupBarrier();
+  for (var v = lid; v < p.ldl; v += 64u) {
+    var d = 0.0;
+    if (v < p.V) {
+      d = exp(logits[o + v] - m) / s;
+      if (v == tgt) { d = d - 1.0; }
+    }
+    logits[o + v] = d * p.scale;
+  }
+}`;
+
+/**
+ * `torch.optim.AdamW`'s update of one tensor (PyTorch 1.13's single-tensor loop):
+ * `w *= 1 - lr wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; w -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`.
+ * P: n, decay (`1 - lr wd`), b1, b2, step size (`lr / bc1`), sqrt(bc2), eps. Bindings: P, grad, w, m, v.
+ * Dispatch as {@linkcode GELU_FWD_WGSL}.
+ */
+export const ADAMW_WGSL = /* wgsl */ `
+struct P { n: u32, decay: f32, b1: f32, b2: f32, stepSize: f32, bc2sqrt: f32, eps: f32, p0: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = gid.y * nw.x * 256u + gid.x;
+  if (i >= p.n) { return; }
+  let g = grad[i];
+  let wi = w[i] * p.decay;
+  let mi = m[i] * p.b1 + g * (1.0 - p.b1);
+  let vi = v[i] * p.b2 + (1.0 - p.b2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  w[i] = wi + (-p.stepSize) * (mi / (sqrt(vi) / p.bc2sqrt + p.eps));
+}`;
+
+/**
+ * Sums of squares in parts: workgroup `j` of tensor `t` writes the sum of squares of its stride of
+ * `x` into `parts[p0 + j]`. P: n, p0. Bindings: P, x, parts. Dispatch `(groups)` of 256.
+ */
+export const SUMSQ_WGSL = /* wgsl */ `
+struct P { n: u32, p0: u32, q0: u32, q1: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> parts: array<f32>;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) lid: u32) {
+  var s = 0.0;
+  for (var i = wg.x * 256u + lid; i < p.n; i += nw.x * 256u) { s = s + x[i] * x[i]; }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k = k >> 1u) {
+    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { parts[p.p0 + wg.x] = red[0]; }
+}`;
+
+/**
+ * `clip_grad_norm_`'s coefficient: tensor `t`'s norm is `sqrt` of the sum of its parts
+ * `parts[start[t] .. start[t+1]]`, the total norm the norm of those, and `out = [total, min(1,
+ * maxNorm / (total + 1e-6))]`. P: tensors, maxNorm. Bindings: P, start (u32), parts, out. Dispatch (1).
+ */
+export const CLIP_COEF_WGSL = /* wgsl */ `
+struct P { tensors: u32, maxNorm: f32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> start: array<u32>;
+@group(0) @binding(2) var<storage, read> parts: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1)
+fn main() {
+  var total = 0.0;
+  for (var t = 0u; t < p.tensors; t++) {
+    var s = 0.0;
+    for (var j = start[t]; j < start[t + 1u]; j++) { s = s + parts[j]; }
+    let norm = sqrt(s);
+    total = total + norm * norm;
+  }
+  let n = sqrt(total);
+  out[0] = n;
+  out[1] = min(1.0, p.maxNorm / (n + 1e-6));
+}`;
+
+/**
+ * Scales a tensor in place by `coef[1]` (the clipping coefficient). P: n. Bindings: P, coef, x.
+ * Dispatch as {@linkcode GELU_FWD_WGSL}.
+ */
+export const SCALE_WGSL = /* wgsl */ `
+struct P { n: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> coef: array<f32>;
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = g.y * nw.x * 256u + g.x;
+  if (i >= p.n) { return; }
+  x[i] = x[i] * coef[1];
+}`;
+
+/**
+ * A `[N, K]` PyTorch matrix (rows `n`, from element `s0`) into the inference layout: input-major
+ * blocks of 256 columns, element `(k, n)` at `((n / 256) * K + k) * 256 + n % 256`. P: N, K, s0.
+ * Bindings: P, src, dst. Dispatch `(ceil(K / 64), N)`.
+ */
+export const RELAYOUT_WGSL = /* wgsl */ `
+struct P { N: u32, K: u32, s0: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let k = g.x;
+  let n = g.y;
+  if (k >= p.K || n >= p.N) { return; }
+  dst[((n / 256u) * p.K + k) * 256u + n % 256u] = src[p.s0 + n * p.K + k];
+}`;
+
+/**
+ * Column sums added to a bias gradient: `db[n] += sum over rows of dy[r, n]`. P: rows, N.
+ * Bindings: P, dy, db. Dispatch `(ceil(N / 64))`.
+ */
+export const COLSUM_WGSL = /* wgsl */ `
+struct P { rows: u32, N: u32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> db: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let n = g.x;
+  if (n >= p.N) { return; }
+  var s = 0.0;
+  for (var r = 0u; r < p.rows; r++) { s = s + dy[r * p.N + n]; }
+  db[n] = db[n] + s;
+}`;
+
+/**
+ * Copies `n` floats (`y = x`), or with `zero` 1 fills `y` with zeros. P: n, zero. Bindings: P, x, y.
+ * Dispatch as {@linkcode GELU_FWD_WGSL}.
+ */
+export const COPY_WGSL = /* wgsl */ `
+struct P { n: u32, zero: u32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = g.y * nw.x * 256u + g.x;
+  if (i >= p.n) { return; }
+  if (p.zero == 1u) { y[i] = 0.0; } else { y[i] = x[i]; }
+}`;

@@ -1,0 +1,198 @@
+/**
+ * What a model made with `trainable: true` carries besides its inference weights: the training
+ * state (parameters in PyTorch's layout, gradients, kernels), and its checkpoints.
+ *
+ * @module
+ */
+
+import type { GPTConfig } from "../weights/config.ts";
+import type { InputTensor, ModelWeights } from "../weights/model_weights.ts";
+import { BufferUsage, MapMode } from "../gpu/flags.ts";
+import { TrainParams } from "../engine/training/params.ts";
+import { TrainState } from "../engine/training/state.ts";
+import { openWriter, remove, rename } from "../platform/files.ts";
+
+/** A trainable model's training side. */
+export interface Training {
+  /** The GPU state. */
+  state: TrainState;
+  /** The inference weights, refreshed after every optimizer step. */
+  weights: ModelWeights;
+  /** Optimizer steps taken (for AdamW's bias correction). */
+  steps: number;
+  /** True while an optimizer owns the model. */
+  optimizer?: object;
+}
+
+const trainings = new WeakMap<object, Training>();
+
+/**
+ * Ties a model to its training side.
+ *
+ * @param model The model.
+ * @param t Its training side.
+ */
+export function attachTraining(model: object, t: Training): void {
+  trainings.set(model, t);
+}
+
+/**
+ * The training side of a model.
+ *
+ * @param model The model.
+ * @param what What the caller was about to do, for the error.
+ * @returns Its training side.
+ * @throws {TypeError} When the model was not made trainable.
+ */
+export function trainingOf(model: object, what = "train the model"): Training {
+  const t = trainings.get(model);
+  if (!t) {
+    throw new TypeError(
+      `Cannot ${what}: the model was made without { trainable: true }; create or load it with trainable: true`,
+    );
+  }
+  return t;
+}
+
+/**
+ * Allocates trainable parameters and passes each tensor through, writing it into them first.
+ *
+ * @param device The device.
+ * @param cfg The configuration.
+ * @param options Vocabulary rows per chunk, the tied head.
+ * @returns The parameters, and a function that wraps the tensor stream.
+ */
+export function trainableParams(
+  device: GPUDevice,
+  cfg: Required<GPTConfig>,
+  options: { chunkRows: number; tied: boolean; dtype: string },
+): { params: TrainParams; tee: (t: Iterable<InputTensor> | AsyncIterable<InputTensor>) => AsyncIterable<InputTensor> } {
+  if (options.dtype !== "f32") {
+    throw new RangeError(`Cannot make a trainable model with dtype '${options.dtype}': training needs "f32"`);
+  }
+  if (cfg.emb_dim % 4 !== 0) {
+    throw new RangeError(`Cannot make a trainable model: emb_dim ${cfg.emb_dim} is not a multiple of 4`);
+  }
+  const params = new TrainParams(device, cfg, options);
+  async function* tee(tensors: Iterable<InputTensor> | AsyncIterable<InputTensor>): AsyncIterable<InputTensor> {
+    for await (const t of tensors) {
+      if (/^trf_blocks\.\d+\.att\.(W_\w+|qkv)\.bias$/.test(t.name) && !cfg.qkv_bias) {
+        throw new RangeError(`Cannot train tensor '${t.name}': the configuration has qkv_bias false; set it true`);
+      }
+      params.write(t);
+      yield t;
+    }
+  }
+  return { params, tee };
+}
+
+/**
+ * Makes a model's training state once its parameters are written.
+ *
+ * @param device The device.
+ * @param params The parameters.
+ * @param wait The runner's GPU wait.
+ * @returns The state.
+ */
+export async function trainState(
+  device: GPUDevice,
+  params: TrainParams,
+  wait: <T>(p: Promise<T>) => Promise<T>,
+): Promise<TrainState> {
+  return await TrainState.create(device, params, wait);
+}
+
+/**
+ * Reads floats of a buffer back.
+ *
+ * @param device The device.
+ * @param buffer The buffer.
+ * @param offset The first float.
+ * @param count How many.
+ * @returns The values.
+ */
+export async function readFloats(
+  device: GPUDevice,
+  buffer: GPUBuffer,
+  offset: number,
+  count: number,
+): Promise<Float32Array> {
+  const staging = device.createBuffer({ size: count * 4, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(buffer, offset * 4, staging, 0, count * 4);
+  device.queue.submit([enc.finish()]);
+  try {
+    await staging.mapAsync(MapMode.READ);
+    return new Float32Array(staging.getMappedRange().slice(0));
+  } finally {
+    staging.destroy();
+  }
+}
+
+/**
+ * Reads one of the book's `state_dict` tensors (or its gradient) back from the GPU.
+ *
+ * @param device The device.
+ * @param params The parameters.
+ * @param name The tensor's name, e.g. `trf_blocks.0.att.W_query.weight`.
+ * @param grad Read the gradient instead.
+ * @returns Its shape and values, or undefined for an unknown name.
+ */
+export async function readTensor(
+  device: GPUDevice,
+  params: TrainParams,
+  name: string,
+  grad = false,
+): Promise<{ shape: number[]; data: Float32Array } | undefined> {
+  const t = params.stateDict().find((e) => e.name === name);
+  if (!t) return undefined;
+  const data = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
+  let at = 0;
+  for (const part of t.parts) {
+    data.set(await readFloats(device, grad ? part.param.grad : part.param.buffer, part.offset, part.size), at);
+    at += part.size;
+  }
+  return { shape: t.shape, data };
+}
+
+/**
+ * Writes the parameters as a safetensors file under the book's `state_dict` names (F32), with the
+ * configuration in `__metadata__.config`: into a file beside `path` first, renamed over it when
+ * complete, so a crash leaves either the old file or the new one.
+ *
+ * @param device The device.
+ * @param params The parameters.
+ * @param path The file to write.
+ */
+export async function saveCheckpoint(device: GPUDevice, params: TrainParams, path: string): Promise<void> {
+  const entries = params.stateDict();
+  const header: Record<string, unknown> = { __metadata__: { config: JSON.stringify(params.cfg), format: "pt" } };
+  let off = 0;
+  for (const e of entries) {
+    const bytes = e.shape.reduce((a, b) => a * b, 1) * 4;
+    header[e.name] = { dtype: "F32", shape: e.shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const tmp = `${path}.partial-${Math.random().toString(36).slice(2, 10)}`;
+  const w = await openWriter(tmp, false);
+  try {
+    const head = new Uint8Array(8 + json.length);
+    new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true);
+    head.set(new TextEncoder().encode(json), 8);
+    await w.write(head);
+    for (const e of entries) {
+      for (const part of e.parts) {
+        const data = await readFloats(device, part.param.buffer, part.offset, part.size);
+        await w.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      }
+    }
+    await w.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await w.close().catch(() => {});
+    await remove(tmp).catch(() => {});
+    throw e;
+  }
+}

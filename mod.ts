@@ -21,6 +21,7 @@ export * from "./src/weights/mod.ts";
 export * from "./src/model/mod.ts";
 export * from "./src/engine/mod.ts";
 export * from "./src/gpu/mod.ts";
+export * from "./src/train/mod.ts";
 export * from "./src/serve/mod.ts";
 export * from "./src/text/mod.ts";
 

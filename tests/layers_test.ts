@@ -15,11 +15,12 @@ const LAYERS = [
   "src/weights",
   "src/engine",
   "src/model",
+  "src/train",
   "src/serve",
   "src/cli",
 ];
 /** Layers whose code names no `Deno.` API. */
-const PORTABLE = ["kernels", "src/text", "src/gpu", "src/engine", "src/model"];
+const PORTABLE = ["kernels", "src/text", "src/gpu", "src/engine", "src/model", "src/train"];
 
 function walk(dir: string): string[] {
   const out: string[] = [];

@@ -40,6 +40,7 @@ import {
   CLIP_COEF_WGSL,
   COLSUM_WGSL,
   COPY_WGSL,
+  DROPOUT_WGSL,
   EMBED_BWD_WGSL,
   EMBED_FWD_WGSL,
   GELU_BWD_WGSL,
@@ -305,3 +306,5 @@ export const RELAYOUT: KernelSpec = trainKernel("relayout", RELAYOUT_WGSL, "read
 export const COLSUM: KernelSpec = trainKernel("colsum", COLSUM_WGSL, "read", "write");
 /** Copies or zeroes floats. */
 export const COPY: KernelSpec = trainKernel("copy", COPY_WGSL, "read", "write");
+/** Dropout in place (forward and backward). */
+export const DROPOUT: KernelSpec = trainKernel("dropout", DROPOUT_WGSL, "write");

@@ -208,10 +208,31 @@ fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: ve
   d[i] = d[i] * (0.5 * (1.0 + t) + 0.5 * v * dt);
 }`;
 
-/** The attention kernels' params: batch, tokens, heads, head size, width, and sqrt(head size). */
+/**
+ * Dropout's mask, drawn from a hash of a seed and the element's index (the same mask in forward
+ * and backward, nothing stored): an element is kept with probability `1 - rate` and then scaled
+ * by `1 / (1 - rate)`. PCG's output hash.
+ */
+const DROP = /* wgsl */ `
+fn pcg(x: u32) -> u32 {
+  let s = x * 747796405u + 2891336453u;
+  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+  return (w >> 22u) ^ w;
+}
+fn keepScale(seed: u32, i: u32, rate: f32) -> f32 {
+  if (rate <= 0.0) { return 1.0; }
+  let u = f32(pcg(seed ^ pcg(i)) >> 8u) * (1.0 / 16777216.0);
+  return select(0.0, 1.0 / (1.0 - rate), u >= rate);
+}`;
+
+/**
+ * The attention kernels' params: batch, tokens, heads, head size, width, the dropout seed and
+ * rate (of the attention weights), and sqrt(head size).
+ */
 const ATT_HEAD = /* wgsl */ `
-struct P { B: u32, T: u32, H: u32, hd: u32, C: u32, p0: u32, p1: u32, sq: f32 }
-@group(0) @binding(0) var<uniform> p: P;`;
+struct P { B: u32, T: u32, H: u32, hd: u32, C: u32, seed: u32, rate: f32, sq: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+${DROP}`;
 
 /** Index of head `h`'s element `i` of row `(b, t)` of the `[B*T, 3C]` q|k|v buffer (`part` 0, 1, 2). */
 const QKV_AT = /* wgsl */ `
@@ -219,7 +240,7 @@ fn at(part: u32, b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * 3u * p.
 
 /**
  * Causal attention that keeps its weights: for query `(b, h, t)`, `att[t2] = softmax(q.k[t2] / sqrt(hd))`
- * over `t2 <= t` (in `att`, `[B, H, T, T]`), `out[b, t, h] = sum att[t2] v[t2]`. Bindings: P, qkv, att, out.
+ * over `t2 <= t` (in `att`, `[B, H, T, T]`), `out[b, t, h] = sum dropout(att)[t2] v[t2]`. Bindings: P, qkv, att, out.
  * Dispatch `(ceil(T / 64), B * H)`.
  */
 export const ATT_FWD_WGSL = /* wgsl */ `${ATT_HEAD}
@@ -255,14 +276,16 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
   let o = (b * p.T + t) * p.C + h * p.hd;
   for (var i = 0u; i < p.hd; i++) {
     var s = 0.0;
-    for (var t2 = 0u; t2 <= t; t2++) { s = s + att[row + t2] * qkv[at(2u, b, t2, h) + i]; }
+    for (var t2 = 0u; t2 <= t; t2++) {
+      s = s + att[row + t2] * keepScale(p.seed, row + t2, p.rate) * qkv[at(2u, b, t2, h) + i];
+    }
     out[o + i] = s;
   }
 }`;
 
 /**
  * Attention backward, first part: the scores' gradient for query `(b, h, t)`,
- * `ds[t2] = att[t2] (datt[t2] - sum att datt) / sqrt(hd)` with `datt[t2] = dout . v[t2]`, into `ds`
+ * `ds[t2] = att[t2] (datt[t2] - sum att datt) / sqrt(hd)` with `datt[t2] = mask[t2] dout . v[t2]`, into `ds`
  * (`[B, H, T, T]`, zero above the diagonal). Bindings: P, qkv, att, dout, ds. Dispatch as the forward.
  */
 export const ATT_BWD_SCORES_WGSL = /* wgsl */ `${ATT_HEAD}
@@ -284,6 +307,7 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
     let v = at(2u, b, t2, h);
     var s = 0.0;
     for (var i = 0u; i < p.hd; i++) { s = s + dout[o + i] * qkv[v + i]; }
+    s = s * keepScale(p.seed, row + t2, p.rate);
     ds[row + t2] = s;
     dot_ad = dot_ad + att[row + t2] * s;
   }
@@ -294,7 +318,7 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
 /**
  * Attention backward, second part: for token `(b, h, t)` and element `i`,
  * `dq[t] = sum over t2 <= t of ds[t, t2] k[t2]`, `dk[t] = sum over t3 >= t of ds[t3, t] q[t3]`,
- * `dv[t] = sum over t3 >= t of att[t3, t] dout[t3]`, written into the `[B*T, 3C]` gradient `dqkv`.
+ * `dv[t] = sum over t3 >= t of dropout(att)[t3, t] dout[t3]`, written into the `[B*T, 3C]` gradient `dqkv`.
  * Bindings: P, qkv, att, dout, ds, dqkv. Dispatch `(ceil(hd / 16), T, B * H)` with workgroups of 16.
  */
 export const ATT_BWD_QKV_WGSL = /* wgsl */ `${ATT_HEAD}
@@ -318,7 +342,8 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
   var sv = 0.0;
   for (var t3 = t; t3 < p.T; t3++) {
     sk = sk + ds[base + t3 * p.T + t] * qkv[at(0u, b, t3, h) + i];
-    sv = sv + att[base + t3 * p.T + t] * dout[(b * p.T + t3) * p.C + h * p.hd + i];
+    let w = att[base + t3 * p.T + t] * keepScale(p.seed, base + t3 * p.T + t, p.rate);
+    sv = sv + w * dout[(b * p.T + t3) * p.C + h * p.hd + i];
   }
   dqkv[at(0u, b, t, h) + i] = sdq;
   dqkv[at(1u, b, t, h) + i] = sk;
@@ -502,11 +527,11 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
 }`;
 
 /**
- * Copies `n` floats (`y = x`), or with `zero` 1 fills `y` with zeros. P: n, zero. Bindings: P, x, y.
- * Dispatch as {@linkcode GELU_FWD_WGSL}.
+ * Copies `n` floats (`mode` 0: `y = x`), fills `y` with zeros (1), or adds (2: `y += x`).
+ * P: n, mode. Bindings: P, x, y. Dispatch as {@linkcode GELU_FWD_WGSL}.
  */
 export const COPY_WGSL = /* wgsl */ `
-struct P { n: u32, zero: u32, p0: u32, p1: u32 }
+struct P { n: u32, mode: u32, p0: u32, p1: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -514,5 +539,22 @@ struct P { n: u32, zero: u32, p0: u32, p1: u32 }
 fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
   let i = g.y * nw.x * 256u + g.x;
   if (i >= p.n) { return; }
-  if (p.zero == 1u) { y[i] = 0.0; } else { y[i] = x[i]; }
+  if (p.mode == 1u) { y[i] = 0.0; } else if (p.mode == 2u) { y[i] = y[i] + x[i]; } else { y[i] = x[i]; }
+}`;
+
+/**
+ * Dropout in place: `y[i] *= mask(seed, i)` (0, or `1 / (1 - rate)` with probability `1 - rate`); the
+ * same call on a gradient is dropout's backward. P: n, seed, rate. Bindings: P, y. Dispatch as
+ * {@linkcode GELU_FWD_WGSL}.
+ */
+export const DROPOUT_WGSL = /* wgsl */ `
+struct P { n: u32, seed: u32, rate: f32, p0: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${DROP}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = g.y * nw.x * 256u + g.x;
+  if (i >= p.n) { return; }
+  y[i] = y[i] * keepScale(p.seed, i, p.rate);
 }`;

@@ -8,7 +8,13 @@ import { readTensor, trainingOf } from "../src/model/_trainable.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { createDataloaderV1, type DataLoader } from "../src/train/dataloader.ts";
 import { AdamW, clipGradNorm } from "../src/train/optimizer.ts";
-import { backward, evaluateModel, generateAndPrintSample, trainModelSimple } from "../src/train/train.ts";
+import {
+  backward,
+  calcLossBatch,
+  evaluateModel,
+  generateAndPrintSample,
+  trainModelSimple,
+} from "../src/train/train.ts";
 import { decode } from "../src/text/tokenizer.ts";
 import { TorchGenerator } from "../src/weights/torch_random.ts";
 import { parameterDraws } from "../src/weights/init.ts";
@@ -216,4 +222,51 @@ Deno.test("train: the 124M model (context 32) for 4 steps equals PyTorch: losses
   assertLosses(r.trainLosses, ref.evals.map((e) => e.train), "train loss");
   assertLosses(r.valLosses, ref.evals.map((e) => e.val), "val loss");
   assert.deepEqual(r.samples, ref.samples.map((ids) => decode(ids).replaceAll("\n", " ")));
+});
+
+Deno.test("train: dropout is on in training and off in evaluation, and backward redraws the forward's masks", async () => {
+  const cfg = { ...SPEC.cases[0].config, drop_rate: 0.2 };
+  using model = await GPTModel.create(cfg, { seed: 7, trainable: true });
+  const { train } = setup(SPEC.cases[0].name, model.generator);
+  const [x, y] = train[Symbol.iterator]().next().value!;
+  const state = trainingOf(model).state;
+  // evaluation: no dropout, the same loss every time, and the loss of the inference path
+  const e1 = await calcLossBatch(x, y, model);
+  assert.equal(await calcLossBatch(x, y, model), e1);
+  assert.ok(near(await model.loss(x, y), e1, 1e-5));
+  // training: new masks every pass
+  const t1 = await backward(model, x, y);
+  const t2 = await backward(model, x, y);
+  assert.notEqual(t1, t2);
+  assert.notEqual(t1, e1);
+  // the gradient along a direction equals the loss's central difference under the same masks
+  const device = (await getGpu()).device;
+  const names = ["trf_blocks.0.att.W_query.weight", "trf_blocks.1.ff.layers.0.weight", "pos_emb.weight"];
+  const g = new TorchGenerator(3);
+  const base = await Promise.all(names.map((n) => readTensor(device, state.params, n)));
+  const dirs = base.map((t) => {
+    const d = new Float32Array(t!.data.length);
+    g.uniform(d, -1, 1);
+    return d;
+  });
+  const loss = async (eps: number, step: number) => {
+    names.forEach((name, i) => {
+      const data = base[i]!.data.map((v, j) => v + eps * dirs[i][j]);
+      state.params.write({ name, shape: base[i]!.shape, data });
+    });
+    state.dropoutStep = step;
+    return await backward(model, x, y);
+  };
+  state.zeroGrad();
+  const step = state.dropoutStep;
+  await loss(0, step);
+  const grads = await Promise.all(names.map((n) => readTensor(device, state.params, n, true)));
+  let dot = 0;
+  grads.forEach((t, i) => t!.data.forEach((v, j) => dot += v * dirs[i][j]));
+  const eps = 1e-2;
+  const fd = ((await loss(eps, step)) - (await loss(-eps, step))) / (2 * eps);
+  assert.ok(Math.abs(dot) > 0.01, `directional derivative ${dot} is too small to check`);
+  assert.ok(near(fd, dot, 0.01), `directional derivative ${dot}, central difference ${fd}`);
+  // a different mask gives a different loss at the same parameters
+  assert.notEqual(await loss(0, step + 1), await loss(0, step));
 });

@@ -91,15 +91,15 @@ export function trainableParams(
  *
  * @param device The device.
  * @param params The parameters.
- * @param wait The runner's GPU wait.
+ * @param options The runner's GPU wait; the seed of dropout's masks.
  * @returns The state.
  */
 export async function trainState(
   device: GPUDevice,
   params: TrainParams,
-  wait: <T>(p: Promise<T>) => Promise<T>,
+  options: { wait: <T>(p: Promise<T>) => Promise<T>; seed: number },
 ): Promise<TrainState> {
-  return await TrainState.create(device, params, wait);
+  return await TrainState.create(device, params, options);
 }
 
 /**

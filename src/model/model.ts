@@ -153,7 +153,7 @@ export class GPTModel {
       throw new RangeError(`Cannot create the model: seed '${seed}' is not a non-negative integer`);
     }
     const { seed: _, ...rest } = options;
-    const model = await GPTModel.#build(cfg, seededParametersAsync(cfg, seed), rest);
+    const model = await GPTModel.#build(cfg, seededParametersAsync(cfg, seed), { ...rest, dropoutSeed: seed });
     model.#seed = seed;
     return model;
   }
@@ -247,7 +247,7 @@ export class GPTModel {
   static async #build(
     cfg: Required<GPTConfig>,
     tensors: Iterable<InputTensor> | AsyncIterable<InputTensor>,
-    options: FromTensorsOptions,
+    options: FromTensorsOptions & { dropoutSeed?: number },
   ): Promise<GPTModel> {
     const dtype = options.dtype ?? "f32";
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
@@ -299,7 +299,10 @@ export class GPTModel {
     }
     const model = new GPTModel(new Runner({ gpu, cfg, dtype, profile, weights, kernels }), owned);
     if (train) {
-      const state = await trainState(gpu.device, train.params, (p) => model.#runner.wait(p));
+      const state = await trainState(gpu.device, train.params, {
+        wait: (p) => model.#runner.wait(p),
+        seed: options.dropoutSeed ?? 0,
+      });
       attachTraining(model, { state, weights, steps: 0 });
     }
     return model;

@@ -62,6 +62,9 @@ export class Activations {
   readonly ds: GPUBuffer;
   /** Per vocabulary chunk: the batch's distinct ids in it, where each one's rows start, the rows. */
   readonly csr: { uniq: GPUBuffer; start: GPUBuffer; pos: GPUBuffer }[];
+  /** Scratch rows `[rows, C]` for a dropped shortcut's output, and its gradient. */
+  readonly tmp: GPUBuffer;
+  readonly dtmp: GPUBuffer;
   /** A buffer that kernels with nothing to read are given. */
   readonly none: GPUBuffer;
   #all: GPUBuffer[] = [];
@@ -134,6 +137,8 @@ export class Activations {
       start: buf(`start${i}`, rows + 1),
       pos: buf(`pos${i}`, rows),
     }));
+    this.tmp = buf("tmp", rows * C);
+    this.dtmp = buf("dtmp", rows * C);
     this.none = buf("none", 4);
   }
 

@@ -6,7 +6,7 @@
  */
 
 import { MMT_ACC, MMT_BIAS, MMT_TILE } from "../../../kernels/mod.ts";
-import type { Program } from "./_program.ts";
+import type { Field, Program } from "./_program.ts";
 import type { Param } from "./params.ts";
 
 /** A matrix operand: a buffer, its row stride and first element (floats). */
@@ -17,6 +17,56 @@ export interface Mat {
 }
 
 const groups = (n: number, per: number) => Math.max(1, Math.ceil(n / per));
+
+/**
+ * The dropout sites of a training program and their masks' seeds: each site's dispatches (the
+ * forward and the backward share a key, so they draw the same mask) get a new seed every step.
+ */
+export class DropoutSites {
+  /** The drop probability. */
+  readonly rate: number;
+  #sites: { slot: number; params: Field[]; field: number; key: number }[] = [];
+
+  /**
+   * @param rate The config's `drop_rate`.
+   */
+  constructor(rate: number) {
+    this.rate = rate;
+  }
+
+  /**
+   * Tracks a dispatch whose params hold a mask's seed.
+   *
+   * @param slot The dispatch's slot.
+   * @param params Its params.
+   * @param field Which field is the seed.
+   * @param key The mask (the same for a site's forward and backward).
+   */
+  track(slot: number, params: Field[], field: number, key: number): void {
+    this.#sites.push({ slot, params, field, key });
+  }
+
+  /**
+   * Gives every site its seed for one step.
+   *
+   * @param prog The program.
+   * @param step A number that differs between steps.
+   */
+  reseed(prog: Program, step: number): void {
+    for (const s of this.#sites) {
+      s.params[s.field] = mix(mix(step, 0x9e3779b9) ^ s.key, s.key);
+      prog.set(s.slot, s.params);
+    }
+  }
+}
+
+/** A 32-bit integer hash of two values (murmur3's finalizer). */
+function mix(a: number, b: number): number {
+  let h = (Math.imul(a ^ (b + 0x7f4a7c15), 0x85ebca6b) >>> 0) ^ (a >>> 13);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
 
 /** Records training ops. */
 export class TrainOps {
@@ -143,5 +193,16 @@ export class TrainOps {
   /** `y = 0` over `n` floats. */
   zero(y: GPUBuffer, n: number): void {
     this.prog.addFlat("copy", [n, 1], [this.#none, y]);
+  }
+
+  /** `y += x` over `n` floats. */
+  add(x: GPUBuffer, y: GPUBuffer, n: number): void {
+    this.prog.addFlat("copy", [n, 2], [x, y]);
+  }
+
+  /** Dropout of `n` floats in place, with the mask of `key`. */
+  dropout(y: GPUBuffer, n: number, sites: DropoutSites, key: number): void {
+    const params: Field[] = [n, 0, { f: sites.rate }];
+    sites.track(this.prog.addFlat("dropout", params, [y]), params, 1, key);
   }
 }

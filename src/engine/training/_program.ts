@@ -35,6 +35,7 @@ export const TRAIN_KERNELS = {
   relayout: K.RELAYOUT,
   colsum: K.COLSUM,
   copy: K.COPY,
+  dropout: K.DROPOUT,
 } as const satisfies Record<string, KernelSpec>;
 
 /** A training kernel's name. */

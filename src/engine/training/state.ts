@@ -10,7 +10,7 @@ import type { GPTConfig } from "../../weights/config.ts";
 import type { ModelWeights } from "../../weights/model_weights.ts";
 import { BufferUsage, MapMode } from "../../gpu/flags.ts";
 import { Activations } from "./_activations.ts";
-import { TrainOps } from "./_ops.ts";
+import { DropoutSites, TrainOps } from "./_ops.ts";
 import { Program, type TrainPipelines, trainPipelines } from "./_program.ts";
 import type { TrainParams } from "./params.ts";
 import { recordBackward, recordForward, recordLoss } from "./step.ts";
@@ -27,6 +27,7 @@ export interface AdamWSettings {
 interface LossProgram {
   prog: Program;
   embedSlots: number[];
+  dropout?: DropoutSites;
 }
 
 /** The GPU side of training one model. */
@@ -42,17 +43,20 @@ export class TrainState {
   #clip?: { prog: Program; out: GPUBuffer; staging: GPUBuffer };
   #sync?: Program;
   #wait: <T>(p: Promise<T>) => Promise<T>;
+  #seed: number;
+  #dropped = 0;
 
   private constructor(
     device: GPUDevice,
     params: TrainParams,
     pipes: TrainPipelines,
-    wait: <T>(p: Promise<T>) => Promise<T>,
+    options: { wait: <T>(p: Promise<T>) => Promise<T>; seed: number },
   ) {
     this.#device = device;
     this.params = params;
     this.#pipes = pipes;
-    this.#wait = wait;
+    this.#wait = options.wait;
+    this.#seed = options.seed;
   }
 
   /**
@@ -60,15 +64,26 @@ export class TrainState {
    *
    * @param device The device.
    * @param params The parameters (already written).
-   * @param wait Awaits a GPU promise (the runner's readback wait).
+   * @param options The runner's GPU wait; the seed of dropout's masks.
    * @returns The state.
    */
   static async create(
     device: GPUDevice,
     params: TrainParams,
-    wait: <T>(p: Promise<T>) => Promise<T> = (p) => p,
+    options: { wait: <T>(p: Promise<T>) => Promise<T>; seed: number },
   ): Promise<TrainState> {
-    return new TrainState(device, params, await trainPipelines(device), wait);
+    return new TrainState(device, params, await trainPipelines(device), options);
+  }
+
+  /**
+   * How many training passes have drawn dropout masks: the next one's masks come from it. Setting
+   * it back redraws a pass's masks (for checks).
+   */
+  get dropoutStep(): number {
+    return this.#dropped;
+  }
+  set dropoutStep(n: number) {
+    this.#dropped = n;
   }
 
   get #cfg(): Required<GPTConfig> {
@@ -94,11 +109,13 @@ export class TrainState {
     if (!p) {
       const prog = new Program(this.#device, this.#pipes);
       const ops = new TrainOps(prog, act.none);
-      const parts = { cfg: this.#cfg, params: this.params, act, batch };
+      // dropout is on in training (model.train()) and off in evaluation
+      const dropout = backward && this.#cfg.drop_rate > 0 ? new DropoutSites(this.#cfg.drop_rate) : undefined;
+      const parts = { cfg: this.#cfg, params: this.params, act, batch, dropout };
       recordForward(ops, parts);
       recordLoss(ops, parts, backward);
       const embedSlots = backward ? recordBackward(ops, parts) : [];
-      p = { prog, embedSlots };
+      p = { prog, embedSlots, dropout };
       this.#programs.set(key, p);
     }
     return p;
@@ -119,7 +136,8 @@ export class TrainState {
     backward: boolean,
   ): Promise<{ loss: number; each: Float32Array }> {
     const B = inputs.length, T = inputs[0].length, rows = B * T;
-    const { prog, embedSlots } = this.#program(B, T, backward);
+    const { prog, embedSlots, dropout } = this.#program(B, T, backward);
+    dropout?.reseed(prog, this.#seed + this.#dropped++);
     const act = this.#act!;
     const ids = Uint32Array.from(inputs.flat());
     const q = this.#device.queue;

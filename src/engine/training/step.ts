@@ -3,28 +3,31 @@
  * `gpt2_backward`): read it beside `forward.ts`, which runs the same model for generation.
  *
  * ```
- * x = tok_emb(idx) + pos_emb(pos)                 embed_fwd (per vocabulary chunk)
+ * x = drop(tok_emb(idx) + pos_emb(pos))           embed_fwd (per vocabulary chunk), dropout
  * for each block:
  *   h = norm1(x)                                  ln_fwd (keeps mean, sd)
  *   q|k|v = h W_qkv^T + b                         mm_nt
- *   ctx = causal_attention(q, k, v)               att_fwd (keeps the weights)
- *   x = x + ctx W_out^T + b                       copy, mm_nt (accumulating)
+ *   ctx = causal_attention(q, k, v)               att_fwd (keeps the weights; drops them)
+ *   x = x + drop(ctx W_out^T + b)                 copy, mm_nt (accumulating; dropout, add)
  *   h = norm2(x)                                  ln_fwd
  *   f = GELU(h W_fc^T + b)                        mm_nt, gelu_fwd (keeps both)
- *   x = x + f W_fc2^T + b                         copy, mm_nt (accumulating)
+ *   x = x + drop(f W_fc2^T + b)                   copy, mm_nt (accumulating; dropout, add)
  * logits = final_norm(x) W_out_head^T             ln_fwd, mm_nt per row block and chunk
  * loss = cross_entropy(logits, targets)           ce (the logits' gradient in place)
  * ```
  *
  * then the same backwards, each op's gradient added where its input came from; weight gradients
- * accumulate (`+=`) until the optimizer's `zeroGrad`.
+ * accumulate (`+=`) until the optimizer's `zeroGrad`. Dropout (`drop_rate > 0`, training programs
+ * only) draws its masks from a hash of a per-step seed and each element's index, so backward
+ * redraws the forward's mask instead of storing it.
  *
  * @module
  */
 
 import type { GPTConfig } from "../../weights/config.ts";
 import type { Activations } from "./_activations.ts";
-import type { TrainOps } from "./_ops.ts";
+import type { DropoutSites, TrainOps } from "./_ops.ts";
+import type { Field } from "./_program.ts";
 import type { TrainParams } from "./params.ts";
 
 /** What a step's recording needs: the configuration, parameters, activations and batch rows. */
@@ -34,6 +37,55 @@ export interface StepParts {
   act: Activations;
   /** Batch rows of this program (at most the activations'). */
   batch: number;
+  /** Dropout's sites, in a training program of a model with `drop_rate > 0`. */
+  dropout?: DropoutSites;
+}
+
+/** The masks' keys: the embedding's, then per block the attention weights', and the two shortcuts'. */
+const EMB = 0;
+const key = (l: number, site: "weights" | "att" | "ff") => 1 + 3 * l + ["weights", "att", "ff"].indexOf(site);
+
+/** The attention kernels' params, with the dropout of their weights tracked for a new seed each step. */
+function attentionParams(s: StepParts, l: number, track: (slot: number, params: Field[]) => void) {
+  const { emb_dim: C, n_heads: H } = s.cfg;
+  const hd = C / H;
+  const params = (): Field[] => [s.batch, s.act.T, H, hd, C, 0, { f: s.dropout?.rate ?? 0 }, { f: Math.sqrt(hd) }];
+  return {
+    params,
+    tracked: (slot: number, p: Field[]) => {
+      if (s.dropout) s.dropout.track(slot, p, 5, key(l, "weights"));
+      track(slot, p);
+    },
+  };
+}
+
+/**
+ * Records `y = x + drop(f)` where `linear` records `f` into `y` (accumulating) or, with dropout,
+ * into a scratch buffer first.
+ */
+function residual(
+  ops: TrainOps,
+  s: StepParts,
+  x: GPUBuffer,
+  y: GPUBuffer,
+  linear: (out: GPUBuffer, acc: boolean) => void,
+  mask: number,
+): void {
+  const n = s.batch * s.act.T * s.cfg.emb_dim;
+  ops.copy(x, y, n);
+  if (!s.dropout) return linear(y, true);
+  linear(s.act.tmp, false);
+  ops.dropout(s.act.tmp, n, s.dropout, mask);
+  ops.add(s.act.tmp, y, n);
+}
+
+/** The gradient of `f` in `y = x + drop(f)`: `dy` itself, or with dropout its masked copy. */
+function residualGrad(ops: TrainOps, s: StepParts, dy: GPUBuffer, mask: number): GPUBuffer {
+  if (!s.dropout) return dy;
+  const n = s.batch * s.act.T * s.cfg.emb_dim;
+  ops.copy(dy, s.act.dtmp, n);
+  ops.dropout(s.act.dtmp, n, s.dropout, mask);
+  return s.act.dtmp;
 }
 
 const groups = (n: number, per: number) => Math.max(1, Math.ceil(n / per));
@@ -47,8 +99,8 @@ const groups = (n: number, per: number) => Math.max(1, Math.ceil(n / per));
 export function recordForward(ops: TrainOps, s: StepParts): void {
   const { emb_dim: C, n_heads: H } = s.cfg;
   const { params: P, act: A } = s;
-  const B = s.batch, T = A.T, rows = B * T, hd = C / H;
-  // x = tok_emb(idx) + pos_emb(pos)
+  const B = s.batch, T = A.T, rows = B * T;
+  // x = drop_emb(tok_emb(idx) + pos_emb(pos))
   for (const chunk of P.tokEmb) {
     ops.prog.add("embed_fwd", [rows, T, C, chunk.v0, chunk.rows], [
       A.ids,
@@ -57,27 +109,39 @@ export function recordForward(ops: TrainOps, s: StepParts): void {
       A.res[0],
     ], [groups(C, 64), rows]);
   }
+  if (s.dropout) ops.dropout(A.res[0], rows * C, s.dropout, EMB);
   P.blocks.forEach((b, l) => {
     const a = A.blocks[l];
     const x = A.res[l];
     // h = norm1(x); q|k|v = h W_qkv^T + b
     ops.layerNorm(x, b.norm1, a.ln1, a.stats1, rows, C);
     ops.linear(a.ln1, { weight: b.qkv, bias: b.qkvBias }, a.qkv, { rows, N: 3 * C, K: C });
-    // context_vec = causal_attention(q, k, v)
-    ops.prog.add("att_fwd", [B, T, H, hd, C, 0, 0, { f: Math.sqrt(hd) }], [a.qkv, a.att, a.atty], [
-      groups(T, 64),
-      B * H,
-    ]);
-    // x = x + context_vec W_out^T + b
-    ops.copy(x, a.res2, rows * C);
-    ops.linear(a.atty, { weight: b.outProj, bias: b.outProjBias }, a.res2, { rows, N: C, K: C, acc: true });
+    // context_vec = causal_attention(q, k, v), its weights dropped
+    const att = attentionParams(s, l, () => {});
+    const p = att.params();
+    att.tracked(ops.prog.add("att_fwd", p, [a.qkv, a.att, a.atty], [groups(T, 64), B * H]), p);
+    // x = x + drop_shortcut(context_vec W_out^T + b)
+    residual(
+      ops,
+      s,
+      x,
+      a.res2,
+      (out, acc) => ops.linear(a.atty, { weight: b.outProj, bias: b.outProjBias }, out, { rows, N: C, K: C, acc }),
+      key(l, "att"),
+    );
     // h = norm2(x); f = GELU(h W_fc^T + b)
     ops.layerNorm(a.res2, b.norm2, a.ln2, a.stats2, rows, C);
     ops.linear(a.ln2, { weight: b.fc, bias: b.fcBias }, a.fch, { rows, N: 4 * C, K: C });
     ops.prog.addFlat("gelu_fwd", [rows * 4 * C], [a.fch, a.fchGelu]);
-    // x = x + f W_fc2^T + b
-    ops.copy(a.res2, A.res[l + 1], rows * C);
-    ops.linear(a.fchGelu, { weight: b.fc2, bias: b.fc2Bias }, A.res[l + 1], { rows, N: C, K: 4 * C, acc: true });
+    // x = x + drop_shortcut(f W_fc2^T + b)
+    residual(
+      ops,
+      s,
+      a.res2,
+      A.res[l + 1],
+      (out, acc) => ops.linear(a.fchGelu, { weight: b.fc2, bias: b.fc2Bias }, out, { rows, N: C, K: 4 * C, acc }),
+      key(l, "ff"),
+    );
   });
   // final_norm(x)
   ops.layerNorm(A.res[s.cfg.n_layers], P.finalNorm, A.lnf, A.statsf, rows, C);
@@ -142,22 +206,29 @@ export function recordBackward(ops: TrainOps, s: StepParts): number[] {
   for (let l = L - 1; l >= 0; l--) {
     const b = P.blocks[l];
     const a = A.blocks[l];
-    // x = x + f W_fc2^T + b;  f = GELU(h W_fc^T + b);  h = norm2(x)
-    ops.linearBackward(A.dres, a.fchGelu, { weight: b.fc2, bias: b.fc2Bias }, A.dfch, { rows, N: C, K: 4 * C });
+    // x = x + drop_shortcut(f W_fc2^T + b);  f = GELU(h W_fc^T + b);  h = norm2(x)
+    const dff = residualGrad(ops, s, A.dres, key(l, "ff"));
+    ops.linearBackward(dff, a.fchGelu, { weight: b.fc2, bias: b.fc2Bias }, A.dfch, { rows, N: C, K: 4 * C });
     ops.prog.addFlat("gelu_bwd", [rows * 4 * C], [a.fch, A.dfch]);
     ops.linearBackward(A.dfch, a.ln2, { weight: b.fc, bias: b.fcBias }, A.dln, { rows, N: 4 * C, K: C });
     ops.layerNormBackward(a.res2, b.norm2, a.stats2, A.dln, A.dres, shape);
-    // x = x + context_vec W_out^T + b
-    ops.linearBackward(A.dres, a.atty, { weight: b.outProj, bias: b.outProjBias }, A.datty, { rows, N: C, K: C });
+    // x = x + drop_shortcut(context_vec W_out^T + b)
+    const datt = residualGrad(ops, s, A.dres, key(l, "att"));
+    ops.linearBackward(datt, a.atty, { weight: b.outProj, bias: b.outProjBias }, A.datty, { rows, N: C, K: C });
     // context_vec = causal_attention(q, k, v)
-    const att = [B, T, H, hd, C, 0, 0, { f: Math.sqrt(hd) }];
-    ops.prog.add("att_bwd_scores", att, [a.qkv, a.att, A.datty, A.ds], [groups(T, 64), B * H]);
-    ops.prog.add("att_bwd_qkv", att, [a.qkv, a.att, A.datty, A.ds, A.dqkv], [groups(hd, 16), T, B * H]);
+    const att = attentionParams(s, l, () => {});
+    const p1 = att.params(), p2 = att.params();
+    att.tracked(ops.prog.add("att_bwd_scores", p1, [a.qkv, a.att, A.datty, A.ds], [groups(T, 64), B * H]), p1);
+    att.tracked(
+      ops.prog.add("att_bwd_qkv", p2, [a.qkv, a.att, A.datty, A.ds, A.dqkv], [groups(hd, 16), T, B * H]),
+      p2,
+    );
     // q|k|v = h W_qkv^T + b;  h = norm1(x)
     ops.linearBackward(A.dqkv, a.ln1, { weight: b.qkv, bias: b.qkvBias }, A.dln, { rows, N: 3 * C, K: C });
     ops.layerNormBackward(A.res[l], b.norm1, a.stats1, A.dln, A.dres, shape);
   }
-  // x = tok_emb(idx) + pos_emb(pos)
+  // x = drop_emb(tok_emb(idx) + pos_emb(pos))
+  if (s.dropout) ops.dropout(A.dres, rows * C, s.dropout, EMB);
   ops.prog.add("pos_bwd", [B, T, C], [A.dres, P.posEmb.grad], [groups(C, 64), T]);
   return P.tokEmb.map((chunk, i) =>
     ops.prog.add("embed_bwd", [C, 0, chunk.v0], [A.csr[i].uniq, A.csr[i].start, A.csr[i].pos, A.dres, chunk.grad], [

@@ -83,11 +83,11 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
 
 /**
  * The book's LayerNorm, keeping each row's mean and `sqrt(var + eps)` for backward:
- * `y = scale * (x - mean) / sqrt(var + 1e-5) + shift` (biased variance). P: rows, C.
+ * `y = scale * (x - mean) / sqrt(var + eps) + shift` (biased variance). P: rows, C, eps.
  * Bindings: P, x, w (`scale` then `shift`), y, stats (`[rows, 2]`). Dispatch `(ceil(rows / 64))`.
  */
 export const LN_FWD_WGSL = /* wgsl */ `
-struct P { rows: u32, C: u32, p0: u32, p1: u32 }
+struct P { rows: u32, C: u32, eps: f32, p1: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -103,7 +103,7 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
   let mean = s / f32(p.C);
   var v = 0.0;
   for (var i = 0u; i < p.C; i++) { let d = x[o + i] - mean; v = v + d * d; }
-  let sd = sqrt(v / f32(p.C) + 1e-5);
+  let sd = sqrt(v / f32(p.C) + p.eps);
   for (var i = 0u; i < p.C; i++) { y[o + i] = w[i] * ((x[o + i] - mean) / sd) + w[p.C + i]; }
   stats[2u * r] = mean;
   stats[2u * r + 1u] = sd;

@@ -27,6 +27,7 @@ export const USAGE_LINE = `Usage: deno run -A mod.ts [options] "prompt"   (or --
 export const USAGE = `${USAGE_LINE}
        deno run -A mod.ts perplexity [options] FILE   (see perplexity --help)
        deno run -A mod.ts serve [options]             (see serve --help)
+       deno run -A mod.ts train --data FILE [options]  (see train --help)
 
 Generates text with the book's GPTModel on WebGPU. Without --weights the model is GPT_CONFIG_124M
 initialised as torch.manual_seed(seed) would, and the output is the notebook's (ids and text).

@@ -13,6 +13,7 @@ import type { GPTModel } from "../model/model.ts";
 import { openWeights } from "../weights/loader.ts";
 import { perplexityCommand } from "./_perplexity.ts";
 import { serveCommand } from "./_serve.ts";
+import { trainCommand } from "./_train.ts";
 
 export { VERSION };
 
@@ -33,6 +34,7 @@ export async function main(
 ): Promise<number> {
   if (args[0] === "perplexity") return await perplexityCommand(args.slice(1), out, err);
   if (args[0] === "serve") return await serveCommand(args.slice(1), out, err);
+  if (args[0] === "train") return await trainCommand(args.slice(1), out, err);
   const parsed = parseCli(args, out, err);
   if (typeof parsed === "number") return parsed;
   try {

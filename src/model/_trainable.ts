@@ -8,7 +8,7 @@
 import type { GPTConfig } from "../weights/config.ts";
 import type { InputTensor, ModelWeights } from "../weights/model_weights.ts";
 import { BufferUsage, MapMode } from "../gpu/flags.ts";
-import { TrainParams } from "../engine/training/params.ts";
+import { type Param, TrainParams } from "../engine/training/params.ts";
 import { TrainState } from "../engine/training/state.ts";
 import { openWriter, remove, rename } from "../platform/files.ts";
 
@@ -165,7 +165,14 @@ export async function readTensor(
  * @param path The file to write.
  */
 export async function saveCheckpoint(device: GPUDevice, params: TrainParams, path: string): Promise<void> {
-  const entries = params.stateDict();
+  const entries: { name: string; shape: number[]; parts?: { param: Param; offset: number; size: number }[] }[] = params
+    .stateDict();
+  // the book's attention registers its causal mask as a buffer: load_state_dict(strict=True) wants it
+  const T = params.cfg.context_length;
+  for (let l = params.cfg.n_layers - 1; l >= 0; l--) {
+    const at = entries.findIndex((e) => e.name === `trf_blocks.${l}.att.out_proj.weight`);
+    entries.splice(at, 0, { name: `trf_blocks.${l}.att.mask`, shape: [T, T] });
+  }
   const header: Record<string, unknown> = { __metadata__: { config: JSON.stringify(params.cfg), format: "pt" } };
   let off = 0;
   for (const e of entries) {
@@ -183,7 +190,8 @@ export async function saveCheckpoint(device: GPUDevice, params: TrainParams, pat
     head.set(new TextEncoder().encode(json), 8);
     await w.write(head);
     for (const e of entries) {
-      for (const part of e.parts) {
+      if (!e.parts) await w.write(causalMask(T));
+      for (const part of e.parts ?? []) {
         const data = await readFloats(device, part.param.buffer, part.offset, part.size);
         await w.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       }
@@ -195,4 +203,11 @@ export async function saveCheckpoint(device: GPUDevice, params: TrainParams, pat
     await remove(tmp).catch(() => {});
     throw e;
   }
+}
+
+/** `torch.triu(torch.ones(T, T), diagonal=1)` as float32 bytes. */
+function causalMask(T: number): Uint8Array {
+  const m = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) m.fill(1, i * T + i + 1, (i + 1) * T);
+  return new Uint8Array(m.buffer);
 }

@@ -39,6 +39,8 @@ export interface WeightSource {
 }
 
 const HF_SKIP = /(^|\.)attn\.(bias|masked_bias)$/;
+/** The causal mask buffer in the book's `state_dict` (`register_buffer("mask", ...)`): not a parameter. */
+const BOOK_SKIP = /^trf_blocks\.\d+\.att\.mask$/;
 
 /**
  * The book's name for a Hugging Face GPT-2 tensor, and whether it is stored input-major (GPT-2's
@@ -304,7 +306,7 @@ export async function openWeights(input: WeightsInput, config?: GPTConfig, init?
       if (isHf) {
         const m = huggingFaceName(key);
         if (m) mapped.push({ key, ...m });
-      } else {
+      } else if (!BOOK_SKIP.test(key)) {
         mapped.push({ key, name: key, inputMajor: false });
       }
     }

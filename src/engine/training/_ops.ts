@@ -166,9 +166,16 @@ export class TrainOps {
     });
   }
 
-  /** LayerNorm of `rows` rows of width `C`, keeping the statistics. */
-  layerNorm(x: GPUBuffer, w: Param, y: GPUBuffer, stats: GPUBuffer, rows: number, C: number): void {
-    this.prog.add("ln_fwd", [rows, C], [x, w.buffer, y, stats], [groups(rows, 64)]);
+  /** LayerNorm of `rows` rows of width `C` (epsilon `eps`), keeping the statistics. */
+  layerNorm(
+    x: GPUBuffer,
+    w: Param,
+    y: GPUBuffer,
+    stats: GPUBuffer,
+    shape: { rows: number; C: number; eps: number },
+  ): void {
+    const { rows, C, eps } = shape;
+    this.prog.add("ln_fwd", [rows, C, { f: eps }], [x, w.buffer, y, stats], [groups(rows, 64)]);
   }
 
   /** LayerNorm's backward: `dx += ...`, and its parameters' gradients. */

@@ -100,6 +100,7 @@ export function recordForward(ops: TrainOps, s: StepParts): void {
   const { emb_dim: C, n_heads: H } = s.cfg;
   const { params: P, act: A } = s;
   const B = s.batch, T = A.T, rows = B * T;
+  const ln = { rows, C, eps: s.cfg.layer_norm_epsilon };
   // x = drop_emb(tok_emb(idx) + pos_emb(pos))
   for (const chunk of P.tokEmb) {
     ops.prog.add("embed_fwd", [rows, T, C, chunk.v0, chunk.rows], [
@@ -114,7 +115,7 @@ export function recordForward(ops: TrainOps, s: StepParts): void {
     const a = A.blocks[l];
     const x = A.res[l];
     // h = norm1(x); q|k|v = h W_qkv^T + b
-    ops.layerNorm(x, b.norm1, a.ln1, a.stats1, rows, C);
+    ops.layerNorm(x, b.norm1, a.ln1, a.stats1, ln);
     ops.linear(a.ln1, { weight: b.qkv, bias: b.qkvBias }, a.qkv, { rows, N: 3 * C, K: C });
     // context_vec = causal_attention(q, k, v), its weights dropped
     const att = attentionParams(s, l, () => {});
@@ -130,7 +131,7 @@ export function recordForward(ops: TrainOps, s: StepParts): void {
       key(l, "att"),
     );
     // h = norm2(x); f = GELU(h W_fc^T + b)
-    ops.layerNorm(a.res2, b.norm2, a.ln2, a.stats2, rows, C);
+    ops.layerNorm(a.res2, b.norm2, a.ln2, a.stats2, ln);
     ops.linear(a.ln2, { weight: b.fc, bias: b.fcBias }, a.fch, { rows, N: 4 * C, K: C });
     ops.prog.addFlat("gelu_fwd", [rows * 4 * C], [a.fch, a.fchGelu]);
     // x = x + drop_shortcut(f W_fc2^T + b)
@@ -144,7 +145,7 @@ export function recordForward(ops: TrainOps, s: StepParts): void {
     );
   });
   // final_norm(x)
-  ops.layerNorm(A.res[s.cfg.n_layers], P.finalNorm, A.lnf, A.statsf, rows, C);
+  ops.layerNorm(A.res[s.cfg.n_layers], P.finalNorm, A.lnf, A.statsf, ln);
 }
 
 /**

@@ -53,7 +53,7 @@ import {
   SCALE_WGSL,
   SUMSQ_WGSL,
 } from "./train.ts";
-export { MMT_ACC, MMT_BIAS, MMT_TILE } from "./matmul_tiled.ts";
+export { MMT_ACC, MMT_BIAS, MMT_TILE, MMT_TILE_ROWS } from "./matmul_tiled.ts";
 
 /** How a kernel uses one binding. */
 export type BindingKind = "uniform" | "read" | "write";

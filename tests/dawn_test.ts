@@ -7,6 +7,8 @@ import { getGpu, releaseGpu } from "../src/gpu/device.ts";
 import { pipelineOf } from "../src/gpu/pipelines.ts";
 import { GPTModel } from "../src/model/model.ts";
 import { generate } from "../src/model/generate.ts";
+import { backward } from "../src/train/train.ts";
+import { AdamW } from "../src/train/optimizer.ts";
 import { assertClose, f32File, fixture, TESTDATA } from "./_helpers.ts";
 import { dawn } from "./_dawn.ts";
 
@@ -69,6 +71,31 @@ Deno.test("Dawn and wgpu sample the same ids (seeded, top-k, top-p) and store f1
     assert.deepEqual(ids[0], ids[2], `${dtype} sampled ids`);
     assert.deepEqual(ids[1], ids[3], `${dtype} greedy ids`);
   }
+});
+
+Deno.test("a training step on Dawn (Tint) gives wgpu's loss, and the same loss after an AdamW step", async () => {
+  const cfg = {
+    vocab_size: 97,
+    context_length: 16,
+    emb_dim: 16,
+    n_heads: 2,
+    n_layers: 2,
+    drop_rate: 0,
+    qkv_bias: true,
+  };
+  const ids = [[1, 5, 9, 13, 2, 7, 40, 96], [3, 3, 3, 50, 61, 0, 12, 8]];
+  const targets = ids.map((r) => r.map((v) => (v * 7 + 1) % 97));
+  const losses: number[][] = [];
+  for (const gpu of [undefined, dawn()]) {
+    using model = await GPTModel.create(cfg, { seed: 3, trainable: true, gpu });
+    const opt = new AdamW(model, { lr: 1e-2 });
+    opt.zeroGrad();
+    const first = await backward(model, ids, targets);
+    opt.step();
+    losses.push([first, await backward(model, ids, targets)]);
+  }
+  assertClose(losses[1], losses[0], 1e-5, 1e-5, "Dawn's losses against wgpu's");
+  assert.notEqual(losses[0][0], losses[0][1]);
 });
 
 Deno.test("releaseGpu() destroys Dawn's shared device (a live one crashes the test process at exit)", async () => {

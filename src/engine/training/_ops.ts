@@ -5,7 +5,7 @@
  * @module
  */
 
-import { MMT_ACC, MMT_BIAS, MMT_TILE } from "../../../kernels/mod.ts";
+import { MMT_ACC, MMT_BIAS, MMT_TILE, MMT_TILE_ROWS } from "../../../kernels/mod.ts";
 import type { Field, Program } from "./_program.ts";
 import type { Param } from "./params.ts";
 
@@ -112,7 +112,7 @@ export class TrainOps {
       kernel,
       [s.M, s.N, s.K, a.ld, b.ld, c.ld, a.at ?? 0, b.at ?? 0, c.at ?? 0, flags, 0, 0],
       [a.buffer, b.buffer, bias ?? this.#none, c.buffer],
-      [groups(s.N, MMT_TILE), groups(s.M, MMT_TILE)],
+      [groups(s.N, MMT_TILE), groups(s.M, MMT_TILE_ROWS)],
     );
   }
 

@@ -2,7 +2,8 @@
 # One run on a machine with an NVIDIA GPU, in order of what matters most:
 # decode speed (with the process's CPU time per token) with the default kernels and with the other
 # attention kernel (the `backend` option), the decode-step profile, the comparison table against
-# PyTorch on the same GPU (when `python3` there has PyTorch with CUDA), then the tests.
+# PyTorch on the same GPU (when `python3` there has PyTorch with CUDA), training and prompt speed
+# against PyTorch (chapter 5), then the tests.
 # Each step has its own time limit; output goes to $OUT (or ./device-out) as it is written.
 # `bash bench/device_check.sh quick` runs only the default kernels: decode speed, profile, comparison, tests.
 #
@@ -41,6 +42,8 @@ py=$(command -v python3 || echo /usr/bin/python3)
   [ "$quick" ] || step 60 "profile f16" deno run -A bench/profile.ts f16 64
   [ "$quick" ] || step 60 "profile f32 at position 500" deno run -A bench/profile.ts f32 500
   step 180 "comparison, PyTorch on the GPU" deno run -A bench/compare.ts --reps 3 --python "$py" --torch-device cuda
+  step 240 "training (124M, batch 2 x context 256) and a 512-token prompt against PyTorch on the GPU" \
+    deno run -A bench/train_compare.ts --rounds 3 --steps 3 --python "$py" --torch-device cuda
 } 2>&1 | tee "$out/bench.txt"
 NO_COLOR=1 timeout 200 deno test -A tests/ > "$out/tests.txt" 2>&1
 echo "tests: exit $?"

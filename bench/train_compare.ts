@@ -80,18 +80,27 @@ async function trainRounds(): Promise<void> {
   for (let r = 0; r < ROUNDS; r++) {
     for (let s = 0; s < STEPS; s++) ours.push(await step());
     if (hasTorch) theirs.push(...(await torch(["train", String(B), String(T), String(STEPS)])).tok_s);
-    console.log(`round ${r + 1}: ours ${median(ours.slice(-STEPS)).toFixed(1)} tokens/s` +
-      (hasTorch ? `, PyTorch ${median(theirs.slice(-STEPS)).toFixed(1)}` : ""));
+    console.log(
+      `round ${r + 1}: ours ${median(ours.slice(-STEPS)).toFixed(1)} tokens/s` +
+        (hasTorch ? `, PyTorch ${median(theirs.slice(-STEPS)).toFixed(1)}` : ""),
+    );
   }
-  console.log(`training 124M, batch ${B} x context ${T} (${model.adapter}): ours median ${median(ours).toFixed(1)} tokens/s (${range(ours)})` +
-    (hasTorch
-      ? `, PyTorch ${median(theirs).toFixed(1)} (${range(theirs)}): ${(median(ours) / median(theirs)).toFixed(3)}x`
-      : ""));
+  console.log(
+    `training 124M, batch ${B} x context ${T} (${model.adapter}): ours median ${median(ours).toFixed(1)} tokens/s (${
+      range(ours)
+    })` +
+      (hasTorch
+        ? `, PyTorch ${median(theirs).toFixed(1)} (${range(theirs)}): ${(median(ours) / median(theirs)).toFixed(3)}x`
+        : ""),
+  );
 }
 
 async function prefillRounds(): Promise<void> {
   using model = await GPTModel.create(GPT_CONFIG_124M, { seed: 123 });
-  using trainable = await GPTModel.create({ ...GPT_CONFIG_124M, context_length: PREFILL }, { seed: 123, trainable: true });
+  using trainable = await GPTModel.create({ ...GPT_CONFIG_124M, context_length: PREFILL }, {
+    seed: 123,
+    trainable: true,
+  });
   const long = ids(1, PREFILL);
   const next = [[...long[0].slice(1), 0]];
   const time = async (fn: () => Promise<unknown>) => {
@@ -106,13 +115,19 @@ async function prefillRounds(): Promise<void> {
     fwd.push(await time(() => model.forward(long)));
     tiled.push(await time(() => calcLossBatch(long, next, trainable)));
     if (hasTorch) theirs.push(...(await torch(["prefill", String(PREFILL), "1"])).tok_s);
-    console.log(`round ${r + 1}: forward() ${fwd.at(-1)!.toFixed(1)}, training kernels ${tiled.at(-1)!.toFixed(1)}` +
-      (hasTorch ? `, PyTorch ${theirs.at(-1)!.toFixed(1)}` : "") + " tokens/s");
+    console.log(
+      `round ${r + 1}: forward() ${fwd.at(-1)!.toFixed(1)}, training kernels ${tiled.at(-1)!.toFixed(1)}` +
+        (hasTorch ? `, PyTorch ${theirs.at(-1)!.toFixed(1)}` : "") + " tokens/s",
+    );
   }
   const vs = (xs: number[]) => hasTorch ? ` = ${(median(xs) / median(theirs)).toFixed(3)}x PyTorch` : "";
-  console.log(`prefill ${PREFILL} tokens (${model.adapter}): forward() median ${median(fwd).toFixed(1)} tokens/s (${range(fwd)})${vs(fwd)}; ` +
-    `training kernels' forward ${median(tiled).toFixed(1)} (${range(tiled)})${vs(tiled)}` +
-    (hasTorch ? `; PyTorch ${median(theirs).toFixed(1)} (${range(theirs)})` : ""));
+  console.log(
+    `prefill ${PREFILL} tokens (${model.adapter}): forward() median ${median(fwd).toFixed(1)} tokens/s (${range(fwd)})${
+      vs(fwd)
+    }; ` +
+      `training kernels' forward ${median(tiled).toFixed(1)} (${range(tiled)})${vs(tiled)}` +
+      (hasTorch ? `; PyTorch ${median(theirs).toFixed(1)} (${range(theirs)})` : ""),
+  );
 }
 
 console.log(`bench/train_compare.ts: ${ROUNDS} rounds, ${navigator.hardwareConcurrency} CPUs`);

@@ -32,12 +32,10 @@ import { CROSS_ENTROPY_WGSL, KL_DIVERGENCE_WGSL } from "./loss.ts";
 import { LOGPROBS_WGSL } from "./logprobs.ts";
 import { MM_NN_WGSL, MM_NT_WGSL, MM_TN_WGSL } from "./matmul_tiled.ts";
 import {
-  ADAMW_WGSL,
   ATT_BWD_QKV_WGSL,
   ATT_BWD_SCORES_WGSL,
   ATT_FWD_WGSL,
   CE_WGSL,
-  CLIP_COEF_WGSL,
   COLSUM_WGSL,
   COPY_WGSL,
   DROPOUT_WGSL,
@@ -49,10 +47,8 @@ import {
   LN_BWD_X_WGSL,
   LN_FWD_WGSL,
   POS_BWD_WGSL,
-  RELAYOUT_WGSL,
-  SCALE_WGSL,
-  SUMSQ_WGSL,
 } from "./train.ts";
+import { ADAMW_WGSL, CLIP_COEF_WGSL, RELAYOUT_WGSL, SCALE_WGSL, SUMSQ_WGSL } from "./optimizer.ts";
 export { MMT_ACC, MMT_BIAS, MMT_TILE, MMT_TILE_ROWS } from "./matmul_tiled.ts";
 
 /** How a kernel uses one binding. */

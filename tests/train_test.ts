@@ -2,7 +2,7 @@
 // the data loader's order, every step's loss, the evaluations, the first step's gradients, the
 // samples after each epoch, gradient accumulation and clipping, and the 124M model for a few steps.
 import assert from "node:assert/strict";
-import { fixture } from "./_helpers.ts";
+import { fixture, TESTDATA } from "./_helpers.ts";
 import { GPTModel } from "../src/model/model.ts";
 import { readTensor, trainingOf } from "../src/model/_trainable.ts";
 import { getGpu } from "../src/gpu/device.ts";
@@ -16,7 +16,7 @@ import {
   trainModelSimple,
 } from "../src/train/train.ts";
 import { decode } from "../src/text/tokenizer.ts";
-import { TorchGenerator } from "../src/weights/torch_random.ts";
+import { defaultGenerator, TorchGenerator } from "../src/weights/torch_random.ts";
 import { parameterDraws } from "../src/weights/init.ts";
 import type { GPTConfig } from "../src/weights/config.ts";
 
@@ -63,11 +63,13 @@ function setup(name: string, generator: TorchGenerator) {
     dropLast: true,
     generator,
   });
+  // the validation loader as users write it: no generator, so the default one (the last model's,
+  // which is `generator` unless a test passes another)
   const val = createDataloaderV1(chars.slice(split).join(""), {
     ...common,
     shuffle: false,
     dropLast: false,
-    generator,
+    ...(generator === defaultGenerator() ? {} : { generator }),
   });
   return { c, ref, train, val };
 }
@@ -102,6 +104,40 @@ async function assertGradients(model: GPTModel, want: Ref["gradients"]): Promise
       assert.ok(near(got, v, 1e-4, 1e-4 * scale + floor), `${name}[${Math.floor((i * n) / 64)}]: ${got}, PyTorch ${v}`);
     });
   }
+}
+
+/**
+ * Checks the gradients of some tensors along a random direction against the loss's central
+ * difference, with the same dropout masks for every pass (from `step`).
+ */
+async function assertDirectional(model: GPTModel, names: string[], batch: [number[][], number[][]], step = 0) {
+  const device = (await getGpu()).device;
+  const state = trainingOf(model).state;
+  const g = new TorchGenerator(3);
+  const base = await Promise.all(names.map((n) => readTensor(device, state.params, n)));
+  const dirs = base.map((t) => {
+    const d = new Float32Array(t!.data.length);
+    g.uniform(d, -1, 1);
+    return d;
+  });
+  const loss = async (eps: number) => {
+    names.forEach((name, i) => {
+      const data = base[i]!.data.map((v, j) => v + eps * dirs[i][j]);
+      state.params.write({ name, shape: base[i]!.shape, data });
+    });
+    state.dropoutStep = step;
+    return await backward(model, ...batch);
+  };
+  state.zeroGrad();
+  await loss(0);
+  const grads = await Promise.all(names.map((n) => readTensor(device, state.params, n, true)));
+  let dot = 0;
+  grads.forEach((t, i) => t!.data.forEach((v, j) => dot += v * dirs[i][j]));
+  const eps = 1e-2;
+  const fd = ((await loss(eps)) - (await loss(-eps))) / (2 * eps);
+  await loss(0);
+  assert.ok(Math.abs(dot) > 0.01, `directional derivative ${dot} is too small to check`);
+  assert.ok(near(fd, dot, 0.01), `directional derivative ${dot}, central difference ${fd}`);
 }
 
 Deno.test("train: model.generator continues where drawing the parameters left PyTorch's generator", () => {
@@ -240,33 +276,37 @@ Deno.test("train: dropout is on in training and off in evaluation, and backward 
   assert.notEqual(t1, t2);
   assert.notEqual(t1, e1);
   // the gradient along a direction equals the loss's central difference under the same masks
-  const device = (await getGpu()).device;
-  const names = ["trf_blocks.0.att.W_query.weight", "trf_blocks.1.ff.layers.0.weight", "pos_emb.weight"];
-  const g = new TorchGenerator(3);
-  const base = await Promise.all(names.map((n) => readTensor(device, state.params, n)));
-  const dirs = base.map((t) => {
-    const d = new Float32Array(t!.data.length);
-    g.uniform(d, -1, 1);
-    return d;
-  });
-  const loss = async (eps: number, step: number) => {
-    names.forEach((name, i) => {
-      const data = base[i]!.data.map((v, j) => v + eps * dirs[i][j]);
-      state.params.write({ name, shape: base[i]!.shape, data });
-    });
-    state.dropoutStep = step;
+  const step = state.dropoutStep;
+  await assertDirectional(
+    model,
+    ["trf_blocks.0.att.W_query.weight", "trf_blocks.1.ff.layers.0.weight", "pos_emb.weight"],
+    [x, y],
+    step,
+  );
+  const loss = async (s: number) => {
+    state.dropoutStep = s;
     return await backward(model, x, y);
   };
-  state.zeroGrad();
-  const step = state.dropoutStep;
-  await loss(0, step);
-  const grads = await Promise.all(names.map((n) => readTensor(device, state.params, n, true)));
-  let dot = 0;
-  grads.forEach((t, i) => t!.data.forEach((v, j) => dot += v * dirs[i][j]));
-  const eps = 1e-2;
-  const fd = ((await loss(eps, step)) - (await loss(-eps, step))) / (2 * eps);
-  assert.ok(Math.abs(dot) > 0.01, `directional derivative ${dot} is too small to check`);
-  assert.ok(near(fd, dot, 0.01), `directional derivative ${dot}, central difference ${fd}`);
   // a different mask gives a different loss at the same parameters
-  assert.notEqual(await loss(0, step + 1), await loss(0, step));
+  assert.notEqual(await loss(step + 1), await loss(step));
+});
+
+Deno.test("train: a Hugging Face model with a tied head trains (the embedding and head gradients add up)", async () => {
+  using model = await GPTModel.load(`${TESTDATA}tiny_hf_gpt2`, { trainable: true });
+  using plain = await GPTModel.load(`${TESTDATA}tiny_hf_gpt2`);
+  const ids = [[1, 7, 30, 99, 4, 12, 50, 3], [2, 2, 60, 8, 41, 77, 9, 100]];
+  const x = ids.map((r) => r.slice(0, 7)), y = ids.map((r) => r.slice(1));
+  assert.deepEqual(await model.forward(x), await plain.forward(x));
+  // tok_emb is also the head: its gradient has both parts
+  await assertDirectional(model, ["tok_emb.weight", "trf_blocks.2.att.W_value.weight"], [x, y]);
+  const opt = new AdamW(model, { lr: 1e-2, weightDecay: 0 });
+  const first = await calcLossBatch(x, y, model);
+  for (let i = 0; i < 5; i++) {
+    opt.zeroGrad();
+    await backward(model, x, y);
+    opt.step();
+  }
+  assert.ok(await calcLossBatch(x, y, model) < first - 0.1);
+  // generation reads the updated weights
+  assert.notDeepEqual(await model.forward(x), await plain.forward(x));
 });

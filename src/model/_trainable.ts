@@ -87,19 +87,29 @@ export function trainableParams(
 }
 
 /**
- * Makes a model's training state once its parameters are written.
+ * Makes a model's training state once its parameters are written, and ties it to the model.
  *
- * @param device The device.
- * @param params The parameters.
+ * @param model The model.
+ * @param parts The device, the parameters, the inference weights they refresh.
  * @param options The runner's GPU wait; the seed of dropout's masks.
- * @returns The state.
  */
-export async function trainState(
-  device: GPUDevice,
-  params: TrainParams,
+export async function startTraining(
+  model: object,
+  parts: { device: GPUDevice; params: TrainParams; weights: ModelWeights },
   options: { wait: <T>(p: Promise<T>) => Promise<T>; seed: number },
-): Promise<TrainState> {
-  return await TrainState.create(device, params, options);
+): Promise<void> {
+  const state = await TrainState.create(parts.device, parts.params, options);
+  attachTraining(model, { state, weights: parts.weights, steps: 0 });
+}
+
+/**
+ * Whether a model was made trainable.
+ *
+ * @param model The model.
+ * @returns True with `trainable: true`.
+ */
+export function isTrainable(model: object): boolean {
+  return trainings.has(model);
 }
 
 /**

@@ -24,9 +24,9 @@ import { checkOptions } from "../engine/_options.ts";
 import { overContext } from "../engine/_context.ts";
 import { forwardLogits, tokenLosses } from "../engine/_scoring.ts";
 import { uploadWeights } from "./_upload.ts";
-import { attachTraining, saveCheckpoint, trainableParams, trainingOf, trainState } from "./_trainable.ts";
+import { isTrainable, saveCheckpoint, startTraining, trainableParams, trainingOf } from "./_trainable.ts";
 import { parameterDraws } from "../weights/init.ts";
-import { TorchGenerator } from "../weights/torch_random.ts";
+import { setDefaultGenerator, TorchGenerator } from "../weights/torch_random.ts";
 
 /** The options of every way to make a model that say how it is stored and run. */
 const STORAGE_KEYS = ["dtype", "maxBindingBytes", "backend", "gpu", "trainable"] as const;
@@ -155,6 +155,8 @@ export class GPTModel {
     const { seed: _, ...rest } = options;
     const model = await GPTModel.#build(cfg, seededParametersAsync(cfg, seed), { ...rest, dropoutSeed: seed });
     model.#seed = seed;
+    // like torch.manual_seed(seed) then GPTModel(cfg): loaders without a generator continue from here
+    setDefaultGenerator(() => model.generator);
     return model;
   }
 
@@ -298,24 +300,19 @@ export class GPTModel {
       throw compiled;
     }
     const model = new GPTModel(new Runner({ gpu, cfg, dtype, profile, weights, kernels }), owned);
+    const wait = <T>(p: Promise<T>) => model.#runner.wait(p);
     if (train) {
-      const state = await trainState(gpu.device, train.params, {
-        wait: (p) => model.#runner.wait(p),
+      await startTraining(model, { device: gpu.device, params: train.params, weights }, {
+        wait,
         seed: options.dropoutSeed ?? 0,
       });
-      attachTraining(model, { state, weights, steps: 0 });
     }
     return model;
   }
 
   /** True when the model was made with `trainable: true`. */
   get trainable(): boolean {
-    try {
-      trainingOf(this);
-      return true;
-    } catch {
-      return false;
-    }
+    return isTrainable(this);
   }
 
   /**
@@ -434,7 +431,7 @@ export class GPTModel {
 
   /** Frees every GPU buffer of the model. Later calls throw. */
   destroy(): void {
-    const t = this.trainable ? trainingOf(this) : undefined;
+    const t = isTrainable(this) ? trainingOf(this) : undefined;
     t?.state.destroy();
     t?.state.params.destroy();
     this.#runner.destroy();

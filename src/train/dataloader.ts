@@ -10,7 +10,7 @@
  */
 
 import { encode } from "../text/tokenizer.ts";
-import { TorchGenerator } from "../weights/torch_random.ts";
+import { defaultGenerator, TorchGenerator } from "../weights/torch_random.ts";
 
 /** A batch: inputs and targets, `[batch, maxLength]` each. */
 export type Batch = [inputs: number[][], targets: number[][]];
@@ -56,12 +56,12 @@ export interface DataloaderOptions {
   /** Leave out a last batch smaller than `batchSize` (default true). */
   dropLast?: boolean;
   /**
-   * PyTorch's default generator to draw from, shared with whatever else draws from it (pass
-   * `model.generator` for the book's order). Without it, the loader draws from its own, seeded
-   * with `seed`.
+   * The generator to draw from, shared with whatever else draws from it: `model.generator` for the
+   * book's order. Without it or `seed`, the loader draws from the default generator, which
+   * `GPTModel.create` leaves where drawing the parameters ended (PyTorch's global generator).
    */
   generator?: TorchGenerator;
-  /** Seed of the loader's own generator when no `generator` is given (default 123). */
+  /** Draw from a generator of the loader's own, seeded with this, instead. */
   seed?: number;
 }
 
@@ -149,7 +149,8 @@ export function createDataloaderV1(txt: string | readonly number[], options: Dat
       throw new RangeError(`Cannot make the data loader: ${name} '${v}' is not a positive integer`);
     }
   }
-  const generator = options.generator ?? new TorchGenerator(options.seed ?? 123);
+  const generator = options.generator ??
+    (options.seed !== undefined ? new TorchGenerator(options.seed) : defaultGenerator());
   return new DataLoader(new GPTDatasetV1(txt, maxLength, stride), { batchSize, shuffle, dropLast, generator });
 }
 

@@ -227,3 +227,33 @@ export function linearWeightBound(fanIn: number): number {
 export function linearBiasBound(fanIn: number): number {
   return fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
 }
+
+/** PyTorch's default seed (`torch.initial_seed()` in a new process). */
+const TORCH_DEFAULT_SEED = 67280421310721;
+let defaultOf: () => TorchGenerator = () => {
+  const g = new TorchGenerator(TORCH_DEFAULT_SEED % 2 ** 32);
+  defaultOf = () => g;
+  return g;
+};
+
+/**
+ * PyTorch's default generator as this library keeps it: the generator `GPTModel.create` last left
+ * (`torch.manual_seed(seed); GPTModel(cfg)`), or a new process's. A data loader given no `generator`
+ * and no `seed` draws from it, as PyTorch's loaders draw from the global generator.
+ *
+ * @returns The generator.
+ */
+export function defaultGenerator(): TorchGenerator {
+  return defaultOf();
+}
+
+/**
+ * Makes a generator the default (called by `GPTModel.create`, lazily: the generator is made when
+ * first asked for).
+ *
+ * @param get Returns the generator.
+ */
+export function setDefaultGenerator(get: () => TorchGenerator): void {
+  let g: TorchGenerator | undefined;
+  defaultOf = () => g ??= get();
+}

@@ -78,6 +78,8 @@ export class DataLoader implements Iterable<Batch> {
   #generator: TorchGenerator;
 
   /**
+   * Makes a loader over a dataset (see {@linkcode createDataloaderV1}).
+   *
    * @param dataset The windows.
    * @param options Batch size, shuffling, the generator.
    */

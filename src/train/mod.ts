@@ -17,4 +17,5 @@ export {
   type TrainOptions,
   type TrainResult,
 } from "./train.ts";
-export { plotLosses } from "./plot.ts";
+export { type LossPlot, plotLosses } from "./plot.ts";
+export { defaultGenerator, TorchGenerator } from "../weights/torch_random.ts";

@@ -44,6 +44,8 @@ export class AdamW {
   #model: GPTModel;
 
   /**
+   * Makes the optimizer of a model's parameters.
+   *
    * @param model A model made with `trainable: true`.
    * @param options Learning rate, betas, epsilon, weight decay.
    * @throws {TypeError} When the model is not trainable.

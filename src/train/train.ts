@@ -157,6 +157,8 @@ export interface TrainResult {
 /** Thrown when the loss becomes NaN or infinite. */
 export class TrainingDivergedError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What happened, naming the step.
    */
   constructor(message: string) {

@@ -42,8 +42,9 @@ export class Activations {
   /** Token ids and targets, u32. */
   readonly ids: GPUBuffer;
   readonly targets: GPUBuffer;
-  /** Each row's loss. */
+  /** Each row's loss, and where it is read back. */
   readonly losses: GPUBuffer;
+  readonly staging: GPUBuffer;
   /** The residual stream entering each block, and leaving the last: `n_layers + 1` buffers. */
   readonly res: GPUBuffer[];
   /** Per block. */
@@ -110,6 +111,12 @@ export class Activations {
     this.ids = buf("ids", rows);
     this.targets = buf("targets", rows);
     this.losses = buf("losses", rows);
+    this.staging = device.createBuffer({
+      label: "losses read",
+      size: rows * 4,
+      usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
+    });
+    this.#all.push(this.staging);
     this.res = Array.from({ length: L + 1 }, (_, l) => buf(`res${l}`, rows * C));
     this.blocks = Array.from({ length: L }, (_, l) => ({
       res2: buf(`res2.${l}`, rows * C),

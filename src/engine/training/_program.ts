@@ -76,6 +76,7 @@ export class Program {
   #ops: (Dispatch | { slot: number; kernel: TrainKernel; buffers: GPUBuffer[]; grid: [number, number, number] })[] = [];
   #arena?: GPUBuffer;
   #data?: ArrayBuffer;
+  #kernels: TrainKernel[] = [];
 
   /**
    * @param device The device.
@@ -104,6 +105,7 @@ export class Program {
     }
     this.#slots.push(params);
     this.#ops.push({ slot: this.#slots.length - 1, kernel, buffers, grid: g });
+    this.#kernels.push(kernel);
     this.#arena = undefined;
     return this.#slots.length - 1;
   }
@@ -173,6 +175,34 @@ export class Program {
       pass.dispatchWorkgroups(...op.grid);
     }
     pass.end();
+  }
+
+  /**
+   * Records every dispatch in its own compute pass with timestamps before and after (for
+   * profiling; needs `timestamp-query`).
+   *
+   * @param encoder The command encoder.
+   * @param querySet Two timestamps per dispatch.
+   * @returns Each dispatch's kernel, in order.
+   */
+  encodeTimed(encoder: GPUCommandEncoder, querySet: GPUQuerySet): TrainKernel[] {
+    if (!this.#arena) this.#build();
+    this.#device.queue.writeBuffer(this.#arena!, 0, this.#data!);
+    (this.#ops as Dispatch[]).forEach((op, i) => {
+      const pass = encoder.beginComputePass({
+        timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
+      pass.setPipeline(op.pipeline);
+      pass.setBindGroup(0, op.group);
+      pass.dispatchWorkgroups(...op.grid);
+      pass.end();
+    });
+    return this.#kernels;
+  }
+
+  /** The number of dispatches. */
+  get length(): number {
+    return this.#ops.length;
   }
 
   /** Frees the params arena. */

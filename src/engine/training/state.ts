@@ -144,20 +144,16 @@ export class TrainState {
     q.writeBuffer(act.ids, 0, ids);
     q.writeBuffer(act.targets, 0, Uint32Array.from(targets.flat()));
     if (backward) this.#writeCsr(ids, act, prog, embedSlots);
-    const staging = this.#device.createBuffer({ size: rows * 4, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
     const enc = this.#device.createCommandEncoder({ label: "train step" });
     prog.encode(enc);
-    enc.copyBufferToBuffer(act.losses, 0, staging, 0, rows * 4);
+    enc.copyBufferToBuffer(act.losses, 0, act.staging, 0, rows * 4);
     q.submit([enc.finish()]);
-    try {
-      await this.#wait(staging.mapAsync(MapMode.READ));
-      const each = new Float32Array(staging.getMappedRange().slice(0));
-      let sum = 0;
-      for (const v of each) sum += v;
-      return { loss: Math.fround(sum / rows), each };
-    } finally {
-      staging.destroy();
-    }
+    await this.#wait(act.staging.mapAsync(MapMode.READ, 0, rows * 4));
+    const each = new Float32Array(act.staging.getMappedRange(0, rows * 4).slice(0));
+    act.staging.unmap();
+    let sum = 0;
+    for (const v of each) sum += v;
+    return { loss: Math.fround(sum / rows), each };
   }
 
   /** Each vocabulary chunk's distinct ids of the batch and the rows that hold them. */

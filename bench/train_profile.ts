@@ -56,8 +56,12 @@ kernels.forEach((k, i) => {
   byPart[part] += ms(i);
   total += ms(i);
 });
-console.log(`${gpu.description}; GPT-2 124M, batch ${B} x context ${T}; ${n} dispatches, ${total.toFixed(0)} ms of kernels`);
-for (const [k, v] of Object.entries(byPart)) console.log(`  ${k.padEnd(42)} ${v.toFixed(0).padStart(7)} ms  ${(100 * v / total).toFixed(1)}%`);
+console.log(
+  `${gpu.description}; GPT-2 124M, batch ${B} x context ${T}; ${n} dispatches, ${total.toFixed(0)} ms of kernels`,
+);
+for (const [k, v] of Object.entries(byPart)) {
+  console.log(`  ${k.padEnd(42)} ${v.toFixed(0).padStart(7)} ms  ${(100 * v / total).toFixed(1)}%`);
+}
 for (const [k, v] of [...byKernel].sort((a, b) => b[1] - a[1])) {
   console.log(`  ${k.padEnd(42)} ${v.toFixed(0).padStart(7)} ms  ${(100 * v / total).toFixed(1)}%`);
 }

@@ -47,7 +47,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }`;
 }
 
-const buf = (n: number, u = GPUBufferUsage.STORAGE) =>
+const buf = (n: number, u: number = GPUBufferUsage.STORAGE) =>
   device.createBuffer({ size: n * 4, usage: u | GPUBufferUsage.COPY_DST });
 const params = buf(8, GPUBufferUsage.UNIFORM);
 device.queue.writeBuffer(params, 0, new Uint32Array([M, N, K, K, K, N, 0, 0]));

@@ -204,3 +204,41 @@ Deno.test("train CLI: Ctrl-C stops at a step boundary, saves with --out and exit
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("AdamW.save/load with model.save: training resumes exactly where it stopped", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const text = await Deno.readTextFile(TEXT);
+    const batches = [...createDataloaderV1(text, { batchSize: 2, maxLength: 32, stride: 32, shuffle: false })].slice(
+      0,
+      4,
+    );
+    const run = async (model: GPTModel, opt: AdamW, from: number, to: number) => {
+      const out: number[] = [];
+      for (const [x, y] of batches.slice(from, to)) {
+        opt.zeroGrad();
+        out.push(await backward(model, x, y));
+        opt.step();
+      }
+      return out;
+    };
+    using a = await GPTModel.create(CFG, { seed: 9, trainable: true });
+    const optA = new AdamW(a, { lr: 3e-3, weightDecay: 0.05 });
+    await run(a, optA, 0, 2);
+    await a.save(`${dir}/m.safetensors`);
+    await optA.save(`${dir}/opt.safetensors`);
+    const straight = await run(a, optA, 2, 4);
+    using b = await GPTModel.load(`${dir}/m.safetensors`, { trainable: true });
+    const optB = new AdamW(b); // settings come from the file
+    await optB.load(`${dir}/opt.safetensors`);
+    assert.equal(optB.lr, 3e-3);
+    assert.equal(optB.weightDecay, 0.05);
+    assert.deepEqual(await run(b, optB, 2, 4), straight);
+    // without the optimizer's state the same steps differ (the moments and the bias correction restart)
+    using c = await GPTModel.load(`${dir}/m.safetensors`, { trainable: true });
+    assert.notDeepEqual(await run(c, new AdamW(c, { lr: 3e-3, weightDecay: 0.05 }), 2, 4), straight);
+    await assert.rejects(optB.load(`${dir}/m.safetensors`), /is not one \(save it with optimizer.save\)/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -8,7 +8,8 @@
 import type { GPTConfig } from "../weights/config.ts";
 import type { InputTensor, ModelWeights } from "../weights/model_weights.ts";
 import { BufferUsage, MapMode } from "../gpu/flags.ts";
-import { type Param, TrainParams } from "../engine/training/params.ts";
+import { TrainParams } from "../engine/training/params.ts";
+import { SafetensorsFile } from "../weights/safetensors.ts";
 import { TrainState } from "../engine/training/state.ts";
 import { openWriter, remove, rename } from "../platform/files.ts";
 
@@ -165,25 +166,19 @@ export async function readTensor(
   return { shape: t.shape, data };
 }
 
+/** A tensor to write: its name, shape, and how to get its values. */
+interface TensorOut {
+  name: string;
+  shape: number[];
+  read: () => Promise<Uint8Array>;
+}
+
 /**
- * Writes the parameters as a safetensors file under the book's `state_dict` names (F32), with the
- * configuration in `__metadata__.config`: into a file beside `path` first, renamed over it when
- * complete, so a crash leaves either the old file or the new one.
- *
- * @param device The device.
- * @param params The parameters.
- * @param path The file to write.
+ * Writes tensors as an F32 safetensors file, one at a time, into a file beside `path` renamed over
+ * it when complete: a crash leaves the old file or the new one.
  */
-export async function saveCheckpoint(device: GPUDevice, params: TrainParams, path: string): Promise<void> {
-  const entries: { name: string; shape: number[]; parts?: { param: Param; offset: number; size: number }[] }[] = params
-    .stateDict();
-  // the book's attention registers its causal mask as a buffer: load_state_dict(strict=True) wants it
-  const T = params.cfg.context_length;
-  for (let l = params.cfg.n_layers - 1; l >= 0; l--) {
-    const at = entries.findIndex((e) => e.name === `trf_blocks.${l}.att.out_proj.weight`);
-    entries.splice(at, 0, { name: `trf_blocks.${l}.att.mask`, shape: [T, T] });
-  }
-  const header: Record<string, unknown> = { __metadata__: { config: JSON.stringify(params.cfg), format: "pt" } };
+async function writeAtomically(path: string, entries: TensorOut[], metadata: Record<string, string>): Promise<void> {
+  const header: Record<string, unknown> = { __metadata__: metadata };
   let off = 0;
   for (const e of entries) {
     const bytes = e.shape.reduce((a, b) => a * b, 1) * 4;
@@ -199,13 +194,7 @@ export async function saveCheckpoint(device: GPUDevice, params: TrainParams, pat
     new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true);
     head.set(new TextEncoder().encode(json), 8);
     await w.write(head);
-    for (const e of entries) {
-      if (!e.parts) await w.write(causalMask(T));
-      for (const part of e.parts ?? []) {
-        const data = await readFloats(device, part.param.buffer, part.offset, part.size);
-        await w.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      }
-    }
+    for (const e of entries) await w.write(await e.read());
     await w.close();
     await rename(tmp, path);
   } catch (e) {
@@ -213,6 +202,108 @@ export async function saveCheckpoint(device: GPUDevice, params: TrainParams, pat
     await remove(tmp).catch(() => {});
     throw e;
   }
+}
+
+const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/**
+ * Writes the parameters as a safetensors file under the book's `state_dict` names (F32), with the
+ * configuration in `__metadata__.config`, atomically.
+ *
+ * @param device The device.
+ * @param params The parameters.
+ * @param path The file to write.
+ */
+export async function saveCheckpoint(device: GPUDevice, params: TrainParams, path: string): Promise<void> {
+  const entries: TensorOut[] = params.stateDict().map((e) => ({
+    name: e.name,
+    shape: e.shape,
+    read: async () => {
+      const out = new Float32Array(e.shape.reduce((a, b) => a * b, 1));
+      let at = 0;
+      for (const part of e.parts) {
+        out.set(await readFloats(device, part.param.buffer, part.offset, part.size), at);
+        at += part.size;
+      }
+      return bytesOf(out);
+    },
+  }));
+  // the book's attention registers its causal mask as a buffer: load_state_dict(strict=True) wants it
+  const T = params.cfg.context_length;
+  for (let l = params.cfg.n_layers - 1; l >= 0; l--) {
+    const at = entries.findIndex((e) => e.name === `trf_blocks.${l}.att.out_proj.weight`);
+    entries.splice(at, 0, {
+      name: `trf_blocks.${l}.att.mask`,
+      shape: [T, T],
+      read: () => Promise.resolve(causalMask(T)),
+    });
+  }
+  await writeAtomically(path, entries, { config: JSON.stringify(params.cfg), format: "pt" });
+}
+
+/** AdamW's settings and step count, as an optimizer state file holds them. */
+export interface OptimizerState {
+  step: number;
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+}
+
+/**
+ * Writes AdamW's running averages (`exp_avg.NAME`, `exp_avg_sq.NAME` for each parameter tensor) and
+ * its settings and step count (in `__metadata__`), atomically.
+ *
+ * @param device The device.
+ * @param state The training state.
+ * @param settings The step count and hyperparameters.
+ * @param path The file.
+ */
+export async function saveOptimizer(
+  device: GPUDevice,
+  state: TrainState,
+  settings: OptimizerState,
+  path: string,
+): Promise<void> {
+  const entries = state.moments().flatMap(({ param, m, v }) =>
+    ([["exp_avg", m], ["exp_avg_sq", v]] as const).map(([kind, buffer]) => ({
+      name: `${kind}.${param.name}`,
+      shape: [param.size],
+      read: async () => bytesOf(await readFloats(device, buffer, 0, param.size)),
+    }))
+  );
+  await writeAtomically(path, entries, { optimizer: JSON.stringify({ type: "AdamW", ...settings }) });
+}
+
+/**
+ * Reads a file {@linkcode saveOptimizer} wrote into the training state's running averages.
+ *
+ * @param device The device.
+ * @param state The training state.
+ * @param path The file.
+ * @returns The step count and hyperparameters it holds.
+ * @throws {Error} When the file is not an AdamW state of this model's parameters.
+ */
+export async function loadOptimizer(device: GPUDevice, state: TrainState, path: string): Promise<OptimizerState> {
+  using file = await SafetensorsFile.open(path);
+  const meta = file.metadata.optimizer ? JSON.parse(file.metadata.optimizer) : undefined;
+  if (meta?.type !== "AdamW") {
+    throw new Error(`Cannot load the optimizer state: '${path}' is not one (save it with optimizer.save)`);
+  }
+  for (const { param, m, v } of state.moments()) {
+    for (const [kind, buffer] of [["exp_avg", m], ["exp_avg_sq", v]] as const) {
+      const name = `${kind}.${param.name}`;
+      const info = file.tensors.get(name);
+      if (!info || info.shape.join() !== String(param.size)) {
+        throw new Error(
+          `Cannot load the optimizer state: '${path}' has no ${name} of ${param.size} values; it belongs to another model`,
+        );
+      }
+      device.queue.writeBuffer(buffer, 0, (await file.read(name)) as Float32Array<ArrayBuffer>);
+    }
+  }
+  const { step, lr, betas, eps, weightDecay } = meta;
+  return { step, lr, betas, eps, weightDecay };
 }
 
 /** `torch.triu(torch.ones(T, T), diagonal=1)` as float32 bytes. */

@@ -5,7 +5,7 @@
  */
 
 import type { GPTModel } from "../model/model.ts";
-import { trainingOf } from "../model/_trainable.ts";
+import { loadOptimizer, saveOptimizer, trainingOf } from "../model/_trainable.ts";
 import { runnerOf } from "../engine/_runner_of.ts";
 
 /** Options of {@linkcode AdamW}, with `torch.optim.AdamW`'s defaults. */
@@ -36,11 +36,11 @@ export class AdamW {
   /** The learning rate; may be changed between steps (a schedule). */
   lr: number;
   /** The running averages' coefficients. */
-  readonly betas: readonly [number, number];
+  betas: readonly [number, number];
   /** The denominator's epsilon. */
-  readonly eps: number;
+  eps: number;
   /** The weight decay. */
-  readonly weightDecay: number;
+  weightDecay: number;
   #model: GPTModel;
 
   /**
@@ -80,9 +80,54 @@ export class AdamW {
     this.#model = model;
   }
 
+  get #device(): GPUDevice {
+    return runnerOf(this.#model).parts.gpu.device;
+  }
+
   /** Sets every gradient to zero (`optimizer.zero_grad()`). */
   zeroGrad(): void {
     trainingOf(this.#model).state.zeroGrad();
+  }
+
+  /**
+   * Writes the optimizer's state (AdamW's running averages, step count and settings) as safetensors,
+   * atomically: with `model.save` it lets training resume exactly (`optimizer.state_dict()`).
+   *
+   * @param path The file, e.g. `optimizer.safetensors`.
+   */
+  async save(path: string): Promise<void> {
+    const t = trainingOf(this.#model);
+    const settings = {
+      step: t.steps,
+      lr: this.lr,
+      betas: [...this.betas] as [number, number],
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+    };
+    await runnerOf(this.#model).serial(
+      "save the optimizer",
+      () => saveOptimizer(this.#device, t.state, settings, path),
+    );
+  }
+
+  /**
+   * Reads a state {@linkcode AdamW.save} wrote (`optimizer.load_state_dict(...)`): the running
+   * averages, the step count, and the settings, which replace this optimizer's.
+   *
+   * @param path The file.
+   * @throws {Error} When the file is not the state of an AdamW over this model's parameters.
+   */
+  async load(path: string): Promise<void> {
+    const t = trainingOf(this.#model);
+    const s = await runnerOf(this.#model).serial(
+      "load the optimizer",
+      () => loadOptimizer(this.#device, t.state, path),
+    );
+    t.steps = s.step;
+    this.lr = s.lr;
+    this.betas = [s.betas[0], s.betas[1]];
+    this.eps = s.eps;
+    this.weightDecay = s.weightDecay;
   }
 
   /**

@@ -12,7 +12,7 @@ import { BufferUsage, MapMode } from "../../gpu/flags.ts";
 import { Activations } from "./_activations.ts";
 import { DropoutSites, TrainOps } from "./_ops.ts";
 import { Program, type TrainPipelines, trainPipelines } from "./_program.ts";
-import type { TrainParams } from "./params.ts";
+import type { Param, TrainParams } from "./params.ts";
 import { recordBackward, recordForward, recordLoss } from "./step.ts";
 
 /** AdamW's hyperparameters, as `torch.optim.AdamW` takes them. */
@@ -228,6 +228,23 @@ export class TrainState {
   }
 
   /**
+   * AdamW's running averages of each parameter tensor (`exp_avg`, `exp_avg_sq`), made (zeros) on first use.
+   *
+   * @returns One pair per tensor of `params.all`, in order.
+   */
+  moments(): { param: Param; m: GPUBuffer; v: GPUBuffer }[] {
+    const all = this.params.all;
+    if (!this.#moments) {
+      const usage = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
+      this.#moments = all.map((p) => ({
+        m: this.#device.createBuffer({ label: `${p.name} exp_avg`, size: p.size * 4, usage }),
+        v: this.#device.createBuffer({ label: `${p.name} exp_avg_sq`, size: p.size * 4, usage }),
+      }));
+    }
+    return all.map((param, i) => ({ param, ...this.#moments![i] }));
+  }
+
+  /**
    * One AdamW step over every parameter (`optimizer.step()`), then the parameters copied into the
    * inference weights when given.
    *
@@ -238,15 +255,9 @@ export class TrainState {
   adamStep(step: number, s: AdamWSettings, weights?: ModelWeights): void {
     const all = this.params.all;
     if (!this.#adam) {
-      const usage = BufferUsage.STORAGE | BufferUsage.COPY_DST;
-      this.#moments = all.map((p) => ({
-        m: this.#device.createBuffer({ label: `${p.name} exp_avg`, size: p.size * 4, usage }),
-        v: this.#device.createBuffer({ label: `${p.name} exp_avg_sq`, size: p.size * 4, usage }),
-      }));
+      const moments = this.moments();
       const prog = new Program(this.#device, this.#pipes);
-      const slots = all.map((p, i) =>
-        prog.addFlat("adamw", [p.size], [p.grad, p.buffer, this.#moments![i].m, this.#moments![i].v])
-      );
+      const slots = all.map((p, i) => prog.addFlat("adamw", [p.size], [p.grad, p.buffer, moments[i].m, moments[i].v]));
       this.#adam = { prog, slots };
     }
     const bc1 = 1 - s.beta1 ** step;

@@ -242,3 +242,15 @@ Deno.test("AdamW.save/load with model.save: training resumes exactly where it st
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("train: a batch whose activations pass the adapter's binding limit is refused in one sentence; smaller ones run", async () => {
+  const cfg = { ...CFG, vocab_size: 100, context_length: 1024, emb_dim: 48, n_heads: 12 };
+  using model = await GPTModel.create(cfg, { seed: 1, trainable: true });
+  const rows = (b: number, t: number) => Array.from({ length: b }, () => Array.from({ length: t }, (_, i) => i % 100));
+  // 3 x 12 heads x 1024^2 attention weights x 4 bytes = 151 MB > the 128 MiB binding
+  await assert.rejects(
+    backward(model, rows(3, 1024), rows(3, 1024)),
+    /^RangeError: Cannot train with batch 3 x context 1024: its attention weights need 150994944 bytes in one binding, over the adapter's limit of \d+; use a smaller batch or context$/,
+  );
+  assert.ok(Number.isFinite(await backward(model, rows(1, 1024), rows(1, 1024))));
+});

@@ -90,20 +90,33 @@ export class TrainState {
     return this.params.cfg;
   }
 
-  /** The activations for `batch x T`, reallocated when a larger batch or another `T` comes. */
-  #activations(batch: number, T: number): Activations {
+  /**
+   * The activations for `batch x T`, reallocated when a larger batch or another `T` comes; refused in
+   * one sentence when the GPU cannot hold them.
+   */
+  async #activations(batch: number, T: number): Promise<Activations> {
     if (!this.#act || this.#act.T !== T || this.#act.batch < batch) {
       for (const p of this.#programs.values()) p.prog.destroy();
       this.#programs.clear();
       this.#act?.destroy();
       this.#act = undefined;
-      this.#act = new Activations(this.#device, this.#cfg, { batch, T, chunks: this.params.tokEmb.length });
+      this.#device.pushErrorScope("out-of-memory");
+      const act = new Activations(this.#device, this.#cfg, { batch, T, chunks: this.params.tokEmb.length });
+      const oom = await this.#device.popErrorScope();
+      if (oom) {
+        act.destroy();
+        throw new RangeError(
+          `Cannot train with batch ${batch} x context ${T}: the GPU cannot hold its ${act.bytes} bytes of activations ` +
+            `(${oom.message}); use a smaller batch or context`,
+        );
+      }
+      this.#act = act;
     }
     return this.#act;
   }
 
-  #program(batch: number, T: number, backward: boolean): LossProgram {
-    const act = this.#activations(batch, T);
+  async #program(batch: number, T: number, backward: boolean): Promise<LossProgram> {
+    const act = await this.#activations(batch, T);
     const key = `${batch}x${T}${backward ? "+grad" : ""}`;
     let p = this.#programs.get(key);
     if (!p) {
@@ -136,7 +149,7 @@ export class TrainState {
     backward: boolean,
   ): Promise<{ loss: number; each: Float32Array }> {
     const B = inputs.length, T = inputs[0].length, rows = B * T;
-    const { prog, embedSlots, dropout } = this.#program(B, T, backward);
+    const { prog, embedSlots, dropout } = await this.#program(B, T, backward);
     dropout?.reseed(prog, this.#seed + this.#dropped++);
     const act = this.#act!;
     const ids = Uint32Array.from(inputs.flat());

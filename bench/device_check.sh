@@ -44,6 +44,7 @@ py=$(command -v python3 || echo /usr/bin/python3)
   step 180 "comparison, PyTorch on the GPU" deno run -A bench/compare.ts --reps 3 --python "$py" --torch-device cuda
   step 240 "training (124M, batch 2 x context 256) and a 512-token prompt against PyTorch on the GPU" \
     deno run -A bench/train_compare.ts --rounds 3 --steps 3 --python "$py" --torch-device cuda
+  [ "$quick" ] || step 120 "training step profile (124M, batch 2 x context 256)" deno run -A bench/train_profile.ts 2 256
 } 2>&1 | tee "$out/bench.txt"
 NO_COLOR=1 timeout 200 deno test -A tests/ > "$out/tests.txt" 2>&1
 echo "tests: exit $?"

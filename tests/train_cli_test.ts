@@ -130,6 +130,11 @@ Deno.test("train: a NaN loss stops training with an error naming the step; untra
     }),
     (e: Error) => e instanceof TrainingDivergedError && /step 0 \(epoch 1\): the loss is NaN/.test(e.message),
   );
+  const bad = { numEpochs: 1, evalFreq: 0, evalIter: 1, startContext: "Hi", print: () => {} };
+  await assert.rejects(
+    trainModelSimple(model, loader, loader, opt, bad),
+    /evalFreq '0' must be an integer of at least 1/,
+  );
   using plain = await GPTModel.create(CFG, { seed: 1 });
   assert.throws(() => new AdamW(plain), /made without \{ trainable: true \}/);
   await assert.rejects(plain.save("/tmp/never.safetensors"), /made without \{ trainable: true \}/);

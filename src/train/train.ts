@@ -179,6 +179,7 @@ export class TrainingDivergedError extends Error {
  * @param options Epochs, evaluation, the sample's prompt, callbacks, a signal.
  * @returns The losses and tokens seen at each evaluation, and every step's loss.
  * @throws {TrainingDivergedError} When a step's loss is not finite.
+ * @throws {RangeError} When `numEpochs`, `evalFreq` or `evalIter` is not a count.
  */
 export async function trainModelSimple(
   model: GPTModel,
@@ -188,6 +189,13 @@ export async function trainModelSimple(
   options: TrainOptions,
 ): Promise<TrainResult> {
   const { numEpochs, evalFreq, evalIter, startContext, signal } = options;
+  for (
+    const [name, v, min] of [["numEpochs", numEpochs, 0], ["evalFreq", evalFreq, 1], ["evalIter", evalIter, 1]] as const
+  ) {
+    if (!Number.isSafeInteger(v) || v < min) {
+      throw new RangeError(`Cannot train: ${name} '${v}' must be an integer of at least ${min}`);
+    }
+  }
   const print = options.print ?? console.log;
   const out: TrainResult = {
     trainLosses: [],

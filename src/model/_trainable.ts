@@ -285,25 +285,36 @@ export async function saveOptimizer(
  * @throws {Error} When the file is not an AdamW state of this model's parameters.
  */
 export async function loadOptimizer(device: GPUDevice, state: TrainState, path: string): Promise<OptimizerState> {
-  using file = await SafetensorsFile.open(path);
-  const meta = file.metadata.optimizer ? JSON.parse(file.metadata.optimizer) : undefined;
-  if (meta?.type !== "AdamW") {
-    throw new Error(`Cannot load the optimizer state: '${path}' is not one (save it with optimizer.save)`);
-  }
-  for (const { param, m, v } of state.moments()) {
-    for (const [kind, buffer] of [["exp_avg", m], ["exp_avg_sq", v]] as const) {
-      const name = `${kind}.${param.name}`;
-      const info = file.tensors.get(name);
-      if (!info || info.shape.join() !== String(param.size)) {
+  // no `using` here: the web build runs in Node 20, which lacks it
+  const file = await SafetensorsFile.open(path);
+  try {
+    const meta = file.metadata.optimizer ? JSON.parse(file.metadata.optimizer) : undefined;
+    if (meta?.type !== "AdamW") {
+      throw new Error(`Cannot load the optimizer state: '${path}' is not one (save it with optimizer.save)`);
+    }
+    const targets = state.moments().flatMap(({ param, m, v }) =>
+      ([["exp_avg", m], ["exp_avg_sq", v]] as const).map(([kind, buffer]) => ({
+        name: `${kind}.${param.name}`,
+        param,
+        buffer,
+      }))
+    );
+    // every tensor checked before any is written: a wrong file changes nothing
+    for (const { name, param } of targets) {
+      if (file.tensors.get(name)?.shape.join() !== String(param.size)) {
         throw new Error(
           `Cannot load the optimizer state: '${path}' has no ${name} of ${param.size} values; it belongs to another model`,
         );
       }
+    }
+    for (const { name, buffer } of targets) {
       device.queue.writeBuffer(buffer, 0, (await file.read(name)) as Float32Array<ArrayBuffer>);
     }
+    const { step, lr, betas, eps, weightDecay } = meta;
+    return { step, lr, betas, eps, weightDecay };
+  } finally {
+    file.close();
   }
-  const { step, lr, betas, eps, weightDecay } = meta;
-  return { step, lr, betas, eps, weightDecay };
 }
 
 /** `torch.triu(torch.ones(T, T), diagonal=1)` as float32 bytes. */

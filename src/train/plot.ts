@@ -43,7 +43,7 @@ export function plotLosses(p: LossPlot): string {
   const yLo = finite.length ? Math.min(...finite) : 0, yHi = finite.length ? Math.max(...finite) : 1;
   const pad = (yHi - yLo) * 0.05 || 0.5;
   const [y0, y1] = [yLo - pad, yHi + pad];
-  const xHi = Math.max(p.epochsSeen[n - 1] ?? 1, 1e-9);
+  const xHi = (p.epochsSeen[n - 1] ?? 0) > 0 ? p.epochsSeen[n - 1] : 1;
   const x = (e: number) => L + (e / xHi) * (W - L - R);
   const y = (v: number) => T + (1 - (v - y0) / (y1 - y0)) * (H - T - B);
   const line = (vals: number[], style: string) => {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { ELEMENTWISE } from "./train.ts";
+
 /**
  * `torch.optim.AdamW`'s update of one tensor (PyTorch 1.13's single-tensor loop):
  * `w *= 1 - lr wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; w -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`.
@@ -18,10 +20,7 @@ struct P { n: u32, decay: f32, b1: f32, b2: f32, stepSize: f32, bc2sqrt: f32, ep
 @group(0) @binding(2) var<storage, read_write> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = gid.y * nw.x * 256u + gid.x;
-  if (i >= p.n) { return; }
+${ELEMENTWISE}
   let g = grad[i];
   let wi = w[i] * p.decay;
   let mi = m[i] * p.b1 + g * (1.0 - p.b1);
@@ -88,10 +87,7 @@ struct P { n: u32, p0: u32, p1: u32, p2: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> coef: array<f32>;
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = g.y * nw.x * 256u + g.x;
-  if (i >= p.n) { return; }
+${ELEMENTWISE}
   x[i] = x[i] * coef[1];
 }`;
 

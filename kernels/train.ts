@@ -17,6 +17,16 @@ fn tanh_safe(u: f32) -> f32 {
 }`;
 
 /**
+ * The entry point of an elementwise kernel over `p.n` values, `i` its index: workgroups of 256 in a
+ * 2-D grid (at most 65,535 a side); the kernel's statements follow, then a closing brace.
+ */
+export const ELEMENTWISE = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gidx: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = gidx.y * nw.x * 256u + gidx.x;
+  if (i >= p.n) { return; }`;
+
+/**
  * Token + position embedding for the ids in one vocabulary chunk: `x[r] = wte[id - v0] + wpe[r % T]`
  * for every row `r` whose id is in `[v0, v0 + rows)`. P: rows, T, C, v0, vrows. Bindings: P, ids (u32),
  * wte chunk, wpe, x. Dispatch `(ceil(C / 64), rows)`.
@@ -180,10 +190,7 @@ struct P { n: u32, p0: u32, p1: u32, p2: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 ${GELU}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = g.y * nw.x * 256u + g.x;
-  if (i >= p.n) { return; }
+${ELEMENTWISE}
   let v = x[i];
   y[i] = 0.5 * v * (1.0 + tanh_safe(S2PI * (v + 0.044715 * v * v * v)));
 }`;
@@ -198,10 +205,7 @@ struct P { n: u32, p0: u32, p1: u32, p2: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> d: array<f32>;
 ${GELU}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = g.y * nw.x * 256u + g.x;
-  if (i >= p.n) { return; }
+${ELEMENTWISE}
   let v = x[i];
   let t = tanh_safe(S2PI * (v + 0.044715 * v * v * v));
   let dt = (1.0 - t * t) * S2PI * (1.0 + 3.0 * 0.044715 * v * v);
@@ -427,10 +431,7 @@ struct P { n: u32, mode: u32, p0: u32, p1: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = g.y * nw.x * 256u + g.x;
-  if (i >= p.n) { return; }
+${ELEMENTWISE}
   if (p.mode == 1u) { y[i] = 0.0; } else if (p.mode == 2u) { y[i] = y[i] + x[i]; } else { y[i] = x[i]; }
 }`;
 
@@ -444,9 +445,6 @@ struct P { n: u32, seed: u32, rate: f32, p0: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${DROP}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = g.y * nw.x * 256u + g.x;
-  if (i >= p.n) { return; }
+${ELEMENTWISE}
   y[i] = y[i] * keepScale(p.seed, i, p.rate);
 }`;

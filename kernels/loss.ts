@@ -29,7 +29,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 }
 
 /** Workgroup reductions over 64 invocations: max, sum, and the first index of the max. */
-const REDUCE = /* wgsl */ `
+export const REDUCE = /* wgsl */ `
 var<workgroup> rf: array<f32, 64>;
 var<workgroup> ri: array<u32, 64>;
 

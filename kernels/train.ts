@@ -9,6 +9,8 @@
  * @module
  */
 
+import { REDUCE } from "./loss.ts";
+
 const GELU = /* wgsl */ `
 const S2PI = 0.7978845608028654;
 fn tanh_safe(u: f32) -> f32 {
@@ -366,30 +368,17 @@ struct P { V: u32, ldl: u32, rows: u32, r0: u32, grad: u32, p0: u32, p1: u32, sc
 @group(0) @binding(1) var<storage, read> targets: array<u32>;
 @group(0) @binding(2) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
-var<workgroup> red: array<f32, 64>;
-fn reduce(v: f32, lid: u32, isMax: bool) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      if (isMax) { red[lid] = max(red[lid], red[lid + s]); } else { red[lid] = red[lid] + red[lid + s]; }
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+${REDUCE}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let r = wg.x;
   let o = r * p.ldl;
   var m = -3.4e38;
   for (var v = lid; v < p.V; v += 64u) { m = max(m, logits[o + v]); }
-  m = reduce(m, lid, true);
+  m = maxAll(m, lid);
   var s = 0.0;
   for (var v = lid; v < p.V; v += 64u) { s = s + exp(logits[o + v] - m); }
-  s = reduce(s, lid, false);
+  s = sumAll(s, lid);
   let tgt = targets[p.r0 + r];
   if (lid == 0u) { loss[p.r0 + r] = log(s) + m - logits[o + tgt]; }
   if (p.grad == 0u) { return; }

@@ -178,10 +178,10 @@ Deno.test("train: shuffled and ordered loaders give PyTorch's batches, evaluatio
   }
 });
 
-Deno.test("train: the tiny model's losses, evaluations, gradients and samples equal PyTorch's over 3 shuffled epochs", async () => {
-  const name = "tiny_shuffled";
+/** The book's loop (`trainModelSimple`) on a case, checking the first step's gradients on the way. */
+async function bookLoop(name: string) {
   const c = SPEC.cases.find((c) => c.name === name)!;
-  using model = await GPTModel.create(c.config, { seed: 123, trainable: true });
+  const model = await GPTModel.create(c.config, { seed: 123, trainable: true });
   const { ref, train, val } = setup(name, model.generator);
   const optimizer = new AdamW(model, { lr: c.lr, weightDecay: c.weightDecay });
   const lines: string[] = [];
@@ -199,8 +199,14 @@ Deno.test("train: the tiny model's losses, evaluations, gradients and samples eq
   assertLosses(r.stepLosses, ref.losses, "step loss");
   assertLosses(r.trainLosses, ref.evals.map((e) => e.train), "train loss");
   assertLosses(r.valLosses, ref.evals.map((e) => e.val), "val loss");
-  assert.deepEqual(r.tokensSeen, ref.evals.map((e) => e.tokensSeen));
   assert.deepEqual(r.samples, ref.samples.map((ids) => decode(ids).replaceAll("\n", " ")));
+  return { c, ref, r, lines, model };
+}
+
+Deno.test("train: the tiny model's losses, evaluations, gradients and samples equal PyTorch's over 3 shuffled epochs", async () => {
+  const { c, ref, r, lines, model } = await bookLoop("tiny_shuffled");
+  using _ = model;
+  assert.deepEqual(r.tokensSeen, ref.evals.map((e) => e.tokensSeen));
   assert.match(lines[0], /^Ep 1 \(Step 000000\): Train loss \d+\.\d{3}, Val loss \d+\.\d{3}$/);
   assert.equal(lines.length, ref.evals.length + c.numEpochs);
 });
@@ -238,26 +244,7 @@ Deno.test("train: gradient accumulation and clip_grad_norm_ equal PyTorch's", as
 });
 
 Deno.test("train: the 124M model (context 32) for 4 steps equals PyTorch: losses and first gradients", async () => {
-  const name = "gpt124m";
-  const c = SPEC.cases.find((c) => c.name === name)!;
-  using model = await GPTModel.create(c.config, { seed: 123, trainable: true });
-  const { ref, train, val } = setup(name, model.generator);
-  const optimizer = new AdamW(model, { lr: c.lr, weightDecay: c.weightDecay });
-  const r = await trainModelSimple(model, train, val, optimizer, {
-    numEpochs: c.numEpochs,
-    evalFreq: c.evalFreq,
-    evalIter: c.evalIter,
-    startContext: SPEC.startContext,
-    maxNewTokens: c.maxNewTokens,
-    print: () => {},
-    onStep: async ({ step }) => {
-      if (step === 0) await assertGradients(model, ref.gradients);
-    },
-  });
-  assertLosses(r.stepLosses, ref.losses, "step loss");
-  assertLosses(r.trainLosses, ref.evals.map((e) => e.train), "train loss");
-  assertLosses(r.valLosses, ref.evals.map((e) => e.val), "val loss");
-  assert.deepEqual(r.samples, ref.samples.map((ids) => decode(ids).replaceAll("\n", " ")));
+  using _ = (await bookLoop("gpt124m")).model;
 });
 
 Deno.test("train: dropout is on in training and off in evaluation, and backward redraws the forward's masks", async () => {
